@@ -1,0 +1,76 @@
+/*
+ * Diagnostics served only with FT_DEV_ROUTES=true: a request that holds a database
+ * connection for a given time (to exercise drains and the database path), and a JSON echo
+ * (to exercise body decoding). Never enable them in production.
+ */
+#include "core/mem.h"
+#include "http/request.h"
+#include "http/routes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SLEEP_MAX_MS 60000
+
+typedef struct sleep_job {
+    long ms;
+} sleep_job_t;
+
+static int sleep_work(PGconn *conn, void *arg, ft_error_t *err)
+{
+    sleep_job_t *job = arg;
+    char secs[32];
+    snprintf(secs, sizeof(secs), "%.3f", (double)job->ms / 1000.0);
+    const char *params[] = {secs};
+    PGresult *res = PQexecParams(conn, "SELECT pg_sleep($1::float8)", 1, NULL, params, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? FT_OK : ft_db_error(conn, res, err, "pg_sleep");
+    PQclear(res);
+    return rc;
+}
+
+static void sleep_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
+{
+    sleep_job_t *job = arg;
+    if (ft_req_alive(r)) {
+        if (status != FT_OK)
+            ft_respond_internal(r, 500, err);
+        else
+            ft_respond_json(r, 200, json_pack("{s:I}", "slept_ms", (json_int_t)job->ms));
+    }
+    free(job);
+}
+
+static void get_sleep(ft_req_t *r)
+{
+    const char *ms = ft_req_query(r, "ms");
+    char *end = NULL;
+    long v = ms != NULL ? strtol(ms, &end, 10) : -1;
+    if (ms == NULL || *ms == '\0' || *end != '\0' || v < 0 || v > SLEEP_MAX_MS) {
+        ft_respond_problem(r, 400, "invalid-parameter", "Invalid parameter",
+                           json_pack("{s:[{s:s, s:s}]}", "errors", "parameter", "ms", "detail", "an integer from 0 to 60000"),
+                           "Query parameter ms must be an integer from 0 to %d.", SLEEP_MAX_MS);
+        return;
+    }
+    sleep_job_t *job = ft_mem_alloc(sizeof(*job));
+    job->ms = v;
+    ft_req_defer_db(r, sleep_work, sleep_done, job);
+}
+
+static void post_echo(ft_req_t *r)
+{
+    ft_respond_json(r, 200, json_pack("{s:O}", "echo", r->body));
+}
+
+void ft_routes_dev(ft_router_t *router)
+{
+    static const ft_route_t routes[] = {
+        {.method = "GET", .pattern = "/api/v1/_dev/sleep", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_sleep},
+        {.method = "POST",
+         .pattern = "/api/v1/_dev/echo",
+         .permission = "dev:use",
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE,
+         .handler = post_echo},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        ft_router_add(router, &routes[i]);
+}

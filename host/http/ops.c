@@ -1,0 +1,61 @@
+/*
+ * Operational endpoints: liveness, readiness and Prometheus metrics. None of them touches
+ * the database or NATS on the request path.
+ */
+#include "http/request.h"
+#include "http/routes.h"
+#include "infra/metrics.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void get_health(ft_req_t *r)
+{
+    static const char body[] = "{\"status\":\"ok\"}";
+    ft_respond_raw(r, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static void get_ready(ft_req_t *r)
+{
+    ft_readiness_report_t rep;
+    int ready = ft_readiness_get(r->app->readiness, &rep);
+    json_t *checks = json_pack("{s:s, s:s, s:s, s:s}", "database", rep.database, "migrations", rep.migrations, "nats", rep.nats,
+                               "jetstream", rep.streams);
+    if (ready) {
+        ft_respond_json(r, 200, json_pack("{s:s, s:o}", "status", "ready", "checks", checks));
+        return;
+    }
+    char what[128] = "";
+    const struct {
+        int ok;
+        const char *name;
+    } parts[] = {{rep.database_ok, "database"}, {rep.migrations_ok, "migrations"}, {rep.nats_ok, "nats"}, {rep.streams_ok, "jetstream"}};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (!parts[i].ok) {
+            strncat(what, what[0] ? ", " : "", sizeof(what) - strlen(what) - 1);
+            strncat(what, parts[i].name, sizeof(what) - strlen(what) - 1);
+        }
+    }
+    ft_req_add_header(r, "retry-after", "1");
+    ft_respond_problem(r, 503, "not-ready", "Not Ready", json_pack("{s:o}", "checks", checks), "Not ready: %s (see checks).", what);
+}
+
+static void get_metrics(ft_req_t *r)
+{
+    char *text = NULL;
+    size_t len = 0;
+    ft_metrics_render(&text, &len);
+    ft_respond_raw(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+void ft_routes_ops(ft_router_t *router)
+{
+    static const ft_route_t routes[] = {
+        {.method = "GET", .pattern = "/health", .handler = get_health},
+        {.method = "GET", .pattern = "/ready", .handler = get_ready},
+        {.method = "GET", .pattern = "/metrics", .handler = get_metrics},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        ft_router_add(router, &routes[i]);
+}

@@ -1,0 +1,15 @@
+/*
+ * Route registration: each resource file adds its routes to the router at start.
+ */
+#ifndef FT_ROUTES_H
+#define FT_ROUTES_H
+
+#include "app.h"
+
+void ft_routes_ops(ft_router_t *router);
+void ft_routes_dev(ft_router_t *router);
+
+/* Registers every route of the host in order, and their metrics series. */
+void ft_routes_register_all(ft_app_t *app);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The HTTP server: N threads, each with its own libuv loop and h2o context, each accepting on
+ * its own SO_REUSEPORT socket bound to the one listen address. Drain on request: stop
+ * accepting, let in-flight requests and their deferred work finish, then stop.
+ */
+#ifndef FT_SERVER_H
+#define FT_SERVER_H
+
+#include <h2o.h>
+#include <pthread.h>
+#include <uv.h>
+
+#include "app.h"
+#include "infra/metrics.h"
+
+typedef struct ft_http_server ft_http_server_t;
+
+struct ft_http_thread {
+    h2o_context_t ctx; /* first: h2o hands handlers the context, and the thread is found from it */
+    uv_loop_t loop;
+    h2o_accept_ctx_t accept_ctx;
+    uv_tcp_t listener;
+    int listen_fd;
+    uv_async_t wake;
+    uv_timer_t tick;
+    pthread_t tid;
+    ft_metrics_shard_t *metrics;
+    ft_app_t *app;
+    ft_http_server_t *server;
+    unsigned index;
+    unsigned inflight;   /* requests begun and not yet disposed by h2o */
+    unsigned pending_db; /* deferred units of work not yet completed */
+    int draining;
+    uint64_t drain_deadline_ns;
+    uint64_t id_seed, id_counter; /* request id generation */
+};
+
+/* Binds the listen sockets (so an address in use fails here) and prepares the threads. */
+ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err);
+/* The port actually bound (useful with port 0). */
+unsigned ft_http_server_port(const ft_http_server_t *s);
+void ft_http_server_start(ft_http_server_t *s);
+/* Asks every thread to drain; returns at once. */
+void ft_http_server_shutdown(ft_http_server_t *s);
+/* Waits until every thread has stopped serving; returns 0 if all drained, -1 if a drain timed out. */
+int ft_http_server_join(ft_http_server_t *s);
+
+#endif

@@ -1,0 +1,494 @@
+/*
+ * Configuration loading and validation. One table names every setting, its default, its
+ * parser and its limits; the file and the environment go through the same parsers.
+ */
+#include "infra/config.h"
+
+#include "core/error.h"
+#include "core/mem.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef FT_DEFAULT_PLUGIN_DIR
+#define FT_DEFAULT_PLUGIN_DIR "plugins"
+#endif
+#ifndef FT_DEFAULT_MIGRATIONS_DIR
+#define FT_DEFAULT_MIGRATIONS_DIR "migrations"
+#endif
+
+typedef enum { K_STRING, K_LISTEN, K_UINT, K_SIZE, K_BOOL, K_ROLES, K_LOGLEVEL, K_PGURL, K_NATSURL } kind_t;
+
+typedef struct setting {
+    const char *name;
+    kind_t kind;
+    size_t offset;
+    const char *def;
+    unsigned long long min, max; /* for K_UINT and K_SIZE */
+    const char *help;
+} setting_t;
+
+#define OFF(f) offsetof(ft_config_t, f)
+
+static const setting_t settings[] = {
+    {"FT_HTTP_LISTEN", K_LISTEN, OFF(http_listen), "127.0.0.1:8080", 0, 0, "HTTP listen address, host:port"},
+    {"FT_DATABASE_URL", K_PGURL, OFF(database_url), "postgresql://farutech@127.0.0.1:55432/farutech", 0, 0,
+     "PostgreSQL connection URL or conninfo string"},
+    {"FT_NATS_URL", K_NATSURL, OFF(nats_url), "nats://127.0.0.1:14222", 0, 0, "NATS server URL(s), comma separated"},
+    {"FT_PLUGIN_DIR", K_STRING, OFF(plugin_dir), FT_DEFAULT_PLUGIN_DIR, 0, 0, "directory of product plugins (*.so)"},
+    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_DEFAULT_MIGRATIONS_DIR, 0, 0,
+     "directory of NNNN_name.sql migrations"},
+    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker"},
+    {"FT_THREADS", K_UINT, OFF(threads), "0", 0, 256, "HTTP loop threads (0 = one per CPU)"},
+    {"FT_DB_POOL_SIZE", K_UINT, OFF(db_pool_size), "8", 1, 512, "PostgreSQL connections for request work"},
+    {"FT_MAX_BODY_BYTES", K_SIZE, OFF(max_body_bytes), "1MiB", 1, 1ull << 30, "largest request body accepted"},
+    {"FT_LOG_LEVEL", K_LOGLEVEL, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"FT_SHUTDOWN_TIMEOUT_MS", K_UINT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
+     "how long a drain waits for in-flight requests"},
+    {"FT_READY_INTERVAL_MS", K_UINT, OFF(ready_interval_ms), "1000", 50, 60000, "readiness probe period"},
+    {"FT_NATS_REPLICAS", K_UINT, OFF(nats_replicas), "1", 1, 5, "JetStream stream replicas"},
+    {"FT_DEV_ROUTES", K_BOOL, OFF(dev_routes), "false", 0, 0, "serve /api/v1/_dev diagnostics (never in production)"},
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+typedef struct errbuf {
+    char *buf;
+    size_t len, used;
+    int count;
+} errbuf_t;
+
+static void add_error(errbuf_t *eb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add_error(errbuf_t *eb, const char *fmt, ...)
+{
+    eb->count++;
+    if (eb->used + 1 >= eb->len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(eb->buf + eb->used, eb->len - eb->used, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    eb->used += (size_t)n;
+    if (eb->used >= eb->len)
+        eb->used = eb->len - 1;
+    if (eb->used + 1 < eb->len) {
+        eb->buf[eb->used++] = '\n';
+        eb->buf[eb->used] = '\0';
+    }
+}
+
+static int parse_uint(const char *v, unsigned long long *out)
+{
+    if (*v == '\0' || !isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = n;
+    return 0;
+}
+
+/* "1048576", "512KiB", "1MiB", "1GiB" (also k/K, M, G as binary multiples). */
+static int parse_size(const char *v, unsigned long long *out)
+{
+    if (!isdigit((unsigned char)*v))
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno != 0)
+        return -1;
+    unsigned long long mult = 1;
+    if (*end != '\0') {
+        if (strcmp(end, "k") == 0 || strcmp(end, "K") == 0 || strcmp(end, "KiB") == 0 || strcmp(end, "KB") == 0)
+            mult = 1ull << 10;
+        else if (strcmp(end, "M") == 0 || strcmp(end, "MiB") == 0 || strcmp(end, "MB") == 0)
+            mult = 1ull << 20;
+        else if (strcmp(end, "G") == 0 || strcmp(end, "GiB") == 0 || strcmp(end, "GB") == 0)
+            mult = 1ull << 30;
+        else
+            return -1;
+    }
+    if (n > ~0ull / mult)
+        return -1;
+    *out = n * mult;
+    return 0;
+}
+
+static int parse_listen(const char *v, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon;
+    const char *h = v;
+    size_t hl;
+    if (*v == '[') { /* [::1]:8080 */
+        const char *close = strchr(v, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        h = v + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon == NULL)
+            return -1;
+        hl = (size_t)(colon - v);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    unsigned long long p;
+    if (parse_uint(colon + 1, &p) != 0 || p > 65535)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int parse_roles(const char *v, unsigned *out)
+{
+    unsigned roles = 0;
+    char *copy = ft_mem_strdup(v), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        size_t n = strlen(tok);
+        while (n > 0 && isspace((unsigned char)tok[n - 1]))
+            tok[--n] = '\0';
+        if (strcmp(tok, "api") == 0)
+            roles |= FT_ROLE_API;
+        else if (strcmp(tok, "relay") == 0)
+            roles |= FT_ROLE_RELAY;
+        else if (strcmp(tok, "worker") == 0)
+            roles |= FT_ROLE_WORKER;
+        else
+            rc = -1;
+    }
+    free(copy);
+    if (roles == 0)
+        rc = -1;
+    *out = roles;
+    return rc;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0 || strcasecmp(v, "on") == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0 || strcasecmp(v, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static int parse_loglevel(const char *v, int *out)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++) {
+        if (strcasecmp(v, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int valid_nats_url(const char *v)
+{
+    /* one or more comma separated nats://, tls:// or host:port entries, no blanks */
+    char *copy = ft_mem_strdup(v), *save = NULL;
+    int ok = 1, n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        n++;
+        const char *rest = tok;
+        if (strncmp(tok, "nats://", 7) == 0)
+            rest = tok + 7;
+        else if (strncmp(tok, "tls://", 6) == 0)
+            rest = tok + 6;
+        else if (strstr(tok, "://") != NULL)
+            ok = 0;
+        if (*rest == '\0' || strpbrk(tok, " \t") != NULL)
+            ok = 0;
+    }
+    free(copy);
+    return ok && n > 0;
+}
+
+/* Applies one value to the config; on a bad value records a message naming key, value and source. */
+static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const char *source, errbuf_t *eb)
+{
+    char *field = (char *)cfg + s->offset;
+    unsigned long long n;
+    int b;
+    switch (s->kind) {
+    case K_STRING:
+        if (*value == '\0') {
+            add_error(eb, "%s (from %s): must not be empty; %s", s->name, source, s->help);
+            return;
+        }
+        free(*(char **)field);
+        *(char **)field = ft_mem_strdup(value);
+        return;
+    case K_LISTEN:
+        if (parse_listen(value, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port) != 0) {
+            add_error(eb, "%s=%s (from %s): expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080",
+                      s->name, value, source);
+            return;
+        }
+        free(*(char **)field);
+        *(char **)field = ft_mem_strdup(value);
+        return;
+    case K_UINT:
+        if (parse_uint(value, &n) != 0 || n < s->min || n > s->max) {
+            add_error(eb, "%s=%s (from %s): expected an integer from %llu to %llu; %s", s->name, value, source, s->min, s->max,
+                      s->help);
+            return;
+        }
+        *(unsigned *)field = (unsigned)n;
+        return;
+    case K_SIZE:
+        if (parse_size(value, &n) != 0 || n < s->min || n > s->max) {
+            add_error(eb, "%s=%s (from %s): expected a size from %llu bytes to %llu bytes, e.g. 1048576, 512KiB or 4MiB", s->name,
+                      value, source, s->min, s->max);
+            return;
+        }
+        *(size_t *)field = (size_t)n;
+        return;
+    case K_BOOL:
+        if (parse_bool(value, &b) != 0) {
+            add_error(eb, "%s=%s (from %s): expected true or false", s->name, value, source);
+            return;
+        }
+        *(int *)field = b;
+        return;
+    case K_ROLES:
+        if (parse_roles(value, (unsigned *)field) != 0) {
+            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker", s->name, value, source);
+            return;
+        }
+        return;
+    case K_LOGLEVEL:
+        if (parse_loglevel(value, (int *)field) != 0) {
+            add_error(eb, "%s=%s (from %s): expected debug, info, warn or error", s->name, value, source);
+            return;
+        }
+        return;
+    case K_PGURL: {
+        char *perr = NULL;
+        PQconninfoOption *opts = PQconninfoParse(value, &perr);
+        if (opts == NULL) {
+            size_t l = perr != NULL ? strlen(perr) : 0;
+            while (l > 0 && (perr[l - 1] == '\n' || perr[l - 1] == ' '))
+                perr[--l] = '\0';
+            add_error(eb, "%s (from %s): not a valid PostgreSQL URL or conninfo: %s", s->name, source,
+                      perr != NULL ? perr : "out of memory");
+            PQfreemem(perr);
+            return;
+        }
+        PQconninfoFree(opts);
+        free(*(char **)field);
+        *(char **)field = ft_mem_strdup(value);
+        return;
+    }
+    case K_NATSURL:
+        if (!valid_nats_url(value)) {
+            add_error(eb, "%s=%s (from %s): expected nats://host:port or tls://host:port, comma separated for a cluster", s->name,
+                      value, source);
+            return;
+        }
+        free(*(char **)field);
+        *(char **)field = ft_mem_strdup(value);
+        return;
+    }
+}
+
+static const setting_t *find_setting(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NSETTINGS; i++)
+        if (strlen(settings[i].name) == len && memcmp(settings[i].name, name, len) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static void load_file(ft_config_t *cfg, const char *path, errbuf_t *eb)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        add_error(eb, "config file %s: %s", path, strerror(errno));
+        return;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    while (getline(&line, &cap, fp) != -1) {
+        lineno++;
+        char *p = line;
+        size_t n = strlen(p);
+        while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r' || isspace((unsigned char)p[n - 1])))
+            p[--n] = '\0';
+        while (isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+        if (strncmp(p, "export ", 7) == 0)
+            p += 7;
+        char *eq = strchr(p, '=');
+        if (eq == NULL) {
+            add_error(eb, "%s:%u: expected KEY=VALUE", path, lineno);
+            continue;
+        }
+        size_t klen = (size_t)(eq - p);
+        while (klen > 0 && isspace((unsigned char)p[klen - 1]))
+            klen--;
+        char *v = eq + 1;
+        while (isspace((unsigned char)*v))
+            v++;
+        size_t vlen = strlen(v);
+        if (vlen >= 2 && (v[0] == '"' || v[0] == '\'') && v[vlen - 1] == v[0]) {
+            v[vlen - 1] = '\0';
+            v++;
+        }
+        const setting_t *s = find_setting(p, klen);
+        if (s == NULL) {
+            add_error(eb, "%s:%u: unknown setting %.*s", path, lineno, (int)klen, p);
+            continue;
+        }
+        char source[600];
+        snprintf(source, sizeof(source), "%s:%u", path, lineno);
+        apply(cfg, s, v, source, eb);
+    }
+    free(line);
+    fclose(fp);
+}
+
+int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errlen)
+{
+    errbuf_t eb = {errors, errlen, 0, 0};
+    if (errlen > 0)
+        errors[0] = '\0';
+    memset(cfg, 0, sizeof(*cfg));
+
+    for (size_t i = 0; i < NSETTINGS; i++)
+        apply(cfg, &settings[i], settings[i].def, "default", &eb);
+    if (eb.count != 0)
+        return FT_EINVAL; /* a default that does not parse is a programming error, reported as such */
+
+    if (file == NULL)
+        file = getenv("FT_CONFIG");
+    if (file != NULL && *file != '\0')
+        load_file(cfg, file, &eb);
+
+    extern char **environ;
+    for (char **e = environ; *e != NULL; e++) {
+        if (strncmp(*e, "FT_", 3) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (eq == NULL)
+            continue;
+        const setting_t *s = find_setting(*e, (size_t)(eq - *e));
+        if (s != NULL)
+            apply(cfg, s, eq + 1, "environment", &eb);
+    }
+
+    if (cfg->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n > 0 ? (unsigned)n : 1;
+    }
+    return eb.count == 0 ? FT_OK : FT_EINVAL;
+}
+
+void ft_config_free(ft_config_t *cfg)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        kind_t k = settings[i].kind;
+        if (k == K_STRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL) {
+            char **f = (char **)((char *)cfg + settings[i].offset);
+            free(*f);
+            *f = NULL;
+        }
+    }
+}
+
+const char *ft_config_roles_str(unsigned roles, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s%s", (roles & FT_ROLE_API) ? "api" : "",
+             (roles & FT_ROLE_API) && (roles & (FT_ROLE_RELAY | FT_ROLE_WORKER)) ? "," : "", (roles & FT_ROLE_RELAY) ? "relay" : "",
+             (roles & FT_ROLE_RELAY) && (roles & FT_ROLE_WORKER) ? "," : "", (roles & FT_ROLE_WORKER) ? "worker" : "");
+    return buf;
+}
+
+/* Copies `in` to `out`, masking "user:secret@" in URLs and password=... in conninfo strings. */
+static void mask_secret(const char *in, char *out, size_t len)
+{
+    const char *scheme = strstr(in, "://");
+    const char *pw = strstr(in, "password=");
+    const char *cut = NULL, *resume = NULL;
+    if (scheme != NULL) {
+        const char *at = strchr(scheme + 3, '@');
+        const char *colon = strchr(scheme + 3, ':');
+        if (at != NULL && colon != NULL && colon < at) {
+            cut = colon + 1;
+            resume = at;
+        }
+    } else if (pw != NULL) {
+        cut = pw + 9;
+        resume = cut + strcspn(cut, " ");
+    }
+    if (cut == NULL)
+        snprintf(out, len, "%s", in);
+    else
+        snprintf(out, len, "%.*s***%s", (int)(cut - in), in, resume);
+}
+
+void ft_config_dump(const ft_config_t *cfg, int fd)
+{
+    char line[1200], masked[1024], roles[32];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const setting_t *s = &settings[i];
+        const char *field = (const char *)cfg + s->offset;
+        switch (s->kind) {
+        case K_STRING:
+        case K_LISTEN:
+            snprintf(line, sizeof(line), "%s=%s\n", s->name, *(char *const *)field);
+            break;
+        case K_PGURL:
+        case K_NATSURL:
+            mask_secret(*(char *const *)field, masked, sizeof(masked));
+            snprintf(line, sizeof(line), "%s=%s\n", s->name, masked);
+            break;
+        case K_UINT:
+            snprintf(line, sizeof(line), "%s=%u\n", s->name, *(const unsigned *)field);
+            break;
+        case K_SIZE:
+            snprintf(line, sizeof(line), "%s=%zu\n", s->name, *(const size_t *)field);
+            break;
+        case K_BOOL:
+            snprintf(line, sizeof(line), "%s=%s\n", s->name, *(const int *)field ? "true" : "false");
+            break;
+        case K_ROLES:
+            snprintf(line, sizeof(line), "%s=%s\n", s->name, ft_config_roles_str(cfg->roles, roles, sizeof(roles)));
+            break;
+        case K_LOGLEVEL: {
+            static const char *names[] = {"debug", "info", "warn", "error"};
+            snprintf(line, sizeof(line), "%s=%s\n", s->name, names[cfg->log_level]);
+            break;
+        }
+        }
+        if (write(fd, line, strlen(line)) < 0)
+            return;
+    }
+}

@@ -1,0 +1,207 @@
+/*
+ * A fixed-size libpq connection pool and the uv_queue_work bridge. Work that needs SQL runs on
+ * libuv's worker threads (sized at start to the pool, see main.c), each borrowing a connection
+ * for the duration of one unit of work, so statements never run on a loop thread.
+ */
+#include "infra/db_pool.h"
+
+#include "core/mem.h"
+#include "infra/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ACQUIRE_TIMEOUT_SEC 10
+
+struct ft_db_pool {
+    char *url;
+    unsigned size;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    PGconn **idle; /* stack of connections (possibly NULL = not yet opened) */
+    unsigned nidle;
+};
+
+/* Server notices ("relation already exists, skipping") go to the log, not to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    size_t n = strlen(message);
+    while (n > 0 && message[n - 1] == '\n')
+        n--;
+    ft_log(FT_LOG_DEBUG, NULL, "postgresql: %.*s", (int)n, message);
+}
+
+PGconn *ft_db_connect(const char *url, const char *application_name, ft_error_t *err)
+{
+    /* Defaults come first so that anything the URL itself says wins (expand_dbname). */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "dbname", NULL};
+    const char *vals[] = {"5", application_name, "10", "5", "3", url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn == NULL) {
+        ft_error_set(err, FT_EUNAVAILABLE, "out of memory opening a database connection");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char *msg = PQerrorMessage(conn);
+        size_t n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            n--;
+        ft_error_set(err, FT_EUNAVAILABLE, "cannot connect to the database: %.*s", (int)n, msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor(conn, on_notice, NULL);
+    return conn;
+}
+
+ft_db_pool_t *ft_db_pool_create(const char *url, unsigned size)
+{
+    ft_db_pool_t *p = ft_mem_calloc(1, sizeof(*p));
+    p->url = ft_mem_strdup(url);
+    p->size = size;
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    p->idle = ft_mem_calloc(size, sizeof(PGconn *));
+    p->nidle = size; /* all slots idle, none opened yet */
+    return p;
+}
+
+void ft_db_pool_destroy(ft_db_pool_t *p)
+{
+    if (p == NULL)
+        return;
+    for (unsigned i = 0; i < p->nidle; i++)
+        if (p->idle[i] != NULL)
+            PQfinish(p->idle[i]);
+    free(p->idle);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mutex);
+    free(p->url);
+    free(p);
+}
+
+unsigned ft_db_pool_size(const ft_db_pool_t *p)
+{
+    return p->size;
+}
+
+PGconn *ft_db_acquire(ft_db_pool_t *p, ft_error_t *err)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ACQUIRE_TIMEOUT_SEC;
+
+    pthread_mutex_lock(&p->mutex);
+    while (p->nidle == 0) {
+        if (pthread_cond_timedwait(&p->cond, &p->mutex, &deadline) == ETIMEDOUT && p->nidle == 0) {
+            pthread_mutex_unlock(&p->mutex);
+            ft_error_set(err, FT_ETIMEOUT, "no database connection became free within %d s", ACQUIRE_TIMEOUT_SEC);
+            return NULL;
+        }
+    }
+    PGconn *conn = p->idle[--p->nidle];
+    pthread_mutex_unlock(&p->mutex);
+
+    /* Open, or reopen a connection the server dropped; outside the mutex since it blocks. */
+    if (conn != NULL && PQstatus(conn) != CONNECTION_OK) {
+        PQfinish(conn);
+        conn = NULL;
+    }
+    if (conn == NULL) {
+        conn = ft_db_connect(p->url, "farutech-host", err);
+        if (conn == NULL) {
+            ft_db_release(p, NULL); /* give the slot back */
+            return NULL;
+        }
+    }
+    return conn;
+}
+
+void ft_db_release(ft_db_pool_t *p, PGconn *conn)
+{
+    /* A connection left inside a transaction (a failed unit of work) is rolled back first. */
+    if (conn != NULL && PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(conn, "ROLLBACK");
+        PQclear(r);
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            PQfinish(conn);
+            conn = NULL;
+        }
+    }
+    pthread_mutex_lock(&p->mutex);
+    p->idle[p->nidle++] = conn;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mutex);
+}
+
+typedef struct db_job {
+    uv_work_t work_req;
+    ft_db_pool_t *pool;
+    ft_db_work_fn work;
+    ft_db_done_fn done;
+    void *arg;
+    int status;
+    ft_error_t err;
+} db_job_t;
+
+static void job_work(uv_work_t *w)
+{
+    db_job_t *job = w->data;
+    PGconn *conn = ft_db_acquire(job->pool, &job->err);
+    if (conn == NULL) {
+        job->status = job->err.code;
+        return;
+    }
+    job->status = job->work(conn, job->arg, &job->err);
+    ft_db_release(job->pool, conn);
+}
+
+static void job_done(uv_work_t *w, int uv_status)
+{
+    db_job_t *job = w->data;
+    if (uv_status == UV_ECANCELED)
+        job->status = ft_error_set(&job->err, FT_ESTATE, "cancelled");
+    job->done(job->arg, job->status, &job->err);
+    free(job);
+}
+
+void ft_db_run(uv_loop_t *loop, ft_db_pool_t *pool, ft_db_work_fn work, ft_db_done_fn done, void *arg)
+{
+    db_job_t *job = ft_mem_calloc(1, sizeof(*job));
+    job->work_req.data = job;
+    job->pool = pool;
+    job->work = work;
+    job->done = done;
+    job->arg = arg;
+    int r = uv_queue_work(loop, &job->work_req, job_work, job_done);
+    if (r != 0) { /* only fails for invalid arguments */
+        job->status = ft_error_set(&job->err, FT_ESTATE, "cannot queue database work: %s", uv_strerror(r));
+        job->done(job->arg, job->status, &job->err);
+        free(job);
+    }
+}
+
+int ft_db_error(PGconn *conn, const PGresult *res, ft_error_t *err, const char *what)
+{
+    if (PQstatus(conn) != CONNECTION_OK) {
+        return ft_error_set(err, FT_EUNAVAILABLE, "%s: the database connection was lost", what);
+    }
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (msg == NULL) {
+        msg = PQerrorMessage(conn);
+    }
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        n--;
+    return ft_error_set(err, FT_EDB, "%s: %.*s%s%s%s", what, (int)n, msg, state ? " (SQLSTATE " : "", state ? state : "",
+                        state ? ")" : "");
+}

@@ -1,0 +1,31 @@
+/*
+ * JSON line logging to stdout. Threads that run an event loop buffer their lines and flush
+ * on a timer (ft_log_flush), so a request costs no write(2); other threads write through.
+ */
+#ifndef FT_LOG_H
+#define FT_LOG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "infra/config.h" /* FT_LOG_* levels */
+
+void ft_log_init(int min_level);
+int ft_log_enabled(int level);
+
+/* One line {"time","level","msg"[,"request_id"]}. request_id may be NULL. */
+void ft_log(int level, const char *request_id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* One line made of `fields` (the reference is stolen) plus "time" and "level". */
+void ft_log_json(int level, json_t *fields);
+
+/* The access line for one request. `method` must already be a safe token. */
+void ft_log_access(const char *request_id, const char *method, const char *route, int status, uint64_t duration_ns);
+
+/* Loop threads call begin once at start, flush from a timer and end before they exit. */
+void ft_log_buffer_begin(void);
+void ft_log_flush(void);
+void ft_log_buffer_end(void);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * The host's NATS connection (reconnecting forever) and the JetStream streams it needs.
+ * Connection state is tracked from cnats callbacks into atomics, so any thread can read it
+ * without a cnats call. Stream administration blocks: never call it on an HTTP loop thread.
+ */
+#ifndef FT_NATS_H
+#define FT_NATS_H
+
+#include <nats/nats.h>
+
+#include "core/error.h"
+
+/* Streams the control plane owns. Subjects are ft.<stream>.> */
+#define FT_STREAM_EVENTS "FT_EVENTS" /* CloudEvents, limits retention */
+#define FT_STREAM_JOBS "FT_JOBS"     /* provisioning work, work-queue retention */
+#define FT_STREAM_DLQ "FT_DLQ"       /* jobs that used up their attempts */
+
+typedef struct ft_nats ft_nats_t;
+
+/* Starts connecting; returns at once even if the server is down (cnats keeps retrying). */
+int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t *err);
+void ft_nats_close(ft_nats_t *n);
+
+int ft_nats_connected(const ft_nats_t *n);
+/* True once after every (re)connect: the caller should ensure the streams again. */
+int ft_nats_take_reconnected(ft_nats_t *n);
+
+/* Creates or updates every stream (idempotent). Blocking. */
+int ft_nats_ensure_streams(ft_nats_t *n, ft_error_t *err);
+
+natsConnection *ft_nats_connection(ft_nats_t *n);
+jsCtx *ft_nats_jetstream(ft_nats_t *n);
+
+#endif

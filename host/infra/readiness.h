@@ -1,0 +1,26 @@
+/*
+ * Readiness: a monitor thread probes the database (and that every migration is applied) and
+ * keeps the JetStream streams in place after each NATS (re)connect. HTTP threads read the
+ * last verdict; they never wait on a probe.
+ */
+#ifndef FT_READINESS_H
+#define FT_READINESS_H
+
+#include "infra/migrate.h"
+#include "infra/nats.h"
+
+typedef struct ft_readiness ft_readiness_t;
+
+typedef struct ft_readiness_report {
+    int database_ok, migrations_ok, nats_ok, streams_ok;
+    char database[256], migrations[256], nats[256], streams[256]; /* "ok" or why not */
+} ft_readiness_report_t;
+
+/* Starts the monitor; `migrations` and `nats` must outlive it. nats may be NULL (no checks). */
+ft_readiness_t *ft_readiness_start(const char *database_url, const ft_migration_set_t *migrations, ft_nats_t *nats,
+                                   unsigned interval_ms);
+void ft_readiness_stop(ft_readiness_t *r);
+/* Copies the latest verdict; cheap, safe on any thread. Returns 1 when everything is ready. */
+int ft_readiness_get(ft_readiness_t *r, ft_readiness_report_t *out);
+
+#endif

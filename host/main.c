@@ -1,0 +1,198 @@
+/*
+ * farutech-host: start-up, roles and shutdown. Everything that may fail at start fails here,
+ * with a message naming the setting, migration or address at fault, before any request is served.
+ */
+#include "app.h"
+#include "core/mem.h"
+#include "http/routes.h"
+#include "http/server.h"
+#include "infra/log.h"
+#include "infra/metrics.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef FT_GIT_COMMIT
+#define FT_GIT_COMMIT "unknown"
+#endif
+
+#define DB_START_TIMEOUT_SEC 30
+
+static void usage(FILE *out)
+{
+    fputs("usage: farutech-host [--config FILE] [serve | migrate | config]\n"
+          "       farutech-host --version\n"
+          "\n"
+          "  serve    run the roles named by FT_ROLES (the default command)\n"
+          "  migrate  apply pending control-plane migrations and exit\n"
+          "  config   validate the configuration, print it (secrets masked) and exit\n"
+          "\n"
+          "Settings come from FILE (KEY=VALUE lines) and the environment, which wins.\n",
+          out);
+}
+
+static sigset_t signals;
+
+/* Connects for migrations, retrying while the database comes up; SIGTERM/SIGINT end the wait. */
+static PGconn *connect_at_start(const char *url, ft_error_t *err)
+{
+    time_t give_up = time(NULL) + DB_START_TIMEOUT_SEC;
+    int logged = 0;
+    for (;;) {
+        PGconn *conn = ft_db_connect(url, "farutech-host-migrate", err);
+        if (conn != NULL || time(NULL) >= give_up)
+            return conn;
+        if (!logged++)
+            ft_log(FT_LOG_WARN, NULL, "%s; retrying for up to %d s", err->message, DB_START_TIMEOUT_SEC);
+        struct timespec one_second = {1, 0};
+        int sig = sigtimedwait(&signals, NULL, &one_second);
+        if (sig == SIGTERM || sig == SIGINT) {
+            ft_error_set(err, FT_ESTATE, "interrupted while waiting for the database");
+            return NULL;
+        }
+    }
+}
+
+static int run_migrations(ft_app_t *app)
+{
+    ft_error_t err = {0};
+    if (ft_migrations_load(app->config.migrations_dir, &app->migrations, &err) != FT_OK) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return -1;
+    }
+    PGconn *conn = connect_at_start(app->config.database_url, &err);
+    if (conn == NULL) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return -1;
+    }
+    int applied = 0;
+    int rc = ft_migrations_apply(conn, &app->migrations, &applied, &err);
+    PQfinish(conn);
+    if (rc != FT_OK) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return -1;
+    }
+    ft_log(FT_LOG_INFO, NULL, "migrations: %d applied, %zu known", applied, app->migrations.count);
+    return 0;
+}
+
+static int serve(ft_app_t *app)
+{
+    char roles[32];
+    ft_error_t err = {0};
+    int rc = 1, drained = 1;
+    ft_http_server_t *server = NULL;
+    ft_log(FT_LOG_INFO, NULL, "farutech-host %s (%s) starting; roles %s", FT_VERSION_STRING, FT_GIT_COMMIT,
+           ft_config_roles_str(app->config.roles, roles, sizeof(roles)));
+
+    if (run_migrations(app) != 0)
+        return 1;
+    if (ft_nats_open(&app->nats, app->config.nats_url, app->config.nats_replicas, &err) != FT_OK) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return 1;
+    }
+    app->db = ft_db_pool_create(app->config.database_url, app->config.db_pool_size);
+    app->readiness = ft_readiness_start(app->config.database_url, &app->migrations, app->nats, app->config.ready_interval_ms);
+
+    if (app->config.roles & FT_ROLE_API) {
+        app->router = ft_router_create();
+        ft_routes_register_all(app);
+        server = ft_http_server_create(app, &err);
+        if (server == NULL) {
+            ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+            goto out;
+        }
+        ft_http_server_start(server);
+        ft_log(FT_LOG_INFO, NULL, "listening on http://%s:%u with %u threads", app->config.http_host,
+               ft_http_server_port(server), app->config.threads);
+    }
+
+    int sig = 0;
+    for (;;) {
+        if (sigwait(&signals, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            ft_log(FT_LOG_INFO, NULL, "SIGHUP received; nothing to reload");
+    }
+    ft_log(FT_LOG_INFO, NULL, "%s received: draining (up to %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+           app->config.shutdown_timeout_ms);
+    if (server != NULL) {
+        ft_http_server_shutdown(server);
+        drained = ft_http_server_join(server) == 0;
+    }
+    rc = 0;
+out:
+    ft_readiness_stop(app->readiness);
+    ft_nats_close(app->nats);
+    if (drained)
+        ft_db_pool_destroy(app->db); /* else a worker may still hold a connection: leave it to exit */
+    if (rc == 0)
+        ft_log(FT_LOG_INFO, NULL, "stopped%s", drained ? "" : " (drain timed out)");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_file = NULL, *command = "serve";
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_file = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            config_file = argv[i] + 9;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("farutech-host %s (%s)\n", FT_VERSION_STRING, FT_GIT_COMMIT);
+            return 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 ||
+                                         strcmp(argv[i], "config") == 0)) {
+            command = argv[i];
+        } else {
+            fprintf(stderr, "farutech-host: unknown argument %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+
+    /* Signals are taken synchronously by the main thread; every thread created later inherits the mask. */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static ft_app_t app;
+    static char errors[8192];
+    if (ft_config_load(&app.config, config_file, errors, sizeof(errors)) != FT_OK) {
+        fprintf(stderr, "farutech-host: invalid configuration:\n%s", errors);
+        return 2;
+    }
+    ft_log_init(app.config.log_level);
+
+    if (strcmp(command, "config") == 0) {
+        ft_config_dump(&app.config, STDOUT_FILENO);
+        return 0;
+    }
+    /* Request work runs on libuv's thread pool, one thread per pooled connection. */
+    char tp[16];
+    snprintf(tp, sizeof(tp), "%u", app.config.db_pool_size < 4 ? 4 : app.config.db_pool_size);
+    setenv("UV_THREADPOOL_SIZE", tp, 1);
+
+    nats_Open(-1);
+    ft_metrics_init(FT_VERSION_STRING, FT_GIT_COMMIT);
+    int rc = strcmp(command, "migrate") == 0 ? (run_migrations(&app) == 0 ? 0 : 1) : serve(&app);
+
+    ft_router_destroy(app.router);
+    ft_migrations_free(&app.migrations);
+    ft_config_free(&app.config);
+    nats_Close();
+    return rc;
+}

@@ -1,0 +1,226 @@
+"""Foundation: operational endpoints, error shapes, request ids and logs, readiness against a
+real nats-server, graceful drain on SIGTERM, configuration errors."""
+import os
+import re
+import signal
+import socket
+import time
+
+from harness import StackTestCase, in_thread, main, wait_until
+
+
+class Foundation(StackTestCase):
+
+    def test_health_is_alive_json(self):
+        h = self.host()
+        r = h.get("/health")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers["content-type"], "application/json")
+        self.assertEqual(r.json(), {"status": "ok"})
+
+    def test_ready_reports_each_dependency(self):
+        h = self.host()
+        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 20, what="ready")
+        body = r.json()
+        self.assertEqual(body["status"], "ready")
+        self.assertEqual(body["checks"], {"database": "ok", "migrations": "ok", "nats": "ok", "jetstream": "ok"})
+
+    def test_metrics_count_requests_by_route_and_status_with_latency_histogram(self):
+        h = self.host()
+        for _ in range(3):
+            h.get("/health")
+        h.get("/does-not-exist")
+        time.sleep(0.05)
+        r = h.get("/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["content-type"].startswith("text/plain; version=0.0.4"))
+        text = r.body.decode()
+        m = re.search(r'^ft_http_requests_total\{method="GET",route="/health",status="200"\} (\d+)$', text, re.M)
+        self.assertIsNotNone(m, text)
+        self.assertGreaterEqual(int(m.group(1)), 3)
+        self.assertRegex(text, r'(?m)^ft_http_requests_total\{method="",route="unmatched",status="404"\} 1$')
+        self.assertRegex(text, r'(?m)^ft_http_request_duration_seconds_bucket\{method="GET",route="/health",status="200",le="\+Inf"\} \d+$')
+        self.assertRegex(text, r'(?m)^ft_http_request_duration_seconds_sum\{method="GET",route="/health",status="200"\} [0-9.]+$')
+        self.assertRegex(text, r'(?m)^ft_build_info\{version="[^"]+",commit="[^"]+"\} 1$')
+        self.assertRegex(text, r'(?m)^ft_uptime_seconds [0-9.]+$')
+        # every sample line parses as name{labels} value
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                self.assertRegex(line, r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEInf]+$')
+
+    def test_unknown_route_is_404_problem(self):
+        h = self.host()
+        p = self.assertProblem(h.get("/api/v1/nothing-here"), 404, "not-found")
+        self.assertEqual(p["instance"], "/api/v1/nothing-here")
+        self.assertIn("/api/v1/nothing-here", p["detail"])
+
+    def test_wrong_method_is_405_problem_with_allow(self):
+        h = self.host()
+        r = h.request("DELETE", "/health")
+        p = self.assertProblem(r, 405, "method-not-allowed")
+        self.assertEqual(r.headers["allow"], "GET, HEAD")
+        self.assertIn("DELETE", p["detail"])
+
+    def test_options_lists_allowed_methods(self):
+        h = self.host()
+        r = h.request("OPTIONS", "/ready")
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.headers["allow"], "GET, HEAD")
+
+    def test_head_answers_headers_without_body(self):
+        h = self.host()
+        r = h.request("HEAD", "/health")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(r.headers["content-length"], "15")
+
+    def test_body_over_limit_is_413_problem(self):
+        h = self.host(env={"FT_DEV_ROUTES": "true", "FT_MAX_BODY_BYTES": "4KiB"})
+        r = h.post("/api/v1/_dev/echo", body=b"{" + b" " * 5000 + b"}", headers={"Content-Type": "application/json"})
+        p = self.assertProblem(r, 413, "body-too-large")
+        self.assertIn("4096", p["detail"])
+        self.assertTrue(r.headers.get("x-request-id"))
+        # a body under the limit still goes through
+        r = h.post("/api/v1/_dev/echo", body={"small": True})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"echo": {"small": True}})
+
+    def test_chunked_body_over_limit_is_413_problem(self):
+        h = self.host(env={"FT_DEV_ROUTES": "true", "FT_MAX_BODY_BYTES": "1KiB"})
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        chunk = b"x" * 2048
+        s.sendall(b"POST /api/v1/_dev/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(chunk) + chunk + b"\r\n0\r\n\r\n")
+        data = b""
+        while True:
+            part = s.recv(65536)
+            if not part:
+                break
+            data += part
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b" 413 ", head.split(b"\r\n")[0])
+        self.assertIn(b"content-type: application/problem+json", head.lower())
+        self.assertIn(b'"status":413', body)
+
+    def test_malformed_json_is_400_problem_with_position(self):
+        h = self.host(env={"FT_DEV_ROUTES": "true"})
+        r = h.post("/api/v1/_dev/echo", body=b'{"a": 1,,}', headers={"Content-Type": "application/json"})
+        p = self.assertProblem(r, 400, "malformed-json")
+        self.assertEqual(p["line"], 1)
+        self.assertGreater(p["column"], 0)
+
+    def test_json_body_must_be_an_object_with_json_content_type(self):
+        h = self.host(env={"FT_DEV_ROUTES": "true"})
+        self.assertProblem(h.post("/api/v1/_dev/echo", body=b"[1,2]", headers={"Content-Type": "application/json"}), 400,
+                           "invalid-body")
+        self.assertProblem(h.post("/api/v1/_dev/echo", body=b'{"a":1}', headers={"Content-Type": "text/plain"}), 415,
+                           "unsupported-media-type")
+        self.assertProblem(h.post("/api/v1/_dev/echo", body=b"", headers={"Content-Type": "application/json"}), 400,
+                           "missing-body")
+        self.assertProblem(h.post("/api/v1/_dev/echo", body=b'{"a":1,"a":2}', headers={"Content-Type": "application/json"}),
+                           400, "malformed-json")
+
+    def test_dev_routes_are_off_by_default(self):
+        h = self.host()
+        self.assertProblem(h.get("/api/v1/_dev/sleep?ms=1"), 404)
+
+    def test_request_id_is_echoed_when_valid_and_generated_otherwise(self):
+        h = self.host()
+        r = h.get("/health", headers={"X-Request-Id": "abc-123_XYZ.9"})
+        self.assertEqual(r.headers["x-request-id"], "abc-123_XYZ.9")
+        r = h.get("/health", headers={"X-Request-Id": "bad id with spaces\"quote"})
+        gen = r.headers["x-request-id"]
+        self.assertRegex(gen, r"^[0-9a-f]{32}$")
+        r = h.get("/health", headers={"X-Request-Id": "x" * 129})
+        self.assertRegex(r.headers["x-request-id"], r"^[0-9a-f]{32}$")
+        r2 = h.get("/health")
+        self.assertNotEqual(r2.headers["x-request-id"], gen)
+        p = h.get("/missing", headers={"X-Request-Id": "trace-me-1"}).json()
+        self.assertEqual(p["request_id"], "trace-me-1")
+
+    def test_one_json_log_line_per_request(self):
+        h = self.host()
+        h.get("/health", headers={"X-Request-Id": "log-line-check"})
+        line = wait_until(lambda: next((l for l in h.log_lines() if l.get("request_id") == "log-line-check"), None), 5,
+                          what="access log line")
+        self.assertEqual(line["level"], "info")
+        self.assertEqual(line["method"], "GET")
+        self.assertEqual(line["route"], "/health")
+        self.assertEqual(line["status"], 200)
+        self.assertIsInstance(line["duration_ms"], float)
+        self.assertRegex(line["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+    def test_readiness_turns_503_when_nats_stops_and_200_after_restart(self):
+        h = self.host()
+        wait_until(lambda: h.get("/ready").status == 200, 20, what="ready")
+        self.stack.stop_nats()
+        try:
+            r = wait_until(lambda: (lambda x: x if x.status == 503 else None)(h.get("/ready")), 10, what="503")
+            p = self.assertProblem(r, 503, "not-ready")
+            self.assertIn("nats", p["detail"])
+            self.assertNotEqual(p["checks"]["nats"], "ok")
+            self.assertEqual(p["checks"]["database"], "ok")
+            self.assertEqual(r.headers.get("retry-after"), "1")
+            self.assertEqual(h.get("/health").status, 200)  # alive while not ready
+        finally:
+            self.stack.start_nats()
+        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 20, what="ready again")
+        self.assertEqual(r.json()["checks"]["nats"], "ok")
+        self.assertEqual(r.json()["checks"]["jetstream"], "ok")
+
+    def test_sigterm_lets_a_slow_request_finish_then_exits_0(self):
+        h = self.host(env={"FT_DEV_ROUTES": "true"})
+        started = time.monotonic()
+        join = in_thread(h.get, "/api/v1/_dev/sleep?ms=1500")
+        time.sleep(0.4)
+        h.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        # no new connections are accepted while draining
+        with self.assertRaises(OSError):
+            h.get("/health", timeout=2)
+        r = join()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"slept_ms": 1500})
+        self.assertGreaterEqual(time.monotonic() - started, 1.5)
+        self.assertEqual(h.wait_exit(30), 0)
+        h.assert_clean()
+        self.assertTrue(any(l.get("msg") == "stopped" for l in h.log_lines()))
+
+    def test_sigterm_exits_promptly_when_idle(self):
+        h = self.host()
+        t = time.monotonic()
+        self.assertEqual(h.terminate(), 0)
+        self.assertLess(time.monotonic() - t, 5)
+
+    def test_invalid_configuration_names_each_bad_value(self):
+        h = self.host(start=False, env={"FT_THREADS": "lots", "FT_HTTP_LISTEN": "localhost", "FT_ROLES": "api,web"})
+        h.start(wait=False)
+        self.assertEqual(h.wait_exit(30), 2)
+        out = h.output()
+        self.assertIn("FT_THREADS=lots (from environment)", out)
+        self.assertIn("FT_HTTP_LISTEN=localhost (from environment)", out)
+        self.assertIn("FT_ROLES=api,web (from environment)", out)
+
+    def test_config_file_is_read_and_environment_wins(self):
+        path = os.path.join(self.stack.dir, "host.env")
+        with open(path, "w") as f:
+            f.write("FT_MAX_BODY_BYTES=2KiB\nFT_DEV_ROUTES=true\nFT_THREADS=1\n")
+        h = self.host(env={"FT_CONFIG": path, "FT_THREADS": "2"})
+        r = h.post("/api/v1/_dev/echo", body=b"{" + b" " * 3000 + b"}", headers={"Content-Type": "application/json"})
+        self.assertProblem(r, 413)
+        self.assertTrue(any("with 2 threads" in l.get("msg", "") for l in h.log_lines()))
+
+    def test_address_in_use_refuses_to_start(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            h = self.host(start=False, env={"FT_HTTP_LISTEN": f"127.0.0.1:{port}"})
+            h.start(wait=False)
+            self.assertEqual(h.wait_exit(30), 1)
+            self.assertIn(f"cannot listen on 127.0.0.1:{port}", h.output())
+
+
+if __name__ == "__main__":
+    main()
