@@ -69,6 +69,17 @@ static int valid_request_id(const char *s, size_t len)
     return 1;
 }
 
+void ft_request_id_generate(ft_http_thread_t *t, char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = t->id_seed, b = ++t->id_counter;
+    for (int i = 15; i >= 0; i--, a >>= 4)
+        out[i] = hex[a & 15];
+    for (int i = 31; i >= 16; i--, b >>= 4)
+        out[i] = hex[b & 15];
+    out[32] = '\0';
+}
+
 static const char *safe_method(const h2o_iovec_t m)
 {
     static const char *known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
@@ -107,8 +118,7 @@ ft_req_t *ft_req_start(ft_http_thread_t *t, h2o_req_t *req)
         memcpy(r->request_id, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
         r->request_id[req->headers.entries[i].value.len] = '\0';
     } else {
-        snprintf(r->request_id, sizeof(r->request_id), "%016llx%016llx", (unsigned long long)t->id_seed,
-                 (unsigned long long)++t->id_counter);
+        ft_request_id_generate(t, r->request_id);
     }
 
     ft_req_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_request_disposed);

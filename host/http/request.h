@@ -77,6 +77,8 @@ void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, vo
 void ft_respond_internal(ft_req_t *r, int status, const ft_error_t *err);
 
 const char *ft_http_reason(int status);
+/* A fresh 32-hex-digit request id: the thread's random seed, then its request counter. */
+void ft_request_id_generate(ft_http_thread_t *t, char out[33]);
 uint64_t ft_now_ns(void);
 
 #endif

@@ -71,8 +71,7 @@ static void problem_on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ost
     if (status >= 400) {
         const char *slug = status == 413 ? "body-too-large" : status == 400 ? "bad-request" : "http-error";
         char id[40];
-        snprintf(id, sizeof(id), "%016llx%016llx", (unsigned long long)thread_of(req)->id_seed,
-                 (unsigned long long)++thread_of(req)->id_counter);
+        ft_request_id_generate(thread_of(req), id);
         json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "", "title", ft_http_reason(status), "status", status,
                               "detail", req->res.reason != NULL ? req->res.reason : "", "request_id", id);
         char type[96];

@@ -13,7 +13,7 @@ typedef struct ft_readiness ft_readiness_t;
 
 typedef struct ft_readiness_report {
     int database_ok, migrations_ok, nats_ok, streams_ok;
-    char database[256], migrations[256], nats[256], streams[256]; /* "ok" or why not */
+    char database[512], migrations[512], nats[512], streams[512]; /* "ok" or why not */
 } ft_readiness_report_t;
 
 /* Starts the monitor; `migrations` and `nats` must outlive it. nats may be NULL (no checks). */

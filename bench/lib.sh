@@ -1,0 +1,99 @@
+# Shared by the benchmark scripts: a private stack, a release host, an nginx baseline, wrk runs.
+# Everything listens on 127.0.0.1 and is stopped by the EXIT trap.
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/farutech-bench.XXXXXX")
+chmod 755 "$work"
+pids=""
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    FT_VAR_DIR="$work/stack" "$root/packaging/stack.sh" stop >/dev/null 2>&1 || true
+    [ "${FT_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+build_release() {
+    cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+    cmake --build "$root/build/release" -j"$(nproc)" >/dev/null
+}
+
+start_stack() {
+    export FT_VAR_DIR="$work/stack" FT_PG_PORT=$(free_port) FT_NATS_PORT=$(free_port) FT_NATS_MONITOR_PORT=$(free_port)
+    eval "$("$root/packaging/stack.sh" start 2>/dev/null | sed 's/^/export /')"
+}
+
+# start_host PORT [extra env assignments...]: runs the release host, logs to $work/host.log
+start_host() {
+    port=$1
+    shift
+    env FT_HTTP_LISTEN="127.0.0.1:$port" FT_THREADS="${FT_BENCH_THREADS:-$(nproc)}" "$@" \
+        "$root/build/release/host/farutech-host" >"$work/host.log" 2>&1 &
+    pids="$pids $!"
+    for _ in $(seq 1 100); do
+        curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "host did not come up:" >&2
+    tail -20 "$work/host.log" >&2
+    exit 1
+}
+
+# start_nginx PORT FILE_NAME CONTENT: nginx serving one static file from $work/www
+start_nginx() {
+    port=$1
+    mkdir -p "$work/www" "$work/nginx"
+    printf '%s' "$3" >"$work/www/$2"
+    chmod -R a+rX "$work/www"
+    cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes ${FT_BENCH_THREADS:-$(nproc)};
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    # the fastest configuration found for a tiny file on this kind of box: no access log,
+    # descriptors cached, plain writes (sendfile costs more than it saves for 15 bytes)
+    access_log off;
+    default_type application/json;
+    sendfile off;
+    open_file_cache max=1000;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port reuseport;
+        root $work/www;
+    }
+}
+CONF
+    nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" >/dev/null 2>&1 &
+    pids="$pids $!"
+    for _ in $(seq 1 50); do
+        curl -fs "http://127.0.0.1:$port/$2" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "nginx did not come up" >&2
+    cat "$work/nginx/error.log" >&2
+    exit 1
+}
+
+# wrk_run URL [wrk args...]: prints "requests_per_sec p99_ms non2xx"
+wrk_run() {
+    url=$1
+    shift
+    out=$(wrk --latency "$@" "$url")
+    rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec/ {print $2}')
+    p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}')
+    bad=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses/ {print $5}')
+    echo "$rps ${p99:-?} ${bad:-0}"
+}
