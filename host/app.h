@@ -11,6 +11,7 @@
 #include "infra/migrate.h"
 #include "infra/nats.h"
 #include "infra/readiness.h"
+#include "plugins/registry.h"
 
 #define FT_VERSION_STRING "0.1.0"
 
@@ -21,6 +22,7 @@ typedef struct ft_app {
     ft_readiness_t *readiness;
     ft_migration_set_t migrations;
     ft_router_t *router;
+    ft_registry_t *registry;
 } ft_app_t;
 
 #endif

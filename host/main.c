@@ -8,6 +8,8 @@
 #include "http/server.h"
 #include "infra/log.h"
 #include "infra/metrics.h"
+#include "plugins/invoke.h"
+#include "store/catalog_store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -80,6 +82,74 @@ static int run_migrations(ft_app_t *app)
     return 0;
 }
 
+/* Registry callbacks: catalog rows and the load history, on a pooled connection. */
+static int sync_catalog(void *arg, const ft_generation_t *gen, ft_error_t *err)
+{
+    ft_app_t *app = arg;
+    PGconn *conn = ft_db_acquire(app->db, err);
+    if (conn == NULL)
+        return err->code;
+    int rc = ft_catalog_store_sync(conn, gen, err);
+    ft_db_release(app->db, conn);
+    return rc;
+}
+
+static void record_load(void *arg, const char *product, const ft_generation_t *gen, const char *result, const char *reason)
+{
+    ft_app_t *app = arg;
+    ft_error_t err = {0};
+    PGconn *conn = ft_db_acquire(app->db, &err);
+    if (conn != NULL) {
+        ft_catalog_store_record_load(conn, product, gen, result, reason, &err);
+        ft_db_release(app->db, conn);
+    }
+    if (err.code != FT_OK)
+        ft_log(FT_LOG_WARN, NULL, "plugin %s: could not record the load: %s", product, err.message);
+}
+
+static void plugin_metrics(FILE *out, void *arg)
+{
+    ft_app_t *app = arg;
+    unsigned long long reloads, failures, timeouts;
+    unsigned draining;
+    ft_registry_counts(app->registry, &reloads, &failures, &timeouts, &draining);
+    fprintf(out,
+            "# HELP ft_plugin_loads_total Plugin generations loaded (first loads and reloads).\n"
+            "# TYPE ft_plugin_loads_total counter\nft_plugin_loads_total %llu\n"
+            "# HELP ft_plugin_load_failures_total Plugin load or reload attempts that failed.\n"
+            "# TYPE ft_plugin_load_failures_total counter\nft_plugin_load_failures_total %llu\n"
+            "# HELP ft_plugin_drain_timeouts_total Replaced generations that outlived the drain bound.\n"
+            "# TYPE ft_plugin_drain_timeouts_total counter\nft_plugin_drain_timeouts_total %llu\n"
+            "# HELP ft_plugin_generations_draining Replaced generations still loaded.\n"
+            "# TYPE ft_plugin_generations_draining gauge\nft_plugin_generations_draining %u\n",
+            reloads, failures, timeouts, draining);
+}
+
+static int start_plugins(ft_app_t *app)
+{
+    ft_error_t err = {0};
+    ft_registry_config_t rc = {
+        .plugin_dir = app->config.plugin_dir,
+        .drain_timeout_ms = app->config.plugin_drain_timeout_ms,
+        .api = ft_host_api(),
+        .sync = sync_catalog,
+        .record = record_load,
+        .arg = app,
+    };
+    app->registry = ft_registry_create(&rc, &err);
+    if (app->registry == NULL) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return -1;
+    }
+    /* A product that fails to load is reported (GET /api/v1/plugins) while the others serve. */
+    if (ft_registry_reload(app->registry, NULL, 0, NULL, &err) == FT_EIO) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return -1;
+    }
+    ft_metrics_add_collector(plugin_metrics, app);
+    return 0;
+}
+
 static int serve(ft_app_t *app)
 {
     char roles[32];
@@ -97,6 +167,8 @@ static int serve(ft_app_t *app)
     }
     app->db = ft_db_pool_create(app->config.database_url, app->config.db_pool_size);
     app->readiness = ft_readiness_start(app->config.database_url, &app->migrations, app->nats, app->config.ready_interval_ms);
+    if (start_plugins(app) != 0)
+        goto out;
 
     if (app->config.roles & FT_ROLE_API) {
         app->router = ft_router_create();
@@ -117,8 +189,10 @@ static int serve(ft_app_t *app)
             continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig == SIGHUP)
-            ft_log(FT_LOG_INFO, NULL, "SIGHUP received; nothing to reload");
+        if (sig == SIGHUP) {
+            ft_log(FT_LOG_INFO, NULL, "SIGHUP received: reloading plugins");
+            ft_registry_reload(app->registry, NULL, 0, NULL, &err);
+        }
     }
     ft_log(FT_LOG_INFO, NULL, "%s received: draining (up to %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
            app->config.shutdown_timeout_ms);
@@ -128,6 +202,8 @@ static int serve(ft_app_t *app)
     }
     rc = 0;
 out:
+    if (drained)
+        ft_registry_destroy(app->registry); /* after the HTTP threads: no reader is left */
     ft_readiness_stop(app->readiness);
     ft_nats_close(app->nats);
     if (drained)

@@ -3,7 +3,8 @@
 # Builds <product_code>.so as a loadable module the way the host expects: C11, hidden
 # visibility, only ftp_plugin_entry exported (version script), no undefined symbols beyond
 # libc, and output into ${FARUTECH_PLUGIN_OUTPUT_DIR} (default: ${CMAKE_BINARY_DIR}/products).
-get_filename_component(_FARUTECH_PLUGIN_API_DIR "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
+get_filename_component(_ftp_dir "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
+set(_FARUTECH_PLUGIN_API_DIR "${_ftp_dir}" CACHE INTERNAL "where FarutechPlugin.cmake lives")
 
 function(farutech_add_plugin target product)
   cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})

@@ -6,6 +6,7 @@
 #include "core/mem.h"
 #include "http/request.h"
 #include "http/routes.h"
+#include "http/server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,50 @@ static void get_sleep(ft_req_t *r)
     ft_req_defer_db(r, sleep_work, sleep_done, job);
 }
 
+/* Holds the request's catalog for ms milliseconds, then says which generation served it. */
+typedef struct hold {
+    uv_timer_t timer;
+    ft_req_t *r;
+    ft_generation_t *gen;
+} hold_t;
+
+static void hold_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void hold_fired(uv_timer_t *timer)
+{
+    hold_t *h = timer->data;
+    ft_respond_json(h->r, 200,
+                    json_pack("{s:s, s:I, s:s}", "product", h->gen->product_code, "generation", (json_int_t)h->gen->number,
+                              "version", h->gen->product->version));
+    h->r->thread->pending_db--;
+    ft_req_release(h->r);
+    uv_close((uv_handle_t *)&h->timer, hold_closed);
+}
+
+static void get_hold(ft_req_t *r)
+{
+    const char *product = ft_req_query(r, "product");
+    const char *ms = ft_req_query(r, "ms");
+    long v = ms != NULL ? strtol(ms, NULL, 10) : 0;
+    ft_generation_t *g = product != NULL ? ft_catalog_find(ft_req_catalog(r), product) : NULL;
+    if (g == NULL || v < 0 || v > SLEEP_MAX_MS) {
+        ft_respond_problem(r, 400, "invalid-parameter", "Invalid parameter", NULL,
+                           "product must name a loaded product and ms be 0 to %d.", SLEEP_MAX_MS);
+        return;
+    }
+    hold_t *h = ft_mem_calloc(1, sizeof(*h));
+    h->r = r;
+    h->gen = g;
+    h->timer.data = h;
+    ft_req_hold(r);
+    r->thread->pending_db++; /* counts as deferred work for the drain */
+    uv_timer_init(&r->thread->loop, &h->timer);
+    uv_timer_start(&h->timer, hold_fired, (uint64_t)v, 0);
+}
+
 static void post_echo(ft_req_t *r)
 {
     ft_respond_json(r, 200, json_pack("{s:O}", "echo", r->body));
@@ -65,6 +110,7 @@ void ft_routes_dev(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/_dev/sleep", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_sleep},
+        {.method = "GET", .pattern = "/api/v1/_dev/hold", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_hold},
         {.method = "POST",
          .pattern = "/api/v1/_dev/echo",
          .permission = "dev:use",

@@ -138,7 +138,16 @@ void ft_req_release(ft_req_t *r)
         return;
     if (r->body != NULL)
         json_decref(r->body);
+    if (r->catalog != NULL)
+        ft_catalog_unpin(&r->thread->catalog_reader, r->catalog);
     free(r);
+}
+
+ft_catalog_t *ft_req_catalog(ft_req_t *r)
+{
+    if (r->catalog == NULL)
+        r->catalog = ft_catalog_pin(&r->thread->catalog_reader);
+    return r->catalog;
 }
 
 int ft_req_alive(const ft_req_t *r)
@@ -254,9 +263,9 @@ static void send_json(ft_req_t *r, int status, const char *content_type, json_t 
         json_decref(body);
         return;
     }
-    size_t len = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    size_t len = json_dumpb(body, NULL, 0, JSON_COMPACT | JSON_REAL_PRECISION(10));
     char *buf = h2o_mem_alloc_pool(&r->req->pool, len + 1);
-    json_dumpb(body, buf, len, JSON_COMPACT);
+    json_dumpb(body, buf, len, JSON_COMPACT | JSON_REAL_PRECISION(10));
     buf[len] = '\0';
     json_decref(body);
     send_pooled(r, status, content_type, buf, len);
@@ -343,6 +352,46 @@ static void defer_done(void *p, int status, const ft_error_t *err)
     d->done(d->r, d->arg, status, err);
     ft_req_release(d->r);
     free(d);
+}
+
+typedef struct blocking {
+    uv_work_t work_req;
+    ft_req_t *r;
+    ft_blocking_fn work;
+    ft_req_db_done_fn done;
+    void *arg;
+    int status;
+    ft_error_t err;
+} blocking_t;
+
+static void blocking_work(uv_work_t *w)
+{
+    blocking_t *b = w->data;
+    b->status = b->work(b->arg, &b->err);
+}
+
+static void blocking_done(uv_work_t *w, int uv_status)
+{
+    blocking_t *b = w->data;
+    b->r->thread->pending_db--;
+    if (uv_status == UV_ECANCELED)
+        b->status = ft_error_set(&b->err, FT_ESTATE, "cancelled");
+    b->done(b->r, b->arg, b->status, &b->err);
+    ft_req_release(b->r);
+    free(b);
+}
+
+void ft_req_defer(ft_req_t *r, ft_blocking_fn work, ft_req_db_done_fn done, void *arg)
+{
+    blocking_t *b = ft_mem_calloc(1, sizeof(*b));
+    b->work_req.data = b;
+    b->r = r;
+    b->work = work;
+    b->done = done;
+    b->arg = arg;
+    ft_req_hold(r);
+    r->thread->pending_db++;
+    uv_queue_work(&r->thread->loop, &b->work_req, blocking_work, blocking_done);
 }
 
 void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, void *arg)

@@ -37,6 +37,7 @@ struct ft_req {
     ft_principal_t principal;
     unsigned stage; /* next middleware stage */
     unsigned refs;
+    ft_catalog_t *catalog; /* pinned on first use, unpinned when the context is freed */
 };
 
 /* Creates the request context for h2o's req on thread; its lifetime ends with the request. */
@@ -72,6 +73,14 @@ void ft_respond_problem(ft_req_t *r, int status, const char *slug, const char *t
  * The request is held across the wait; `done` must check ft_req_alive() before answering. */
 typedef void (*ft_req_db_done_fn)(ft_req_t *r, void *arg, int status, const ft_error_t *err);
 void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, void *arg);
+
+/* The catalog this request works with: the one current at its first call, for the whole request. */
+ft_catalog_t *ft_req_catalog(ft_req_t *r);
+
+/* Runs `work` on a worker thread (blocking allowed, no connection given); `done` on this
+ * request's thread. The request is held across the wait. */
+typedef int (*ft_blocking_fn)(void *arg, ft_error_t *err);
+void ft_req_defer(ft_req_t *r, ft_blocking_fn work, ft_req_db_done_fn done, void *arg);
 
 /* Answers 503/500 problem for a failed deferred unit of work, logging internal errors once. */
 void ft_respond_internal(ft_req_t *r, int status, const ft_error_t *err);

@@ -8,6 +8,8 @@
 void ft_routes_register_all(ft_app_t *app)
 {
     ft_routes_ops(app->router);
+    ft_routes_catalog(app->router);
+    ft_routes_plugins(app->router);
     if (app->config.dev_routes)
         ft_routes_dev(app->router);
     for (size_t i = 0; i < ft_router_count(app->router); i++) {

@@ -8,6 +8,8 @@
 
 void ft_routes_ops(ft_router_t *router);
 void ft_routes_dev(ft_router_t *router);
+void ft_routes_catalog(ft_router_t *router);
+void ft_routes_plugins(ft_router_t *router);
 
 /* Registers every route of the host in order, and their metrics series. */
 void ft_routes_register_all(ft_app_t *app);

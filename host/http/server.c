@@ -167,11 +167,25 @@ static void on_wake(uv_async_t *async)
     maybe_finish_drain(t);
 }
 
+static void on_catalog_wake(uv_async_t *async)
+{
+    ft_http_thread_t *t = async->data;
+    ft_catalog_reader_refresh(&t->catalog_reader);
+}
+
+/* Registry callback, on the reloading thread: wake the loop so it moves to the new catalog. */
+static void notify_catalog(void *arg)
+{
+    ft_http_thread_t *t = arg;
+    uv_async_send(&t->catalog_wake);
+}
+
 static void *thread_main(void *arg)
 {
     ft_http_thread_t *t = arg;
     ft_log_buffer_begin();
     uv_run(&t->loop, UV_RUN_DEFAULT);
+    ft_catalog_reader_detach(&t->catalog_reader);
     if (t->inflight != 0 || t->pending_db != 0)
         ft_log(FT_LOG_WARN, NULL, "http thread %u: drain timed out with %u requests and %u database jobs in flight", t->index,
                t->inflight, t->pending_db);
@@ -268,6 +282,10 @@ ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err)
         uv_tcp_open(&t->listener, t->listen_fd);
         uv_async_init(&t->loop, &t->wake, on_wake);
         t->wake.data = t;
+        uv_async_init(&t->loop, &t->catalog_wake, on_catalog_wake);
+        t->catalog_wake.data = t;
+        ft_catalog_reader_attach(app->registry, &t->catalog_reader, i);
+        ft_registry_on_swap(app->registry, notify_catalog, t);
         uv_timer_init(&t->loop, &t->tick);
         t->tick.data = t;
     }

@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "infra/metrics.h"
+#include "plugins/registry.h"
 
 typedef struct ft_http_server ft_http_server_t;
 
@@ -22,7 +23,9 @@ struct ft_http_thread {
     uv_tcp_t listener;
     int listen_fd;
     uv_async_t wake;
+    uv_async_t catalog_wake; /* a new catalog was published */
     uv_timer_t tick;
+    ft_catalog_reader_t catalog_reader;
     pthread_t tid;
     ft_metrics_shard_t *metrics;
     ft_app_t *app;

@@ -51,6 +51,8 @@ static const setting_t settings[] = {
     {"FT_LOG_LEVEL", K_LOGLEVEL, OFF(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"FT_SHUTDOWN_TIMEOUT_MS", K_UINT, OFF(shutdown_timeout_ms), "30000", 0, 3600000,
      "how long a drain waits for in-flight requests"},
+    {"FT_PLUGIN_DRAIN_TIMEOUT_MS", K_UINT, OFF(plugin_drain_timeout_ms), "10000", 1, 3600000,
+     "how long a replaced plugin generation may take to drain before an alert"},
     {"FT_READY_INTERVAL_MS", K_UINT, OFF(ready_interval_ms), "1000", 50, 60000, "readiness probe period"},
     {"FT_NATS_REPLICAS", K_UINT, OFF(nats_replicas), "1", 1, 5, "JetStream stream replicas"},
     {"FT_DEV_ROUTES", K_BOOL, OFF(dev_routes), "false", 0, 0, "serve /api/v1/_dev diagnostics (never in production)"},

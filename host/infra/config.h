@@ -30,6 +30,7 @@ typedef struct ft_config {
     size_t max_body_bytes;
     int log_level;
     unsigned shutdown_timeout_ms;
+    unsigned plugin_drain_timeout_ms;
     unsigned ready_interval_ms;
     unsigned nats_replicas;
     int dev_routes;

@@ -53,7 +53,8 @@ static const ftp_migration_t migrations[] = {
      "ALTER TABLE notes ENABLE ROW LEVEL SECURITY;"
      "ALTER TABLE notes FORCE ROW LEVEL SECURITY;"
      "DROP POLICY IF EXISTS tenant_isolation ON notes;"
-     "CREATE POLICY tenant_isolation ON notes USING (tenant_id = current_setting('farutech.tenant_id')::uuid);"
+     "CREATE POLICY tenant_isolation ON notes USING (tenant_id = nullif(current_setting('farutech.tenant_id', true), '')::uuid)"
+     " WITH CHECK (tenant_id = nullif(current_setting('farutech.tenant_id', true), '')::uuid);"
      "CREATE TABLE IF NOT EXISTS users ("
      "  tenant_id uuid NOT NULL DEFAULT current_setting('farutech.tenant_id')::uuid,"
      "  email text NOT NULL, name text, role text NOT NULL,"
@@ -61,7 +62,8 @@ static const ftp_migration_t migrations[] = {
      "ALTER TABLE users ENABLE ROW LEVEL SECURITY;"
      "ALTER TABLE users FORCE ROW LEVEL SECURITY;"
      "DROP POLICY IF EXISTS tenant_isolation ON users;"
-     "CREATE POLICY tenant_isolation ON users USING (tenant_id = current_setting('farutech.tenant_id')::uuid);",
+     "CREATE POLICY tenant_isolation ON users USING (tenant_id = nullif(current_setting('farutech.tenant_id', true), '')::uuid)"
+     " WITH CHECK (tenant_id = nullif(current_setting('farutech.tenant_id', true), '')::uuid);",
      /* siloed: the instance owns the database, no tenant column needed */
      "CREATE TABLE IF NOT EXISTS notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL);"
      "CREATE TABLE IF NOT EXISTS users (email text PRIMARY KEY, name text, role text NOT NULL);"},
@@ -90,13 +92,14 @@ static int create_admin(const ftp_host_api_t *api, ftp_ctx_t *ctx)
 
 static int drop_tenant_data(const ftp_host_api_t *api, ftp_ctx_t *ctx)
 {
-    /* pooled: delete this tenant's rows (RLS limits the statements to them);
-     * siloed: the host drops the whole database after the steps, nothing to do here */
+    /* pooled: delete this tenant's rows (row-level security limits the statements to them, and
+     * the explicit filter says so in the SQL too); siloed: the host drops the whole database
+     * after the steps, nothing to do here */
     if (api->tier(ctx) != FTP_TIER_STANDARD)
         return FTP_OK;
-    int rc = api->db_exec(ctx, "DELETE FROM notes", 0, NULL, NULL);
+    int rc = api->db_exec(ctx, "DELETE FROM notes WHERE tenant_id = current_setting('farutech.tenant_id')::uuid", 0, NULL, NULL);
     if (rc == FTP_OK)
-        rc = api->db_exec(ctx, "DELETE FROM users", 0, NULL, NULL);
+        rc = api->db_exec(ctx, "DELETE FROM users WHERE tenant_id = current_setting('farutech.tenant_id')::uuid", 0, NULL, NULL);
     return rc;
 }
 

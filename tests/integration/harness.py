@@ -39,7 +39,9 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
             last = predicate()
             if last:
                 return last
-        except Exception as e:  # noqa: BLE001 - the predicate may fail while things come up
+        except AssertionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - connection errors while things come up
             last = e
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -35,6 +35,31 @@
  *     database transaction of its own; everything it writes commits or rolls back with it.
  *   - Keep no pointer into host memory after a call returns.
  *
+ * Invocations (steps and actions)
+ *   - Each runs in its own transaction on the instance's database: the shared tenant database
+ *     (Standard tier) or the instance's own (Enterprise tier). The product's schema (named
+ *     after the product code) comes first on the search_path and farutech.tenant_id holds the
+ *     instance id, in both tiers.
+ *   - Before the plugin runs, the host brings the product's tenant schema up to date with the
+ *     declared migrations (so a migration added by a new plugin version reaches instances
+ *     provisioned earlier on their next step or action). apply_tenant_migrations may also be
+ *     called explicitly; it is idempotent.
+ *   - In the Standard tier the plugin's statements run as the role farutech_tenant, with
+ *     SELECT/INSERT/UPDATE/DELETE on the product's tables and USAGE on its sequences, under
+ *     row-level security. Policies should read the tenant with
+ *     nullif(current_setting('farutech.tenant_id', true), '')::uuid.
+ *   - feature() answers with the instance's entitlements at the time of the invocation, during
+ *     provisioning too. A limit that is off reads as 0 (nothing allowed).
+ *     FEATURES_CHANGED steps run after a change of entitlements, not after provisioning.
+ *   - setting() sees the settings as stored: validated, with the schema's defaults filled in.
+ *   - Actions run only on active instances, and only when their required feature is on.
+ *     The action's return code becomes the HTTP answer: FTP_OK 200 with *output_json (or {}),
+ *     FTP_E_INVALID 422, FTP_E_NOTFOUND 404, FTP_E_CONFLICT 409, retryable codes 503, others 500,
+ *     with the set_error text as the problem's detail. The host frees *output_json in every case.
+ *   - Events a step emits are written to the outbox only if the step commits; their ids derive
+ *     from the job, the step and their order, so a step that runs again emits the same ids and
+ *     consumers, which deduplicate by id, see each once.
+ *
  * Error codes are stable and never renumbered. FTP_IS_RETRYABLE tells the host whether a
  * failed step is worth another attempt.
  */
@@ -144,10 +169,13 @@ typedef struct ftp_host_api {
      * limit: the number) when it is on, 0 when it is off or unknown. value may be NULL. */
     int (*feature)(ftp_ctx_t *ctx, const char *code, int64_t *value);
 
-    /* Database, inside the invocation's transaction. Parameters are text ($1, $2, ...).
-     * Returns FTP_OK, FTP_E_CONFLICT (unique or foreign key violation), FTP_E_UNAVAILABLE
-     * (connection lost), FTP_E_TIMEOUT (statement timeout) or FTP_E_FATAL (any other SQL
-     * error; the message is in the step's error). result may be NULL when no rows matter. */
+    /* Database, inside the invocation's transaction. Parameters are text ($1, $2, ...; a NULL
+     * entry is SQL NULL; the server infers their types, so cast where it cannot), results are
+     * text ("t"/"f" for booleans). Returns FTP_OK, FTP_E_CONFLICT (unique, foreign key or check
+     * violation), FTP_E_UNAVAILABLE (connection lost), FTP_E_TIMEOUT (statement timeout),
+     * FTP_E_RETRY (serialization failure, deadlock) or FTP_E_FATAL (any other SQL error). On
+     * every failure the server's message becomes the invocation's error (set_error may refine
+     * it). result may be NULL when no rows matter. */
     int (*db_exec)(ftp_ctx_t *ctx, const char *sql, int nparams, const char *const *params, ftp_result_t **result);
     int (*result_rows)(const ftp_result_t *result);
     /* NULL for SQL NULL; the string lives until result_free. */
@@ -156,7 +184,8 @@ typedef struct ftp_host_api {
     /* Applies the product's tenant-schema migrations for this invocation's tier, in its
      * transaction, each once (recorded in the target database). */
     int (*apply_tenant_migrations)(ftp_ctx_t *ctx);
-    /* Quotes an SQL identifier into out (for schema names in SQL text). */
+    /* Quotes an SQL identifier into out, which needs 2 * strlen(name) + 3 bytes;
+     * FTP_E_INVALID when it is smaller. */
     int (*db_ident)(const char *name, char *out, size_t outlen);
 
     /* Records an event (CloudEvents type suffix, e.g. "vet.clinic.seeded.v1" and a JSON object)

@@ -1,0 +1,477 @@
+/*
+ * The host side of the plugin ABI for one invocation: accessors, database access inside the
+ * invocation's transaction (as the tenant role under row-level security in the pooled tier),
+ * tenant-schema migrations, events and errors.
+ */
+#include "plugins/invoke.h"
+
+#include "core/mem.h"
+#include "infra/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ftp_ctx {
+    ft_invocation_t *inv;
+    ft_error_t *err;
+    json_t *settings, *payload;
+    char schema[64];
+    char **strings; /* returned to the plugin; freed when the invocation ends */
+    size_t nstrings;
+};
+
+struct ftp_result {
+    PGresult *res;
+};
+
+static const char *keep(ftp_ctx_t *ctx, char *s)
+{
+    ctx->strings = ft_mem_realloc(ctx->strings, (ctx->nstrings + 1) * sizeof(char *));
+    ctx->strings[ctx->nstrings++] = s;
+    return s;
+}
+
+static void host_log(ftp_ctx_t *ctx, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (level < FTP_LOG_DEBUG || level > FTP_LOG_ERROR)
+        level = FTP_LOG_INFO;
+    if (ctx == NULL) {
+        ft_log(level, NULL, "plugin: %s", msg);
+        return;
+    }
+    ft_log(level, ctx->inv->log_id, "plugin %s, instance %s: %s", ctx->inv->product->code,
+           ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
+}
+
+static void *host_alloc(size_t n)
+{
+    return malloc(n == 0 ? 1 : n);
+}
+
+static void host_free(void *p)
+{
+    free(p);
+}
+
+static const char *instance_id(ftp_ctx_t *ctx)
+{
+    return ctx->inv->instance_id;
+}
+
+static const char *instance_code(ftp_ctx_t *ctx)
+{
+    return ctx->inv->instance_code;
+}
+
+static const char *customer_id(ftp_ctx_t *ctx)
+{
+    return ctx->inv->customer_id;
+}
+
+static int tier(ftp_ctx_t *ctx)
+{
+    return ctx->inv->tier;
+}
+
+static const char *schema(ftp_ctx_t *ctx)
+{
+    return ctx->schema;
+}
+
+/* A member of a JSON object as text: strings unquoted, null/absent as NULL, others as JSON. */
+static const char *member_text(ftp_ctx_t *ctx, json_t *obj, const char *key)
+{
+    json_t *v = obj != NULL ? json_object_get(obj, key) : NULL;
+    if (v == NULL || json_is_null(v))
+        return NULL;
+    if (json_is_string(v))
+        return json_string_value(v);
+    /* 15 significant digits: a decimal such as 1260504.20 comes back as 1260504.2, not as the
+     * binary double's 17-digit expansion */
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    return s != NULL ? keep(ctx, s) : NULL;
+}
+
+static const char *setting(ftp_ctx_t *ctx, const char *key)
+{
+    return member_text(ctx, ctx->settings, key);
+}
+
+static const char *payload_json(ftp_ctx_t *ctx)
+{
+    return ctx->inv->payload_json;
+}
+
+static const char *payload_get(ftp_ctx_t *ctx, const char *key)
+{
+    return member_text(ctx, ctx->payload, key);
+}
+
+static int feature(ftp_ctx_t *ctx, const char *code, int64_t *value)
+{
+    int64_t v = 0;
+    int on = ctx->inv->entitlement != NULL && ctx->inv->entitlement(ctx->inv->entitlement_arg, code, &v);
+    if (value != NULL)
+        *value = on ? v : 0;
+    return on;
+}
+
+static void set_error(ftp_ctx_t *ctx, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->err->message, sizeof(ctx->err->message), fmt, ap);
+    va_end(ap);
+}
+
+/* Maps a failed statement to an FTP_* code and records its message. */
+static int sql_failure(ftp_ctx_t *ctx, const PGresult *res)
+{
+    PGconn *conn = ctx->inv->conn;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        set_error(ctx, "the database connection was lost");
+        return FTP_E_UNAVAILABLE;
+    }
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    set_error(ctx, "%s (SQLSTATE %s)", msg != NULL ? msg : PQerrorMessage(conn), state != NULL ? state : "?");
+    if (state == NULL)
+        return FTP_E_FATAL;
+    if (strncmp(state, "23", 2) == 0)
+        return FTP_E_CONFLICT;
+    if (strcmp(state, "57014") == 0)
+        return FTP_E_TIMEOUT;
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strncmp(state, "08", 2) == 0 ||
+        strcmp(state, "57P01") == 0 || strcmp(state, "53300") == 0)
+        return FTP_E_RETRY;
+    return FTP_E_FATAL;
+}
+
+static int db_exec(ftp_ctx_t *ctx, const char *sql, int nparams, const char *const *params, ftp_result_t **result)
+{
+    if (result != NULL)
+        *result = NULL;
+    PGresult *res = PQexecParams(ctx->inv->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        int rc = sql_failure(ctx, res);
+        PQclear(res);
+        return rc;
+    }
+    if (result == NULL) {
+        PQclear(res);
+        return FTP_OK;
+    }
+    ftp_result_t *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        PQclear(res);
+        return FTP_E_NOMEM;
+    }
+    r->res = res;
+    *result = r;
+    return FTP_OK;
+}
+
+static int result_rows(const ftp_result_t *r)
+{
+    return r != NULL ? PQntuples(r->res) : 0;
+}
+
+static const char *result_value(const ftp_result_t *r, int row, int col)
+{
+    if (r == NULL || row < 0 || row >= PQntuples(r->res) || col < 0 || col >= PQnfields(r->res) ||
+        PQgetisnull(r->res, row, col))
+        return NULL;
+    return PQgetvalue(r->res, row, col);
+}
+
+static void result_free(ftp_result_t *r)
+{
+    if (r == NULL)
+        return;
+    PQclear(r->res);
+    free(r);
+}
+
+static int db_ident(const char *name, char *out, size_t outlen)
+{
+    size_t n = strlen(name), o = 0;
+    if (outlen < n * 2 + 3)
+        return FTP_E_INVALID;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (name[i] == '"')
+            out[o++] = '"';
+        out[o++] = name[i];
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return FTP_OK;
+}
+
+/* Parameterless SQL, possibly several statements (migrations): the simple query protocol. */
+static int exec_simple(ftp_ctx_t *ctx, const char *sql)
+{
+    PGresult *res = PQexec(ctx->inv->conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY ? FTP_OK : sql_failure(ctx, res);
+    PQclear(res);
+    return rc;
+}
+
+static int enter_tenant_role(ftp_ctx_t *ctx)
+{
+    return ctx->inv->tier == FTP_TIER_STANDARD ? exec_simple(ctx, "SET LOCAL ROLE " FT_TENANT_ROLE) : FTP_OK;
+}
+
+/* Brings the product's tenant schema up to date for this tier, as the connection's own user
+ * (the schema owner). A cheap check first; only when something is missing does it take the
+ * per-product advisory lock (held to the end of the transaction) and apply what is pending.
+ * Every declared version is recorded, also those with no SQL for this tier. */
+static int ensure_migrations(ftp_ctx_t *ctx)
+{
+    const ft_product_t *p = ctx->inv->product;
+    int pooled = ctx->inv->tier == FTP_TIER_STANDARD;
+    char q[160], sql[1024], table[200];
+    int rc;
+    db_ident(ctx->schema, q, sizeof(q));
+    snprintf(table, sizeof(table), "%s.ft_tenant_migrations", q);
+    const char *reg_params[] = {table};
+    ftp_result_t *res = NULL;
+    if ((rc = db_exec(ctx, "SELECT to_regclass($1) IS NOT NULL", 1, reg_params, &res)) != FTP_OK)
+        return rc;
+    int have_table = strcmp(result_value(res, 0, 0), "t") == 0;
+    result_free(res);
+    if (have_table) {
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+        if ((rc = db_exec(ctx, sql, 0, NULL, &res)) != FTP_OK)
+            return rc;
+        long applied = atol(result_value(res, 0, 0));
+        result_free(res);
+        if (applied >= (long)p->nmigrations)
+            return FTP_OK;
+    }
+
+    const char *lock_params[] = {p->code};
+    if ((rc = db_exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('farutech.tenant_migrations.' || $1))", 1, lock_params,
+                      NULL)) != FTP_OK)
+        return rc;
+    snprintf(sql, sizeof(sql),
+             "CREATE SCHEMA IF NOT EXISTS %s;"
+             "CREATE TABLE IF NOT EXISTS %s (version integer PRIMARY KEY, name text NOT NULL,"
+             " tier text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+             q, table);
+    if ((rc = exec_simple(ctx, sql)) != FTP_OK)
+        return rc;
+    snprintf(sql, sizeof(sql), "SELECT version FROM %s", table);
+    ftp_result_t *done = NULL;
+    if ((rc = db_exec(ctx, sql, 0, NULL, &done)) != FTP_OK)
+        return rc;
+    for (size_t i = 0; i < p->nmigrations && rc == FTP_OK; i++) {
+        const ft_tenant_migration_t *m = &p->migrations[i];
+        const char *body = pooled ? m->pooled_sql : m->siloed_sql;
+        int applied = 0;
+        for (int row = 0; row < result_rows(done) && !applied; row++)
+            applied = (uint32_t)atol(result_value(done, row, 0)) == m->version;
+        if (applied)
+            continue;
+        if (body != NULL && (rc = exec_simple(ctx, body)) != FTP_OK) {
+            char why[sizeof(ctx->err->message)];
+            snprintf(why, sizeof(why), "%s", ctx->err->message);
+            set_error(ctx, "tenant migration %u %s (%s tier): %s", m->version, m->name, pooled ? "pooled" : "siloed", why);
+            break;
+        }
+        char version[16];
+        snprintf(version, sizeof(version), "%u", m->version);
+        const char *params[] = {version, m->name, pooled ? "pooled" : "siloed"};
+        snprintf(sql, sizeof(sql), "INSERT INTO %s (version, name, tier) VALUES ($1, $2, $3)", table);
+        rc = db_exec(ctx, sql, 3, params, NULL);
+    }
+    result_free(done);
+    if (rc != FTP_OK || !pooled)
+        return rc;
+    snprintf(sql, sizeof(sql),
+             "GRANT USAGE ON SCHEMA %s TO " FT_TENANT_ROLE ";"
+             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %s TO " FT_TENANT_ROLE ";"
+             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %s TO " FT_TENANT_ROLE ";"
+             "REVOKE ALL ON %s FROM " FT_TENANT_ROLE,
+             q, q, q, table);
+    return exec_simple(ctx, sql);
+}
+
+/* The ABI's apply_tenant_migrations: leaves the tenant role for the owner and comes back. */
+static int apply_tenant_migrations(ftp_ctx_t *ctx)
+{
+    int rc = exec_simple(ctx, "RESET ROLE");
+    if (rc == FTP_OK)
+        rc = ensure_migrations(ctx);
+    if (rc == FTP_OK)
+        rc = enter_tenant_role(ctx);
+    return rc;
+}
+
+static int emit_event(ftp_ctx_t *ctx, const char *type, const char *data_json)
+{
+    json_error_t jerr;
+    json_t *data = json_loads(data_json != NULL ? data_json : "{}", 0, &jerr);
+    if (data == NULL || !json_is_object(data) || type == NULL || *type == '\0') {
+        json_decref(data);
+        set_error(ctx, "emit_event: the type must be set and the data a JSON object");
+        return FTP_E_INVALID;
+    }
+    if (ctx->inv->events == NULL)
+        ctx->inv->events = json_array();
+    json_array_append_new(ctx->inv->events, json_pack("{s:s, s:o}", "type", type, "data", data));
+    return FTP_OK;
+}
+
+static const ftp_host_api_t api = {
+    .struct_size = sizeof(ftp_host_api_t),
+    .abi_major = FTP_ABI_MAJOR,
+    .abi_minor = FTP_ABI_MINOR,
+    .log = host_log,
+    .alloc = host_alloc,
+    .free = host_free,
+    .instance_id = instance_id,
+    .instance_code = instance_code,
+    .customer_id = customer_id,
+    .tier = tier,
+    .schema = schema,
+    .setting = setting,
+    .payload_json = payload_json,
+    .payload_get = payload_get,
+    .feature = feature,
+    .db_exec = db_exec,
+    .result_rows = result_rows,
+    .result_value = result_value,
+    .result_free = result_free,
+    .apply_tenant_migrations = apply_tenant_migrations,
+    .db_ident = db_ident,
+    .emit_event = emit_event,
+    .set_error = set_error,
+};
+
+const ftp_host_api_t *ft_host_api(void)
+{
+    return &api;
+}
+
+int ft_tenant_db_prepare(PGconn *conn, ft_error_t *err)
+{
+    PGresult *res = PQexec(conn, "DO $$ BEGIN"
+                                 " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '" FT_TENANT_ROLE "') THEN"
+                                 "  CREATE ROLE " FT_TENANT_ROLE " NOLOGIN NOSUPERUSER NOBYPASSRLS;"
+                                 " END IF;"
+                                 " EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;"
+                                 " END $$");
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? FT_OK : FT_EDB;
+    if (rc != FT_OK)
+        ft_error_set(err, FT_EDB, "creating role %s: %s", FT_TENANT_ROLE, PQresultErrorMessage(res));
+    PQclear(res);
+    return rc;
+}
+
+/* Opens the invocation's transaction: time limit, search_path, tenant id and role. */
+static int begin(ftp_ctx_t *ctx, unsigned timeout_ms)
+{
+    int rc = exec_simple(ctx, "BEGIN");
+    if (rc != FTP_OK)
+        return rc;
+    char timeout[24], path[160];
+    snprintf(timeout, sizeof(timeout), "%u", timeout_ms);
+    db_ident(ctx->schema, path, sizeof(path) - 8);
+    strcat(path, ", public");
+    const char *params[] = {timeout, path, ctx->inv->instance_id != NULL ? ctx->inv->instance_id : ""};
+    rc = db_exec(ctx,
+                 "SELECT set_config('statement_timeout', $1, true), set_config('search_path', $2, true),"
+                 " set_config('farutech.tenant_id', $3, true)",
+                 3, params, NULL);
+    if (rc == FTP_OK)
+        rc = ensure_migrations(ctx);
+    if (rc == FTP_OK)
+        rc = enter_tenant_role(ctx);
+    return rc;
+}
+
+static void ctx_init(ftp_ctx_t *ctx, ft_invocation_t *inv, ft_error_t *err)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->inv = inv;
+    ctx->err = err;
+    err->message[0] = '\0';
+    snprintf(ctx->schema, sizeof(ctx->schema), "%s", inv->product->code);
+    if (inv->settings_json != NULL)
+        ctx->settings = json_loads(inv->settings_json, 0, NULL);
+    if (inv->payload_json != NULL)
+        ctx->payload = json_loads(inv->payload_json, 0, NULL);
+}
+
+static void ctx_end(ftp_ctx_t *ctx)
+{
+    for (size_t i = 0; i < ctx->nstrings; i++)
+        free(ctx->strings[i]);
+    free(ctx->strings);
+    json_decref(ctx->settings);
+    json_decref(ctx->payload);
+}
+
+/* Commits when rc is FTP_OK, else rolls back; returns the final code. */
+static int finish(ftp_ctx_t *ctx, int rc)
+{
+    if (rc == FTP_OK) {
+        rc = exec_simple(ctx, "COMMIT");
+    } else {
+        PGresult *r = PQexec(ctx->inv->conn, "ROLLBACK");
+        PQclear(r);
+    }
+    return rc;
+}
+
+int ft_invoke_step(ft_invocation_t *inv, const ft_step_t *step, ft_error_t *err)
+{
+    ftp_ctx_t ctx;
+    ctx_init(&ctx, inv, err);
+    int rc = begin(&ctx, step->timeout_ms);
+    if (rc == FTP_OK) {
+        rc = step->run(&api, &ctx);
+        if (rc != FTP_OK && err->message[0] == '\0')
+            snprintf(err->message, sizeof(err->message), "step %s returned %d", step->name, rc);
+    }
+    rc = finish(&ctx, rc);
+    if (rc != FTP_OK) {
+        json_decref(inv->events);
+        inv->events = NULL;
+    }
+    err->code = rc;
+    ctx_end(&ctx);
+    return rc;
+}
+
+int ft_invoke_action(ft_invocation_t *inv, const ft_action_t *action, char **output, ft_error_t *err)
+{
+    ftp_ctx_t ctx;
+    ctx_init(&ctx, inv, err);
+    *output = NULL;
+    int rc = begin(&ctx, 30000);
+    char *out = NULL;
+    if (rc == FTP_OK) {
+        rc = action->handler(&api, &ctx, inv->payload_json != NULL ? inv->payload_json : "{}", &out);
+        if (rc != FTP_OK && err->message[0] == '\0')
+            snprintf(err->message, sizeof(err->message), "action %s returned %d", action->name, rc);
+    }
+    rc = finish(&ctx, rc);
+    if (rc == FTP_OK)
+        *output = out;
+    else
+        free(out);
+    err->code = rc;
+    ctx_end(&ctx);
+    return rc;
+}

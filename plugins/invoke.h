@@ -1,0 +1,47 @@
+/*
+ * Running a plugin's code for one tenant instance: the host services behind ftp_host_api_t
+ * and the transaction around each step or action. The caller provides the connection to the
+ * instance's database, how to read its entitlements, and gets back the events the plugin
+ * emitted (to write to the outbox when it records the step as done).
+ */
+#ifndef FT_INVOKE_H
+#define FT_INVOKE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "core/error.h"
+#include "plugins/product.h"
+
+/* The role pooled-tier steps run as, so row-level security applies to them. */
+#define FT_TENANT_ROLE "farutech_tenant"
+
+typedef int (*ft_entitlement_fn)(void *arg, const char *code, int64_t *value);
+
+typedef struct ft_invocation {
+    const ft_product_t *product;
+    PGconn *conn;
+    const char *instance_id, *instance_code, *customer_id;
+    int tier;                  /* FTP_TIER_STANDARD or FTP_TIER_ENTERPRISE */
+    const char *settings_json; /* the instance's settings object, or NULL */
+    const char *payload_json;  /* the lifecycle payload or action input, or NULL */
+    ft_entitlement_fn entitlement;
+    void *entitlement_arg;
+    const char *log_id; /* correlation id for log lines, or NULL */
+    json_t *events;     /* out: [{"type","data"}] emitted by the plugin; the caller owns it */
+} ft_invocation_t;
+
+/* The host services table handed to every plugin. */
+const ftp_host_api_t *ft_host_api(void);
+
+/* Once per tenant database server: the role pooled steps run as. */
+int ft_tenant_db_prepare(PGconn *conn, ft_error_t *err);
+
+/* Runs one step in its own transaction (committed only if the step returns FTP_OK).
+ * Returns the step's FTP_* code; err carries the explanation. inv->events is filled. */
+int ft_invoke_step(ft_invocation_t *inv, const ft_step_t *step, ft_error_t *err);
+
+/* Runs an action in its own transaction; *output (malloc'd JSON text or NULL) for the caller to free. */
+int ft_invoke_action(ft_invocation_t *inv, const ft_action_t *action, char **output, ft_error_t *err);
+
+#endif
