@@ -19,8 +19,12 @@ function(farutech_add_plugin target product)
   if(NOT FARUTECH_PLUGIN_OUTPUT_DIR)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/products")
   endif()
+  # the source tree keeps the header beside this file; an installed tree in <prefix>/include
   if(EXISTS "${_FARUTECH_PLUGIN_API_DIR}/include/farutech/plugin.h")
     target_include_directories(${target} PRIVATE "${_FARUTECH_PLUGIN_API_DIR}/include")
+  else()
+    get_filename_component(_ftp_prefix "${_FARUTECH_PLUGIN_API_DIR}/../../.." ABSOLUTE)
+    target_include_directories(${target} PRIVATE "${_ftp_prefix}/include")
   endif()
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter)
   # In the farutech tree, plugins get the same sanitizer build as the host.
