@@ -23,6 +23,7 @@ typedef struct ft_app {
     ft_migration_set_t migrations;
     ft_router_t *router;
     ft_registry_t *registry;
+    struct ft_ent_service *entitlements;
 } ft_app_t;
 
 #endif

@@ -5,9 +5,11 @@
 #include "app.h"
 #include "core/mem.h"
 #include "http/routes.h"
+#include "http/request.h"
 #include "http/server.h"
 #include "infra/log.h"
 #include "infra/metrics.h"
+#include "domain/entitlement_service.h"
 #include "plugins/invoke.h"
 #include "store/catalog_store.h"
 
@@ -150,11 +152,45 @@ static int start_plugins(ft_app_t *app)
     return 0;
 }
 
+/* Warms the entitlement cache with every instance, off the main thread, so the host serves
+ * at once and the first request of each child app already finds its record. */
+static void *warm_entitlements(void *arg)
+{
+    ft_app_t *app = arg;
+    ft_error_t err = {0};
+    /* warm only once changes are being heard, else a change in between could be cached stale */
+    for (int i = 0; i < 100 && !ft_ent_service_listening(app->entitlements); i++)
+        usleep(50000);
+    PGconn *conn = ft_db_acquire(app->db, &err);
+    if (conn == NULL) {
+        ft_log(FT_LOG_WARN, NULL, "entitlements: not warmed: %s", err.message);
+        return NULL;
+    }
+    uint64_t t0 = ft_now_ns();
+    size_t n = ft_ent_service_warm(app->entitlements, conn, &err);
+    ft_db_release(app->db, conn);
+    ft_log(FT_LOG_INFO, NULL, "entitlements: %zu instances resolved in %.1f ms", n, (double)(ft_now_ns() - t0) / 1e6);
+    return NULL;
+}
+
+static void entitlement_metrics(FILE *out, void *arg)
+{
+    ft_app_t *app = arg;
+    ft_ent_cache_t *c = ft_ent_service_cache(app->entitlements);
+    fprintf(out,
+            "# HELP ft_entitlements_cached Resolved entitlement records held in memory.\n"
+            "# TYPE ft_entitlements_cached gauge\nft_entitlements_cached %zu\n"
+            "# HELP ft_entitlements_invalidations_total Cache invalidations received (changes committed anywhere).\n"
+            "# TYPE ft_entitlements_invalidations_total counter\nft_entitlements_invalidations_total %llu\n",
+            ft_ent_cache_count(c), (unsigned long long)ft_ent_cache_invalidations(c));
+}
+
 static int serve(ft_app_t *app)
 {
     char roles[32];
     ft_error_t err = {0};
-    int rc = 1, drained = 1;
+    int rc = 1, drained = 1, warming = 0;
+    pthread_t warmer;
     ft_http_server_t *server = NULL;
     ft_log(FT_LOG_INFO, NULL, "farutech-host %s (%s) starting; roles %s", FT_VERSION_STRING, FT_GIT_COMMIT,
            ft_config_roles_str(app->config.roles, roles, sizeof(roles)));
@@ -169,10 +205,16 @@ static int serve(ft_app_t *app)
     app->readiness = ft_readiness_start(app->config.database_url, &app->migrations, app->nats, app->config.ready_interval_ms);
     if (start_plugins(app) != 0)
         goto out;
+    if (app->config.roles & FT_ROLE_API) {
+        app->entitlements = ft_ent_service_start(app->config.database_url, app->registry);
+        ft_metrics_add_collector(entitlement_metrics, app);
+        warming = pthread_create(&warmer, NULL, warm_entitlements, app) == 0;
+    }
 
     if (app->config.roles & FT_ROLE_API) {
         app->router = ft_router_create();
-        ft_routes_register_all(app);
+        if (ft_routes_register_all(app) != 0)
+            goto out;
         server = ft_http_server_create(app, &err);
         if (server == NULL) {
             ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
@@ -202,8 +244,12 @@ static int serve(ft_app_t *app)
     }
     rc = 0;
 out:
-    if (drained)
+    if (warming)
+        pthread_join(warmer, NULL);
+    if (drained) {
+        ft_ent_service_stop(app->entitlements);
         ft_registry_destroy(app->registry); /* after the HTTP threads: no reader is left */
+    }
     ft_readiness_stop(app->readiness);
     ft_nats_close(app->nats);
     if (drained)

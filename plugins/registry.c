@@ -7,6 +7,7 @@
 #include "plugins/registry.h"
 
 #include "core/mem.h"
+#include "domain/jsonschema.h"
 #include "infra/log.h"
 #include "plugins/validate.h"
 
@@ -159,6 +160,10 @@ static void build_gen_json(ft_generation_t *g)
 
 static void free_gen(ft_generation_t *g)
 {
+    ft_schema_free(g->settings_schema);
+    for (size_t i = 0; g->action_schemas != NULL && i < g->product->nactions; i++)
+        ft_schema_free(g->action_schemas[i]);
+    free(g->action_schemas);
     free(g->detail_json);
     free(g->plans_json);
     for (size_t i = 0; g->plan_json != NULL && i < g->product->nplans; i++)
@@ -520,6 +525,28 @@ static void fail(ft_registry_t *reg, const char *code, json_t *report, const cha
     }
 }
 
+/* The product's JSON Schemas, compiled once per generation; a schema outside the supported
+ * subset refuses the plugin. */
+static int compile_schemas(ft_generation_t *g, char *reason, size_t len)
+{
+    const ft_product_t *p = g->product;
+    ft_error_t err = {0};
+    if (p->settings_schema != NULL && (g->settings_schema = ft_schema_compile(p->settings_schema, &err)) == NULL) {
+        snprintf(reason, len, "%s: settings_schema: %s", g->file_path, err.message);
+        return FT_EINVAL;
+    }
+    g->action_schemas = ft_mem_calloc(p->nactions + 1, sizeof(*g->action_schemas));
+    for (size_t i = 0; i < p->nactions; i++) {
+        if (p->actions[i].input_schema == NULL)
+            continue;
+        if ((g->action_schemas[i] = ft_schema_compile(p->actions[i].input_schema, &err)) == NULL) {
+            snprintf(reason, len, "%s: actions[%zu] %s: input_schema: %s", g->file_path, i, p->actions[i].name, err.message);
+            return FT_EINVAL;
+        }
+    }
+    return FT_OK;
+}
+
 /* Loads <dir>/<code>.so as the next generation of code. reload_mutex held. */
 static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *report)
 {
@@ -585,6 +612,12 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
     gen->product = loaded.product;
     gen->loaded_at = time(NULL);
     build_gen_json(gen);
+    if ((rc = compile_schemas(gen, reason, sizeof(reason))) != FT_OK) {
+        gen->product->fini();
+        free_gen(gen);
+        fail(reg, code, report, reason);
+        goto out;
+    }
     if (reg->sync != NULL && (rc = reg->sync(reg->arg, gen, &err)) != FT_OK) {
         snprintf(reason, sizeof(reason), "catalog sync: %s", err.message);
         gen->product->fini();

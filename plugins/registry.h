@@ -31,6 +31,8 @@ typedef struct ft_generation {
     char *detail_json;     /* GET /api/v1/products/{code} */
     char *plans_json;      /* GET /api/v1/products/{code}/plans */
     char **plan_json;      /* GET /api/v1/products/{code}/plans/{plan}, in product->plans order */
+    struct ft_schema *settings_schema;  /* product->settings_schema compiled, or NULL */
+    struct ft_schema **action_schemas;  /* each action's input_schema compiled (NULL entries: none) */
     atomic_long refs;      /* catalogs that include this generation */
     uint64_t retired_ns;   /* when it left the current catalog, 0 while current */
     int alerted;           /* its drain passed the bound and was reported */

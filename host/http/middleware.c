@@ -4,6 +4,7 @@
  */
 #include "http/middleware.h"
 
+#include "domain/jsonschema.h"
 #include "infra/log.h"
 
 #include <string.h>
@@ -37,9 +38,11 @@ static int is_json_media_type(const char *ct)
 
 static ft_stage_result_t stage_decode_body(ft_req_t *r)
 {
-    if (!(r->route->flags & FT_ROUTE_JSON_BODY))
+    if (!(r->route->flags & (FT_ROUTE_JSON_BODY | FT_ROUTE_OPTIONAL_BODY)))
         return FT_STAGE_NEXT;
     h2o_req_t *req = r->req;
+    if ((req->entity.base == NULL || req->entity.len == 0) && (r->route->flags & FT_ROUTE_OPTIONAL_BODY))
+        return FT_STAGE_NEXT;
     if (req->entity.base == NULL || req->entity.len == 0) {
         ft_respond_problem(r, 400, "missing-body", "Request body required", NULL,
                            "%s %s expects a JSON object in the request body.", r->route->method, r->route->pattern);
@@ -69,6 +72,17 @@ static ft_stage_result_t stage_decode_body(ft_req_t *r)
     if (!json_is_object(doc)) {
         json_decref(doc);
         ft_respond_problem(r, 400, "invalid-body", "Invalid request body", NULL, "The request body must be a JSON object.");
+        return FT_STAGE_HALT;
+    }
+    json_t *errors = NULL;
+    if (r->route->schema != NULL && ft_schema_validate(r->route->schema, doc, 1, &errors) != FT_OK) {
+        json_decref(doc);
+        size_t n = json_array_size(errors);
+        const char *first = json_string_value(json_object_get(json_array_get(errors, 0), "pointer"));
+        const char *what = json_string_value(json_object_get(json_array_get(errors, 0), "detail"));
+        ft_respond_problem(r, 400, "invalid-body", "Invalid request body", json_pack("{s:o}", "errors", errors),
+                           "%s %s%s", first != NULL ? first : "#", what != NULL ? what : "is invalid",
+                           n > 1 ? " (and more: see errors)" : ".");
         return FT_STAGE_HALT;
     }
     r->body = doc;

@@ -312,7 +312,7 @@ void ft_respond_problem(ft_req_t *r, int status, const char *slug, const char *t
         json_object_set_new(p, "instance", inst);
     json_object_set_new(p, "request_id", json_string(r->request_id));
     if (ext != NULL) {
-        json_object_update(p, ext);
+        json_object_update_missing(p, ext); /* extensions never replace the standard members */
         json_decref(ext);
     }
     send_json(r, status, "application/problem+json", p);

@@ -21,6 +21,8 @@ typedef struct ft_http_thread ft_http_thread_t;
 typedef struct ft_principal {
     int authenticated; /* 0: anonymous */
     char subject[128];
+    char customer_id[40]; /* set: the credential is bound to this customer's data */
+    char instance_id[40]; /* set: the credential is bound to one instance (a child app) */
 } ft_principal_t;
 
 struct ft_req {

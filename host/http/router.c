@@ -5,6 +5,7 @@
 #include "http/router.h"
 
 #include "core/mem.h"
+#include "domain/jsonschema.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@ void ft_router_destroy(ft_router_t *router)
         for (size_t s = 0; s < router->routes[i]->nsegs; s++)
             free(router->routes[i]->segs[s]);
         free(router->routes[i]->segs);
+        ft_schema_free(router->routes[i]->schema);
         free(router->routes[i]);
     }
     free(router->routes);

@@ -15,6 +15,7 @@ enum {
     FT_ROUTE_CHAIN = 1u << 0,     /* runs the middleware chain: authentication, rate limit, audit */
     FT_ROUTE_JSON_BODY = 1u << 1, /* expects a JSON document; decoded before the handler */
     FT_ROUTE_WRITE = 1u << 2,     /* changes state: audited */
+    FT_ROUTE_OPTIONAL_BODY = 1u << 3, /* like FT_ROUTE_JSON_BODY, but an empty body is fine */
 };
 
 #define FT_ROUTE_MAX_PARAMS 6
@@ -25,6 +26,8 @@ typedef struct ft_route {
     const char *permission; /* "catalog:read"; NULL for routes outside the chain */
     unsigned flags;
     ft_handler_fn handler;
+    const char *body_schema; /* JSON Schema the body must satisfy (FT_ROUTE_JSON_BODY), or NULL */
+    void *schema;            /* body_schema compiled at registration (ft_schema_t) */
     /* filled by the router */
     unsigned id; /* metrics series */
     size_t nsegs;

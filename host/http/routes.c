@@ -3,17 +3,35 @@
  */
 #include "http/routes.h"
 
+#include "domain/jsonschema.h"
+#include "infra/log.h"
 #include "infra/metrics.h"
 
-void ft_routes_register_all(ft_app_t *app)
+int ft_routes_register_all(ft_app_t *app)
 {
-    ft_routes_ops(app->router);
-    ft_routes_catalog(app->router);
-    ft_routes_plugins(app->router);
+    ft_router_t *rt = app->router;
+    ft_routes_ops(rt);
+    ft_routes_catalog(rt);
+    ft_routes_plugins(rt);
+    ft_routes_customers(rt);
+    ft_routes_instances(rt);
+    ft_routes_subscriptions(rt);
+    ft_routes_entitlements(rt);
+    ft_routes_ofrep(rt);
+    ft_routes_compat(rt);
     if (app->config.dev_routes)
-        ft_routes_dev(app->router);
-    for (size_t i = 0; i < ft_router_count(app->router); i++) {
-        ft_route_t *r = (ft_route_t *)ft_router_at(app->router, i);
+        ft_routes_dev(rt);
+    for (size_t i = 0; i < ft_router_count(rt); i++) {
+        ft_route_t *r = (ft_route_t *)ft_router_at(rt, i);
         r->id = ft_metrics_route(r->method, r->pattern);
+        if (r->body_schema != NULL) {
+            ft_error_t err = {0};
+            r->schema = ft_schema_compile(r->body_schema, &err);
+            if (r->schema == NULL) {
+                ft_log(FT_LOG_ERROR, NULL, "route %s %s: body schema: %s", r->method, r->pattern, err.message);
+                return -1;
+            }
+        }
     }
+    return 0;
 }

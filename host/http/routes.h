@@ -10,8 +10,15 @@ void ft_routes_ops(ft_router_t *router);
 void ft_routes_dev(ft_router_t *router);
 void ft_routes_catalog(ft_router_t *router);
 void ft_routes_plugins(ft_router_t *router);
+void ft_routes_customers(ft_router_t *router);
+void ft_routes_instances(ft_router_t *router);
+void ft_routes_subscriptions(ft_router_t *router);
+void ft_routes_entitlements(ft_router_t *router);
+void ft_routes_ofrep(ft_router_t *router);
+void ft_routes_compat(ft_router_t *router);
 
-/* Registers every route of the host in order, and their metrics series. */
-void ft_routes_register_all(ft_app_t *app);
+/* Registers every route of the host in order, their metrics series and their body schemas.
+ * Returns -1 (logged) if a route's schema does not compile. */
+int ft_routes_register_all(ft_app_t *app);
 
 #endif

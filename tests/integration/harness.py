@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("FT_BUILD_DIR", os.path.join(ROOT, "build", "test"))
 HOST_BIN = os.path.join(BUILD, "host", "farutech-host")
 STACK = os.path.join(ROOT, "packaging", "stack.sh")
+PRODUCTS_DIR = os.path.join(BUILD, "products")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
@@ -273,6 +274,15 @@ class StackTestCase(unittest.TestCase):
             self.assertTrue(p["type"].endswith("/" + type_suffix), p["type"])
         self.assertIn("detail", p)
         return p
+
+
+class ProductsTestCase(StackTestCase):
+    """A StackTestCase whose hosts load the first-party products."""
+
+    def host(self, start=True, **kw):
+        env = {"FT_PLUGIN_DIR": PRODUCTS_DIR}
+        env.update(kw.pop("env", {}))
+        return super().host(start=start, env=env, **kw)
 
 
 def main():

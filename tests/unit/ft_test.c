@@ -5,8 +5,9 @@
 
 int ft_test_run(const ft_test_case_t *cases, size_t n, int argc, char **argv)
 {
-    int failures = 0, ran = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* volatile: they live across setjmp/longjmp */
+    volatile int failures = 0, ran = 0;
+    for (volatile size_t i = 0; i < n; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
             continue;
         ran++;

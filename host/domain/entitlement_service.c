@@ -1,0 +1,155 @@
+/*
+ * Coordination of the entitlement cache, its store and the resolver, and the listener that
+ * keeps the cache fresh across hosts.
+ */
+#include "domain/entitlement_service.h"
+
+#include "core/mem.h"
+#include "infra/log.h"
+#include "infra/pg_listen.h"
+#include "store/entitlement_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define WARM_PAGE 2000
+
+struct ft_ent_service {
+    ft_ent_cache_t *cache;
+    ft_registry_t *registry;
+    ft_listener_t *listener;
+};
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    ft_ent_service_t *s = arg;
+    if (channel == NULL) {
+        /* (re)connected: anything may have changed while no one listened */
+        ft_ent_cache_invalidate_all(s->cache, NULL);
+        return;
+    }
+    if (payload == NULL || *payload == '\0' || strcmp(payload, "*") == 0)
+        ft_ent_cache_invalidate_all(s->cache, NULL);
+    else if (strncmp(payload, "product:", 8) == 0)
+        ft_ent_cache_invalidate_all(s->cache, payload + 8);
+    else
+        ft_ent_cache_invalidate(s->cache, payload);
+}
+
+/* A reloaded product may define its features differently: forget its records. */
+static void on_swap(void *arg)
+{
+    ft_ent_service_t *s = arg;
+    ft_ent_cache_invalidate_all(s->cache, NULL);
+}
+
+ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry)
+{
+    ft_ent_service_t *s = ft_mem_calloc(1, sizeof(*s));
+    s->cache = ft_ent_cache_create();
+    s->registry = registry;
+    static const char *const channels[] = {"ft_entitlements", NULL};
+    s->listener = ft_listener_start(database_url, channels, on_notify, s);
+    ft_registry_on_swap(registry, on_swap, s);
+    return s;
+}
+
+void ft_ent_service_stop(ft_ent_service_t *s)
+{
+    if (s == NULL)
+        return;
+    ft_listener_stop(s->listener);
+    ft_ent_cache_destroy(s->cache);
+    free(s);
+}
+
+ft_ent_cache_t *ft_ent_service_cache(ft_ent_service_t *s)
+{
+    return s->cache;
+}
+
+int ft_ent_service_listening(ft_ent_service_t *s)
+{
+    return ft_listener_connected(s->listener);
+}
+
+static int in_scope(const ft_call_t *call, const ft_entitlements_t *e)
+{
+    return (call->customer_id == NULL || strcasecmp(call->customer_id, e->customer_id) == 0) &&
+           (call->instance_id == NULL || strcasecmp(call->instance_id, e->instance_id) == 0);
+}
+
+ft_entitlements_t *ft_ent_service_cached(ft_ent_service_t *s, const ft_call_t *call, const char *instance_id, int64_t now_us)
+{
+    ft_entitlements_t *e = ft_ent_cache_get(s->cache, instance_id, now_us);
+    if (e != NULL && !in_scope(call, e)) {
+        ft_entitlements_release(e);
+        return NULL;
+    }
+    return e;
+}
+
+static int resolve_row(ft_ent_service_t *s, const ft_catalog_t *catalog, ft_ent_row_t *row, uint64_t epoch, ft_entitlements_t **out,
+                       ft_error_t *err)
+{
+    ft_generation_t *g = ft_catalog_find(catalog, row->product);
+    if (g == NULL)
+        return ft_error_set(err, FT_EUNAVAILABLE, "product %s is not loaded; its entitlements cannot be resolved", row->product);
+    *out = ft_entitlements_resolve(g->product, &row->in);
+    ft_ent_cache_put(s->cache, *out, epoch);
+    return FT_OK;
+}
+
+int ft_ent_service_resolve(ft_ent_service_t *s, PGconn *c, const ft_catalog_t *catalog, const ft_call_t *call,
+                           const char *instance_id, ft_entitlements_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    uint64_t epoch = ft_ent_cache_epoch(s->cache, instance_id);
+    ft_ent_row_t row;
+    int rc = ft_ent_store_load(c, call, instance_id, &row, err);
+    if (rc == FT_ENOTFOUND)
+        return ft_problem(problem, FT_ENOTFOUND, 404, "instance-not-found", "Instance not found",
+                          json_pack("{s:s}", "instance_id", instance_id), "No instance %s.", instance_id);
+    if (rc != FT_OK)
+        return rc;
+    rc = resolve_row(s, catalog, &row, epoch, out, err);
+    ft_ent_row_free(&row);
+    return rc;
+}
+
+size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err)
+{
+    ft_catalog_t *catalog = ft_catalog_acquire(s->registry);
+    char after[37] = "";
+    size_t cached = 0;
+    for (;;) {
+        ft_ent_row_t *rows = NULL;
+        size_t n = 0;
+        uint64_t epoch_all = ft_ent_cache_invalidations(s->cache);
+        if (ft_ent_store_load_page(c, after[0] ? after : NULL, WARM_PAGE, &rows, &n, err) != FT_OK) {
+            free(rows);
+            break;
+        }
+        for (size_t i = 0; i < n; i++) {
+            /* a change since this page was read: leave its instances to be resolved on demand. The
+             * shard epoch is noted first, so a change after the check still stops the insert. */
+            uint64_t epoch = ft_ent_cache_epoch(s->cache, rows[i].in.instance_id);
+            if (ft_ent_cache_invalidations(s->cache) == epoch_all) {
+                ft_entitlements_t *e = NULL;
+                if (resolve_row(s, catalog, &rows[i], epoch, &e, err) == FT_OK) {
+                    cached++;
+                    ft_entitlements_release(e);
+                }
+            }
+            if (i == n - 1)
+                snprintf(after, sizeof(after), "%s", rows[i].in.instance_id);
+            ft_ent_row_free(&rows[i]);
+        }
+        free(rows);
+        if (n < WARM_PAGE)
+            break;
+    }
+    ft_catalog_release(catalog);
+    return cached;
+}

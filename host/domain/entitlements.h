@@ -1,0 +1,82 @@
+/*
+ * Entitlement resolution: what one instance may use right now. Plan ∪ overrides (an override
+ * always beats the plan, both ways), expired overrides ignored, a feature whose requirement is
+ * off reported off with the reason, limits resolved, and the whole gated by the subscription's
+ * and the instance's state. The result is one immutable, reference-counted record.
+ * Plain C: no SQL, no HTTP.
+ */
+#ifndef FT_ENTITLEMENTS_H
+#define FT_ENTITLEMENTS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plugins/product.h"
+
+enum { FT_ENT_SOURCE_NONE, FT_ENT_SOURCE_PLAN, FT_ENT_SOURCE_OVERRIDE };
+
+typedef struct ft_ent_override {
+    const char *feature;
+    int enabled;
+    int has_limit;
+    int64_t limit;
+    int64_t expires_us; /* 0: never */
+    const char *reason; /* may be NULL */
+} ft_ent_override_t;
+
+typedef struct ft_ent_plan_item {
+    const char *feature;
+    int64_t value;
+} ft_ent_plan_item_t;
+
+typedef struct ft_ent_input {
+    const char *instance_id, *customer_id, *instance_status;
+    const char *subscription_status; /* trialing, active, suspended, canceled */
+    const char *plan;                /* the plan in force (a due pending change already applied) */
+    unsigned plan_version;
+    int64_t trial_ends_us;       /* 0: no trial */
+    int64_t change_due_us;       /* a scheduled downgrade or cancellation takes effect then; 0: none */
+    const ft_ent_plan_item_t *plan_items;
+    size_t nplan_items;
+    const ft_ent_override_t *overrides;
+    size_t noverrides;
+    uint64_t version; /* the instance's entitlements_version */
+    int64_t now_us;
+} ft_ent_input_t;
+
+typedef struct ft_ent_feature {
+    const char *code;
+    const char *reason; /* why it is on or off, for people */
+    int64_t value;      /* limits: the number (0 when off); flags: 1 or 0 */
+    int64_t expires_us; /* the override behind it expires then; 0: no expiry */
+    uint8_t kind;       /* FTP_FEATURE_FLAG or FTP_FEATURE_LIMIT */
+    uint8_t enabled;
+    uint8_t source; /* FT_ENT_SOURCE_* */
+} ft_ent_feature_t;
+
+typedef struct ft_entitlements {
+    atomic_int refs;
+    char instance_id[37], customer_id[37], product[32], plan[64];
+    char subscription_status[16], instance_status[24];
+    unsigned plan_version;
+    uint64_t version;
+    char etag[24];         /* "\"<16 hex>\"": a hash of everything a client sees */
+    int64_t resolved_us;
+    int64_t valid_until_us; /* an override expiry, trial end or due change: re-resolve after; INT64_MAX: none */
+    size_t nfeatures;
+    ft_ent_feature_t *features; /* sorted by code */
+    char *_Atomic json;         /* rendered on first use; see ft_entitlements_json */
+    char *_Atomic bulk;         /* OFREP bulk body, rendered on first use */
+} ft_entitlements_t;
+
+/* Resolves against the product's current definitions. The result has one reference. */
+ft_entitlements_t *ft_entitlements_resolve(const ft_product_t *product, const ft_ent_input_t *in);
+void ft_entitlements_hold(ft_entitlements_t *e);
+void ft_entitlements_release(ft_entitlements_t *e);
+const ft_ent_feature_t *ft_entitlements_find(const ft_entitlements_t *e, const char *code);
+
+/* The REST representation (rendered once, kept with the record; owned by it). */
+const char *ft_entitlements_json(ft_entitlements_t *e, size_t *len);
+
+#endif

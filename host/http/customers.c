@@ -1,0 +1,134 @@
+/*
+ * /api/v1/customers: the legal, paying entities. Bodies are validated by the routes' JSON
+ * Schemas before the handlers run.
+ */
+#include "core/mem.h"
+#include "http/op.h"
+#include "http/routes.h"
+#include "store/customer_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONTACT_SCHEMA                                                                                                        \
+    "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{"                                                    \
+    "\"name\":{\"type\":[\"string\",\"null\"],\"maxLength\":200},"                                                            \
+    "\"email\":{\"type\":[\"string\",\"null\"],\"format\":\"email\",\"maxLength\":254},"                                      \
+    "\"phone\":{\"type\":[\"string\",\"null\"],\"maxLength\":40,\"pattern\":\"^[+0-9 ()./-]+$\"}}}"
+
+static const char create_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"required\":[\"legal_name\",\"tax_id\",\"country\"],"
+    "\"properties\":{"
+    "\"legal_name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200,\"pattern\":\"[^ ]\"},"
+    "\"tax_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64,\"pattern\":\"^[A-Za-z0-9./-]+$\"},"
+    "\"country\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}$\"},"
+    "\"contact\":" CONTACT_SCHEMA ","
+    "\"status\":{\"enum\":[\"active\",\"suspended\"]}}}";
+
+static const char update_schema[] =
+    "{\"type\":\"object\",\"additionalProperties\":false,\"minProperties\":1,"
+    "\"properties\":{"
+    "\"legal_name\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200,\"pattern\":\"[^ ]\"},"
+    "\"tax_id\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64,\"pattern\":\"^[A-Za-z0-9./-]+$\"},"
+    "\"country\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{2}$\"},"
+    "\"contact\":" CONTACT_SCHEMA ","
+    "\"status\":{\"enum\":[\"active\",\"suspended\"]}}}";
+
+static int create_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    int rc = ft_customer_create(c, &op->call, op->body, &op->out, &op->problem, err);
+    if (rc == FT_OK)
+        snprintf(op->location, sizeof(op->location), "/api/v1/customers/%s", json_string_value(json_object_get(op->out, "id")));
+    return rc;
+}
+
+static void create_customer(ft_req_t *r)
+{
+    ft_op_run(r, ft_op_new(r), create_work, 201);
+}
+
+static int get_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    return ft_customer_get(c, &op->call, op->id, &op->out, &op->problem, err);
+}
+
+static void get_customer(ft_req_t *r)
+{
+    ft_op_t *op = ft_op_with_id(r, "id");
+    if (op != NULL)
+        ft_op_run(r, op, get_work, 200);
+}
+
+static int update_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    return ft_customer_update(c, &op->call, op->id, op->body, &op->out, &op->problem, err);
+}
+
+static void update_customer(ft_req_t *r)
+{
+    ft_op_t *op = ft_op_with_id(r, "id");
+    if (op != NULL)
+        ft_op_run(r, op, update_work, 200);
+}
+
+static int delete_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    return ft_customer_delete(c, &op->call, op->id, &op->problem, err);
+}
+
+static void delete_customer(ft_req_t *r)
+{
+    ft_op_t *op = ft_op_with_id(r, "id");
+    if (op != NULL)
+        ft_op_run(r, op, delete_work, 204);
+}
+
+typedef struct list_args {
+    ft_customer_filter_t f;
+    char status[16], country[4], q[128], tax_id[80], cursor[96];
+} list_args_t;
+
+static int list_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    list_args_t *a = op->arg;
+    return ft_customer_list(c, &op->call, &a->f, &op->out, &op->problem, err);
+}
+
+static void list_customers(ft_req_t *r)
+{
+    list_args_t *a = ft_mem_calloc(1, sizeof(*a));
+    if (ft_query_copy(r, "status", a->status, sizeof(a->status), &a->f.status) || ft_query_copy(r, "country", a->country, sizeof(a->country), &a->f.country) ||
+        ft_query_copy(r, "q", a->q, sizeof(a->q), &a->f.q) || ft_query_copy(r, "tax_id", a->tax_id, sizeof(a->tax_id), &a->f.tax_id) ||
+        ft_query_copy(r, "cursor", a->cursor, sizeof(a->cursor), &a->f.cursor) || ft_query_limit(r, &a->f.limit)) {
+        free(a);
+        return;
+    }
+    if (a->f.status != NULL && strcmp(a->f.status, "active") != 0 && strcmp(a->f.status, "suspended") != 0 &&
+        strcmp(a->f.status, "closed") != 0) {
+        ft_respond_bad_param(r, "status", "must be active, suspended or closed");
+        free(a);
+        return;
+    }
+    ft_op_t *op = ft_op_new(r);
+    op->arg = a;
+    ft_op_run(r, op, list_work, 200);
+}
+
+void ft_routes_customers(ft_router_t *router)
+{
+    static const ft_route_t routes[] = {
+        {.method = "GET", .pattern = "/api/v1/customers", .permission = "customers:read", .flags = FT_ROUTE_CHAIN,
+         .handler = list_customers},
+        {.method = "POST", .pattern = "/api/v1/customers", .permission = "customers:write",
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_customer},
+        {.method = "GET", .pattern = "/api/v1/customers/{id}", .permission = "customers:read", .flags = FT_ROUTE_CHAIN,
+         .handler = get_customer},
+        {.method = "PATCH", .pattern = "/api/v1/customers/{id}", .permission = "customers:write",
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = update_schema, .handler = update_customer},
+        {.method = "DELETE", .pattern = "/api/v1/customers/{id}", .permission = "customers:write",
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_customer},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        ft_router_add(router, &routes[i]);
+}

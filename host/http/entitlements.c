@@ -1,0 +1,47 @@
+/*
+ * GET /api/v1/instances/{id}/entitlements: the resolved record with its ETag; If-None-Match
+ * answers 304. Served from memory when the record is cached.
+ */
+#include "http/ent_lookup.h"
+#include "http/op.h"
+#include "http/routes.h"
+
+#include <string.h>
+
+static void found(ft_req_t *r, ft_entitlements_t *e, void *arg)
+{
+    ft_req_add_header(r, "etag", e->etag);
+    ft_req_add_header(r, "cache-control", "private, no-cache");
+    if (ft_etag_matches(r, e->etag)) {
+        ft_respond_empty(r, 304);
+        return;
+    }
+    size_t len;
+    const char *json = ft_entitlements_json(e, &len);
+    ft_respond_raw(r, 200, "application/json", json, len);
+}
+
+static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, void *arg)
+{
+    if (problem->status != 0)
+        ft_respond_problem_struct(r, problem);
+    else
+        ft_respond_internal(r, 500, err);
+}
+
+static void get_entitlements(ft_req_t *r)
+{
+    char id[64];
+    if (ft_op_uuid_param(r, "id", id, sizeof(id)) == 0)
+        ft_ent_lookup(r, id, found, failed, NULL);
+}
+
+void ft_routes_entitlements(ft_router_t *router)
+{
+    static const ft_route_t routes[] = {
+        {.method = "GET", .pattern = "/api/v1/instances/{id}/entitlements", .permission = "entitlements:read",
+         .flags = FT_ROUTE_CHAIN, .handler = get_entitlements},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        ft_router_add(router, &routes[i]);
+}

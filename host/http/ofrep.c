@@ -1,0 +1,217 @@
+/*
+ * The OpenFeature Remote Evaluation Protocol (OFREP): any OpenFeature SDK's OFREP provider
+ * reads entitlements here. Flag key = feature code; flags evaluate to booleans, limits to
+ * integers. The instance is the one the credential is bound to; otherwise the evaluation
+ * context's targetingKey names it. Error bodies follow the protocol, not problem+json.
+ */
+#include "core/mem.h"
+#include "http/ent_lookup.h"
+#include "http/routes.h"
+#include "infra/log.h"
+#include "store/sql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Answers {key?, errorCode, errorDetails} with `status`. key may be NULL (bulk). */
+static void ofrep_error(ft_req_t *r, int status, const char *key, const char *code, const char *detail)
+{
+    json_t *body = json_pack("{s:s, s:s}", "errorCode", code, "errorDetails", detail);
+    if (key != NULL) {
+        json_t *k = json_string(key);
+        json_object_set_new(body, "key", k != NULL ? k : json_string("(not UTF-8)"));
+    }
+    ft_respond_json(r, status, body);
+}
+
+/* Which instance to evaluate: the credential's, else context.targetingKey. On failure answers
+ * (400) and returns -1. */
+static int target(ft_req_t *r, const char *key, char instance[40])
+{
+    json_t *doc = NULL, *ctx = NULL;
+    h2o_iovec_t body = r->req->entity;
+    if (body.base != NULL && body.len > 0) {
+        json_error_t jerr;
+        doc = json_loadb(body.base, body.len, 0, &jerr);
+        if (doc == NULL || !json_is_object(doc)) {
+            char detail[300];
+            if (doc == NULL)
+                snprintf(detail, sizeof(detail), "the request body is not valid JSON: %s at line %d, column %d", jerr.text,
+                         jerr.line, jerr.column);
+            else
+                snprintf(detail, sizeof(detail), "the request body must be a JSON object such as {\"context\":{}}");
+            json_decref(doc);
+            ofrep_error(r, 400, key, "PARSE_ERROR", detail);
+            return -1;
+        }
+        ctx = json_object_get(doc, "context");
+        if (ctx != NULL && !json_is_null(ctx) && !json_is_object(ctx)) {
+            json_decref(doc);
+            ofrep_error(r, 400, key, "INVALID_CONTEXT", "context must be a JSON object");
+            return -1;
+        }
+    }
+    json_t *tk = ctx != NULL ? json_object_get(ctx, "targetingKey") : NULL;
+    if (tk != NULL && !json_is_string(tk) && !json_is_null(tk)) {
+        json_decref(doc);
+        ofrep_error(r, 400, key, "INVALID_CONTEXT", "context.targetingKey must be a string");
+        return -1;
+    }
+    if (r->principal.instance_id[0] != '\0') {
+        /* an instance-bound credential decides; the context cannot point elsewhere */
+        snprintf(instance, 40, "%s", r->principal.instance_id);
+        json_decref(doc);
+        return 0;
+    }
+    const char *t = json_string_value(tk);
+    if (t == NULL || *t == '\0') {
+        json_decref(doc);
+        ofrep_error(r, 400, key, "TARGETING_KEY_MISSING",
+                    "context.targetingKey must name the tenant instance (its id) when the credential is not bound to one");
+        return -1;
+    }
+    if (!ft_uuid_valid(t)) {
+        json_decref(doc);
+        ofrep_error(r, 400, key, "INVALID_CONTEXT", "context.targetingKey must be a tenant instance id (a UUID)");
+        return -1;
+    }
+    snprintf(instance, 40, "%s", t);
+    json_decref(doc);
+    return 0;
+}
+
+static const char *reason_of(const ft_ent_feature_t *f)
+{
+    return f->enabled ? "TARGETING_MATCH" : "DISABLED";
+}
+
+static const char *source_of(const ft_ent_feature_t *f)
+{
+    return f->source == FT_ENT_SOURCE_PLAN ? "plan" : f->source == FT_ENT_SOURCE_OVERRIDE ? "override" : "none";
+}
+
+/* One evaluation; codes are [a-z0-9_] and need no escaping. Returns the length written. */
+static int render_flag(char *out, size_t len, const ft_entitlements_t *e, const ft_ent_feature_t *f)
+{
+    char value[24];
+    if (f->kind == FTP_FEATURE_FLAG)
+        snprintf(value, sizeof(value), "%s", f->enabled ? "true" : "false");
+    else
+        snprintf(value, sizeof(value), "%lld", (long long)f->value);
+    return snprintf(out, len,
+                    "{\"key\":\"%s\",\"value\":%s,\"reason\":\"%s\",\"variant\":\"%s\",\"metadata\":{\"kind\":\"%s\","
+                    "\"source\":\"%s\",\"plan\":\"%s\",\"entitlementsVersion\":%llu}}",
+                    f->code, value, reason_of(f), f->enabled ? "on" : "off", f->kind == FTP_FEATURE_FLAG ? "flag" : "limit",
+                    source_of(f), e->plan, (unsigned long long)e->version);
+}
+
+static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, void *arg)
+{
+    const char *key = arg; /* NULL for bulk */
+    if (problem->status == 404) {
+        ofrep_error(r, 400, key, "INVALID_CONTEXT", "context.targetingKey names no tenant instance this credential may read");
+        return;
+    }
+    if (problem->status != 0 && problem->status < 500) {
+        ofrep_error(r, problem->status, key, "GENERAL", problem->detail);
+        return;
+    }
+    ft_log(FT_LOG_ERROR, r->request_id, "ofrep: %s", problem->status != 0 ? problem->detail : err->message);
+    ofrep_error(r, 500, key, "GENERAL", "the evaluation failed on the server; quote the X-Request-Id when reporting it");
+}
+
+static void found_single(ft_req_t *r, ft_entitlements_t *e, void *arg)
+{
+    const char *key = arg;
+    const ft_ent_feature_t *f = ft_entitlements_find(e, key);
+    if (f == NULL) {
+        char detail[200];
+        snprintf(detail, sizeof(detail), "product %s has no feature with this key", e->product);
+        ofrep_error(r, 404, key, "FLAG_NOT_FOUND", detail);
+        return;
+    }
+    ft_req_add_header(r, "etag", e->etag);
+    if (ft_etag_matches(r, e->etag)) {
+        ft_respond_empty(r, 304);
+        return;
+    }
+    char body[512];
+    int n = render_flag(body, sizeof(body), e, f);
+    ft_respond_raw(r, 200, "application/json", body, (size_t)n);
+}
+
+static void evaluate_flag(ft_req_t *r)
+{
+    const char *key = ft_req_param(r, "key");
+    char instance[40];
+    if (target(r, key, instance) != 0)
+        return;
+    ft_ent_lookup(r, instance, found_single, failed, ft_mem_strdup(key));
+}
+
+/* The bulk body, rendered once per record and kept with it. */
+static const char *bulk_body(ft_entitlements_t *e)
+{
+    char *text = atomic_load_explicit(&e->bulk, memory_order_acquire);
+    if (text != NULL)
+        return text;
+    /* a flag renders in under 512 bytes: codes and plans are at most 63 characters */
+    size_t cap = 512 + e->nfeatures * 512, used = 0;
+    char *buf = ft_mem_alloc(cap);
+    used += (size_t)snprintf(buf, cap, "{\"flags\":[");
+    for (size_t i = 0; i < e->nfeatures && used + 512 < cap; i++) {
+        if (i > 0)
+            buf[used++] = ',';
+        used += (size_t)render_flag(buf + used, 512, e, &e->features[i]);
+    }
+    snprintf(buf + used, cap - used,
+             "],\"metadata\":{\"instanceId\":\"%s\",\"product\":\"%s\",\"plan\":\"%s\",\"planVersion\":%u,"
+             "\"entitlementsVersion\":%llu}}",
+             e->instance_id, e->product, e->plan, e->plan_version, (unsigned long long)e->version);
+    char *expected = NULL;
+    if (atomic_compare_exchange_strong(&e->bulk, &expected, buf))
+        return buf;
+    free(buf);
+    return expected;
+}
+
+static void found_bulk(ft_req_t *r, ft_entitlements_t *e, void *arg)
+{
+    ft_req_add_header(r, "etag", e->etag);
+    if (ft_etag_matches(r, e->etag)) {
+        ft_respond_empty(r, 304);
+        return;
+    }
+    const char *body = bulk_body(e);
+    ft_respond_raw(r, 200, "application/json", body, strlen(body));
+}
+
+static void evaluate_all(ft_req_t *r)
+{
+    char instance[40];
+    if (target(r, NULL, instance) != 0)
+        return;
+    ft_ent_lookup(r, instance, found_bulk, failed, NULL);
+}
+
+static void configuration(ft_req_t *r)
+{
+    static const char body[] = "{\"name\":\"farutech\",\"capabilities\":{\"cacheInvalidation\":{\"polling\":{\"enabled\":true,"
+                               "\"minPollingIntervalMs\":1000}},\"flagEvaluation\":{\"supportedTypes\":[\"boolean\",\"int\"]}}}";
+    ft_respond_raw(r, 200, "application/json", body, sizeof(body) - 1);
+}
+
+void ft_routes_ofrep(ft_router_t *router)
+{
+    static const ft_route_t routes[] = {
+        {.method = "POST", .pattern = "/ofrep/v1/evaluate/flags/{key}", .permission = "entitlements:read",
+         .flags = FT_ROUTE_CHAIN, .handler = evaluate_flag},
+        {.method = "POST", .pattern = "/ofrep/v1/evaluate/flags", .permission = "entitlements:read", .flags = FT_ROUTE_CHAIN,
+         .handler = evaluate_all},
+        {.method = "GET", .pattern = "/ofrep/v1/configuration", .permission = "entitlements:read", .flags = FT_ROUTE_CHAIN,
+         .handler = configuration},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        ft_router_add(router, &routes[i]);
+}

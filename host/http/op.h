@@ -1,0 +1,69 @@
+/*
+ * The common shape of a handler that works in the database: copy what it needs out of the
+ * request, run one unit of work on a worker thread, then answer from the result — JSON with
+ * the success status, or the problem the work described, or a logged internal error.
+ */
+#ifndef FT_OP_H
+#define FT_OP_H
+
+#include <jansson.h>
+
+#include "core/problem.h"
+#include "http/request.h"
+#include "store/job_store.h"
+#include "store/scope.h"
+
+typedef struct ft_op ft_op_t;
+typedef int (*ft_op_fn)(PGconn *c, ft_op_t *op, ft_error_t *err);
+
+struct ft_op {
+    ft_app_t *app;
+    ft_call_t call;
+    const ft_catalog_t *catalog; /* the request's; valid while the request is held */
+    json_t *body;                /* the decoded body (a reference), or NULL */
+    char id[64], id2[96];        /* path parameters */
+    char actor[160], correlation_id[FT_REQUEST_ID_MAX + 1], scope_customer[40], scope_instance[40];
+    void *arg;                   /* handler-specific input, freed with free() */
+    ft_op_fn fn;
+    /* results */
+    int status;
+    json_t *out;
+    ft_problem_t problem;
+    char location[256];
+    char invalidate[40]; /* instance whose cached entitlements the change made stale */
+    void (*encode)(ft_req_t *r, ft_op_t *op); /* custom answer instead of JSON out, or NULL */
+};
+
+/* A new op for r: copies the caller (principal, scope, request id), the body and the catalog. */
+ft_op_t *ft_op_new(ft_req_t *r);
+/* Runs work, then answers with `status` and op->out. Takes ownership of op. */
+void ft_op_run(ft_req_t *r, ft_op_t *op, ft_op_fn work, int status);
+
+/* ft_op_new with op->id set from the UUID path parameter `param`; NULL (answered 400) when it
+ * is not a UUID. */
+ft_op_t *ft_op_with_id(ft_req_t *r, const char *param);
+/* Copies an optional query parameter (*out NULL when absent); -1 (answered 400) when too long. */
+int ft_query_copy(ft_req_t *r, const char *name, char *dst, size_t len, const char **out);
+/* ?limit=1..200, default 50; -1 (answered 400) when invalid. */
+int ft_query_limit(ft_req_t *r, int *limit);
+
+/* The loaded generation of op->id's product (an instance the caller may see). In a worker.
+ * FT_ENOTFOUND or FT_EUNAVAILABLE with op->problem filled when there is none. */
+int ft_op_instance_product(PGconn *c, ft_op_t *op, const ft_generation_t **g, ft_error_t *err);
+/* The (name, version) of a product's steps for one lifecycle, as jobs record them; pointers
+ * into the product, which the request keeps pinned. The caller frees the array. */
+ft_job_step_spec_t *ft_lifecycle_steps(const ft_product_t *p, uint32_t lifecycle, size_t *n);
+/* Validates settings against the product's schema, filling defaults; answers 422 and returns -1
+ * when they do not satisfy it. */
+int ft_validate_settings(ft_req_t *r, const ft_generation_t *g, json_t *settings);
+/* Queues the instance op->id's deprovisioning (the DELETE routes' work). */
+int ft_op_deprovision_work(PGconn *c, ft_op_t *op, ft_error_t *err);
+
+/* Copies a path parameter into dst, answering 400 (and returning -1) unless it is a UUID. */
+int ft_op_uuid_param(ft_req_t *r, const char *name, char *dst, size_t len);
+/* Answers a problem described by p (clears it). */
+void ft_respond_problem_struct(ft_req_t *r, ft_problem_t *p);
+/* 400 naming a query parameter. */
+void ft_respond_bad_param(ft_req_t *r, const char *param, const char *detail);
+
+#endif

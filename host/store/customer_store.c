@@ -1,0 +1,251 @@
+/*
+ * Customer persistence. Representations are built by PostgreSQL (json_build_object), so the
+ * wire shape is defined in one place: CUSTOMER_JSON.
+ */
+#include "store/customer_store.h"
+
+#include "store/outbox_store.h"
+#include "store/sql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CUSTOMER_JSON                                                                                                          \
+    "json_build_object('id', c.id, 'legal_name', c.legal_name, 'tax_id', c.tax_id, 'country', c.country,"                    \
+    " 'contact', json_build_object('name', c.contact_name, 'email', c.contact_email, 'phone', c.contact_phone),"            \
+    " 'status', c.status, 'created_at', c.created_at, 'updated_at', c.updated_at)::text"
+
+static const char *str(json_t *obj, const char *key)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static const char *contact(json_t *in, const char *key)
+{
+    return str(json_object_get(in, "contact"), key);
+}
+
+static int one_json(PGresult *res, json_t **out, ft_error_t *err)
+{
+    json_error_t jerr;
+    *out = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    PQclear(res);
+    return *out != NULL ? FT_OK : ft_error_set(err, FT_EDB, "customer JSON from the database does not parse: %s", jerr.text);
+}
+
+static int not_found(ft_problem_t *p, const char *id)
+{
+    return ft_problem(p, FT_ENOTFOUND, 404, "customer-not-found", "Customer not found", json_pack("{s:s}", "customer_id", id),
+                      "No customer %s.", id);
+}
+
+static int tax_id_taken(ft_problem_t *p, json_t *in)
+{
+    return ft_problem(p, FT_ECONFLICT, 409, "tax-id-taken", "Tax id already registered",
+                      json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", "#/tax_id", "detail", "already registered in this country"),
+                      "A customer with tax id %s in %s already exists.", str(in, "tax_id"), str(in, "country"));
+}
+
+/* Commits the change with its customer.<what>.v1 event, or rolls back. */
+static int finish(PGconn *c, const ft_call_t *call, const char *what, const char *id, json_t *body, int rc, ft_error_t *err)
+{
+    if (rc == FT_OK) {
+        char name[64];
+        snprintf(name, sizeof(name), "customer.%s.v1", what);
+        ft_event_meta_t meta = {.correlation_id = call->correlation_id};
+        rc = ft_outbox_emit(c, "customer", id, name, &meta,
+                            body != NULL ? json_pack("{s:O, s:s}", "customer", body, "actor", call->actor)
+                                         : json_pack("{s:s, s:s}", "customer_id", id, "actor", call->actor),
+                            err);
+    }
+    if (rc == FT_OK)
+        rc = ft_sql_commit(c, err);
+    else
+        ft_sql_rollback(c);
+    return rc;
+}
+
+int ft_customer_create(PGconn *c, const ft_call_t *call, json_t *in, json_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *params[] = {str(in, "legal_name"), str(in, "tax_id"), str(in, "country"),   contact(in, "name"),
+                            contact(in, "email"),   contact(in, "phone"), str(in, "status") ? str(in, "status") : "active"};
+    PGresult *res = NULL;
+    *out = NULL;
+    int rc = ft_sql_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    rc = ft_sql_row(c, "inserting a customer",
+                    "WITH c AS (INSERT INTO ft_customers (legal_name, tax_id, country, contact_name, contact_email,"
+                    " contact_phone, status) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *) SELECT " CUSTOMER_JSON " FROM c",
+                    7, params, &res, err);
+    if (rc == FT_ECONFLICT) {
+        ft_sql_rollback(c);
+        return tax_id_taken(problem, in);
+    }
+    if (rc == FT_OK)
+        rc = one_json(res, out, err);
+    rc = finish(c, call, "created", rc == FT_OK ? json_string_value(json_object_get(*out, "id")) : NULL, rc == FT_OK ? *out : NULL,
+                rc, err);
+    if (rc != FT_OK && *out != NULL) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int ft_customer_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *params[] = {id, call->customer_id};
+    PGresult *res = NULL;
+    int rc = ft_sql_row(c, "reading a customer",
+                        "SELECT " CUSTOMER_JSON " FROM ft_customers c WHERE c.id = $1 AND ($2::uuid IS NULL OR c.id = $2)", 2,
+                        params, &res, err);
+    if (rc == FT_ENOTFOUND)
+        return not_found(problem, id);
+    return rc == FT_OK ? one_json(res, out, err) : rc;
+}
+
+int ft_customer_update(PGconn *c, const ft_call_t *call, const char *id, json_t *in, json_t **out, ft_problem_t *problem,
+                       ft_error_t *err)
+{
+    json_t *ct = json_object_get(in, "contact");
+    /* a member absent keeps its value; contact members present replace theirs (null clears) */
+    const char *params[] = {id,
+                            call->customer_id,
+                            str(in, "legal_name"),
+                            str(in, "tax_id"),
+                            str(in, "country"),
+                            str(in, "status"),
+                            ct != NULL ? "t" : "f",
+                            json_object_get(ct, "name") != NULL ? "t" : "f",
+                            contact(in, "name"),
+                            json_object_get(ct, "email") != NULL ? "t" : "f",
+                            contact(in, "email"),
+                            json_object_get(ct, "phone") != NULL ? "t" : "f",
+                            contact(in, "phone")};
+    PGresult *res = NULL;
+    *out = NULL;
+    int rc = ft_sql_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    rc = ft_sql_row(c, "updating a customer",
+                        "WITH c AS (UPDATE ft_customers SET"
+                        " legal_name = coalesce($3, legal_name), tax_id = coalesce($4, tax_id),"
+                        " country = coalesce($5, country), status = coalesce($6, status),"
+                        " contact_name = CASE WHEN $7::bool AND $8::bool THEN $9 ELSE contact_name END,"
+                        " contact_email = CASE WHEN $7::bool AND $10::bool THEN $11 ELSE contact_email END,"
+                        " contact_phone = CASE WHEN $7::bool AND $12::bool THEN $13 ELSE contact_phone END,"
+                        " updated_at = now()"
+                        " WHERE id = $1 AND ($2::uuid IS NULL OR id = $2) RETURNING *) SELECT " CUSTOMER_JSON " FROM c",
+                        13, params, &res, err);
+    if (rc == FT_ENOTFOUND || rc == FT_ECONFLICT) {
+        ft_sql_rollback(c);
+        return rc == FT_ENOTFOUND ? not_found(problem, id) : tax_id_taken(problem, in);
+    }
+    if (rc == FT_OK)
+        rc = one_json(res, out, err);
+    rc = finish(c, call, "updated", id, rc == FT_OK ? *out : NULL, rc, err);
+    if (rc != FT_OK && *out != NULL) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int ft_customer_delete(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *params[] = {id, call->customer_id};
+    PGresult *res = NULL;
+    int rc = ft_sql_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    /* lock the customer so no instance can be added between the check and the delete */
+    rc = ft_sql_row(c, "locking a customer", "SELECT id FROM ft_customers WHERE id = $1 AND ($2::uuid IS NULL OR id = $2) FOR UPDATE",
+                    2, params, &res, err);
+    if (rc == FT_ENOTFOUND) {
+        ft_sql_rollback(c);
+        return not_found(problem, id);
+    }
+    if (rc != FT_OK)
+        goto fail;
+    PQclear(res);
+    rc = ft_sql(c, "counting live instances",
+                "SELECT count(*) FILTER (WHERE status <> 'deleted'), string_agg(code, ', ' ORDER BY code)"
+                " FILTER (WHERE status <> 'deleted') FROM ft_instances WHERE customer_id = $1",
+                1, params, &res, err);
+    if (rc != FT_OK)
+        goto fail;
+    long live = atol(PQgetvalue(res, 0, 0));
+    if (live > 0) {
+        ft_problem(problem, FT_ESTATE, 409, "customer-has-instances", "Customer has live instances",
+                   json_pack("{s:I}", "live_instances", (json_int_t)live),
+                   "Customer %s still has %ld live instance(s) (%s); deprovision them first.", id, live, PQgetvalue(res, 0, 1));
+        PQclear(res);
+        ft_sql_rollback(c);
+        return FT_ESTATE;
+    }
+    PQclear(res);
+    /* Only deprovisioned instances remain: their history (jobs, subscription, overrides) goes
+     * with the customer, children first. The audit log keeps the record of it all. */
+    static const char *const deletes[] = {
+        "DELETE FROM ft_subscriptions WHERE customer_id = $1", /* overrides cascade */
+        "DELETE FROM ft_jobs WHERE instance_id IN (SELECT id FROM ft_instances WHERE customer_id = $1)", /* steps cascade */
+        "DELETE FROM ft_instances WHERE customer_id = $1",
+        "DELETE FROM ft_customers WHERE id = $1",
+    };
+    for (size_t i = 0; i < sizeof(deletes) / sizeof(deletes[0]) && rc == FT_OK; i++)
+        rc = ft_sql(c, "deleting a customer", deletes[i], 1, params, NULL, err);
+    return finish(c, call, "deleted", id, NULL, rc, err);
+fail:
+    ft_sql_rollback(c);
+    return rc;
+}
+
+static int bad_cursor(ft_problem_t *problem)
+{
+    return ft_problem(problem, FT_EINVAL, 400, "invalid-parameter", "Invalid parameter",
+                      json_pack("{s:[{s:s, s:s}]}", "errors", "parameter", "cursor", "detail", "not a cursor this API issued"),
+                      "The cursor is not one this API issued.");
+}
+
+int ft_cursor_parse(const char *cursor, char *micros, size_t mlen, char *id, size_t idlen, ft_problem_t *problem)
+{
+    const char *dot = strchr(cursor, '.');
+    if (dot == NULL || (size_t)(dot - cursor) >= mlen || dot == cursor || strlen(dot + 1) >= idlen)
+        return bad_cursor(problem);
+    for (const char *p = cursor; p < dot; p++)
+        if (*p < '0' || *p > '9')
+            return bad_cursor(problem);
+    memcpy(micros, cursor, (size_t)(dot - cursor));
+    micros[dot - cursor] = '\0';
+    strcpy(id, dot + 1);
+    return ft_uuid_valid(id) ? FT_OK : bad_cursor(problem);
+}
+
+int ft_customer_list(PGconn *c, const ft_call_t *call, const ft_customer_filter_t *f, json_t **out, ft_problem_t *problem,
+                     ft_error_t *err)
+{
+    char micros[24] = "", cid[40] = "", limit[16];
+    if (f->cursor != NULL && ft_cursor_parse(f->cursor, micros, sizeof(micros), cid, sizeof(cid), problem) != FT_OK)
+        return FT_EINVAL;
+    snprintf(limit, sizeof(limit), "%d", f->limit + 1);
+    const char *params[] = {call->customer_id, f->status, f->country, f->q, f->tax_id,
+                            micros[0] ? micros : NULL, cid[0] ? cid : NULL, limit};
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "listing customers",
+                    "SELECT " CUSTOMER_JSON ", (extract(epoch FROM c.created_at) * 1000000)::bigint || '.' || c.id"
+                    " FROM ft_customers c"
+                    " WHERE ($1::uuid IS NULL OR c.id = $1) AND ($2::text IS NULL OR c.status = $2)"
+                    " AND ($3::text IS NULL OR c.country = $3)"
+                    " AND ($4::text IS NULL OR c.legal_name ILIKE '%' || replace(replace($4, '%', '\\%'), '_', '\\_') || '%')"
+                    " AND ($5::text IS NULL OR c.tax_id = $5)"
+                    " AND ($6::bigint IS NULL OR (c.created_at, c.id) > (to_timestamp($6::bigint / 1000000.0), $7::uuid))"
+                    " ORDER BY c.created_at, c.id LIMIT $8::int",
+                    8, params, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    *out = ft_sql_page(res, f->limit);
+    return FT_OK;
+}

@@ -1,0 +1,62 @@
+/*
+ * Tenant instances and their subscriptions. Creating an instance creates its subscription and
+ * queues its provisioning job in the same transaction; removing one queues its deprovisioning.
+ */
+#ifndef FT_INSTANCE_STORE_H
+#define FT_INSTANCE_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "core/error.h"
+#include "core/problem.h"
+#include "store/job_store.h"
+#include "store/scope.h"
+
+typedef struct ft_override_spec {
+    const char *feature;
+    int enabled;
+    int has_limit;
+    long long limit;
+    const char *expires_at; /* RFC 3339 or NULL */
+    const char *reason;     /* may be NULL */
+} ft_override_spec_t;
+
+typedef struct ft_instance_spec {
+    const char *customer_id, *code, *product, *tier, *environment;
+    json_t *settings; /* validated, defaults filled; borrowed */
+    const char *plan;
+    unsigned plan_version;
+    const char *trial_ends_at; /* RFC 3339, or NULL: no trial */
+    const ft_job_step_spec_t *steps;
+    size_t nsteps;
+    const ft_override_spec_t *overrides; /* created with the subscription; may be NULL */
+    size_t noverrides;
+} ft_instance_spec_t;
+
+/* Each returns FT_OK with *out (json_decref) or a negative code with `problem` filled for what
+ * the caller caused, or `err` for internal failures. */
+int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_t *spec, json_t **out, ft_problem_t *problem,
+                       ft_error_t *err);
+int ft_instance_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+
+typedef struct ft_instance_filter {
+    const char *customer_id, *product, *status, *environment, *code;
+    const char *cursor;
+    int limit;
+} ft_instance_filter_t;
+int ft_instance_list(PGconn *c, const ft_call_t *call, const ft_instance_filter_t *f, json_t **out, ft_problem_t *problem,
+                     ft_error_t *err);
+
+/* Marks the instance deprovisioning and queues the job (steps given by the caller). Asking
+ * again while it deprovisions answers the same job. */
+int ft_instance_deprovision(PGconn *c, const ft_call_t *call, const char *id, const ft_job_step_spec_t *steps, size_t nsteps,
+                            json_t **out, ft_problem_t *problem, ft_error_t *err);
+
+/* The product code of an instance the caller may see (for handlers that need its catalog). */
+int ft_instance_product(PGconn *c, const ft_call_t *call, const char *id, char product[64], char status[24], ft_problem_t *problem,
+                        ft_error_t *err);
+
+int ft_instance_not_found(ft_problem_t *p, const char *id);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * Jobs: queuing one run of a product's lifecycle steps for an instance, with its steps and the
+ * outbox message that hands it to the workers, inside the caller's transaction.
+ */
+#ifndef FT_JOB_STORE_H
+#define FT_JOB_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "core/error.h"
+#include "domain/events.h"
+
+typedef struct ft_job_step_spec {
+    const char *name;
+    unsigned version;
+} ft_job_step_spec_t;
+
+typedef struct ft_job_spec {
+    const char *instance_id, *customer_id, *product, *kind; /* kind: provision, deprovision, ... */
+    json_t *payload;                                        /* borrowed; may be NULL */
+    const ft_job_step_spec_t *steps;
+    size_t nsteps;
+    const char *correlation_id;
+} ft_job_spec_t;
+
+/* Inserts the job, its steps and the "instance.<kind>_requested.v1" event (subject
+ * ft.jobs.<kind>); job_id receives the new id. The transaction must be open. */
+int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_error_t *err);
+
+#endif

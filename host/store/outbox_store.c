@@ -1,0 +1,35 @@
+/*
+ * Outbox rows. The relay reads them in seq order with FOR UPDATE SKIP LOCKED.
+ */
+#include "store/outbox_store.h"
+
+#include "store/sql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *subject, json_t *event,
+                     ft_error_t *err)
+{
+    char *text = json_dumps(event, JSON_COMPACT);
+    const char *params[] = {json_string_value(json_object_get(event, "id")), aggregate_type, aggregate_id, subject,
+                            json_string_value(json_object_get(event, "type")), text};
+    int rc = ft_sql(c, "appending to the outbox",
+                    "INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                    6, params, NULL, err);
+    free(text);
+    return rc;
+}
+
+int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *name, const ft_event_meta_t *meta,
+                   json_t *data, ft_error_t *err)
+{
+    char subject[160], path[160];
+    snprintf(subject, sizeof(subject), "ft.events.%s", name);
+    snprintf(path, sizeof(path), "%ss/%s", aggregate_type, aggregate_id);
+    json_t *ev = ft_event_new(name, path, meta, data, NULL);
+    int rc = ft_outbox_append(c, aggregate_type, aggregate_id, subject, ev, err);
+    json_decref(ev);
+    return rc;
+}

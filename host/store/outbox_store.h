@@ -1,0 +1,24 @@
+/*
+ * The transactional outbox: events are written with the change they describe, inside the
+ * caller's transaction, and published later by the relay.
+ */
+#ifndef FT_OUTBOX_STORE_H
+#define FT_OUTBOX_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "core/error.h"
+#include "domain/events.h"
+
+/* Appends `event` (a CloudEvents envelope) for publication on `subject`. The caller's
+ * transaction must be open; ordering is kept per (aggregate_type, aggregate_id). */
+int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *subject, json_t *event,
+                     ft_error_t *err);
+
+/* Builds the CloudEvent `name` (e.g. "customer.created.v1", data stolen) about
+ * <aggregate_type>s/<aggregate_id> and appends it for subject ft.events.<name>. */
+int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *name, const ft_event_meta_t *meta,
+                   json_t *data, ft_error_t *err);
+
+#endif

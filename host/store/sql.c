@@ -1,0 +1,88 @@
+/*
+ * libpq helpers shared by the stores. A failed statement's constraint name is kept at the end
+ * of the error message after a NUL, so a caller can tell which uniqueness rule was broken.
+ */
+#include "store/sql.h"
+
+#include "infra/db_pool.h"
+
+#include <uuid/uuid.h>
+#include <stdio.h>
+#include <string.h>
+
+int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+           ft_error_t *err)
+{
+    PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (res != NULL)
+            *res = r;
+        else
+            PQclear(r);
+        return FT_OK;
+    }
+    int rc = ft_db_error(conn, r, err, what);
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+    if (rc == FT_EDB && state != NULL && (strcmp(state, "23505") == 0 || strcmp(state, "23P01") == 0))
+        rc = err->code = FT_ECONFLICT;
+    size_t used = strlen(err->message);
+    if (constraint != NULL && used + strlen(constraint) + 2 < sizeof(err->message))
+        memcpy(err->message + used + 1, constraint, strlen(constraint) + 1);
+    else if (used + 1 < sizeof(err->message))
+        err->message[used + 1] = '\0';
+    PQclear(r);
+    if (res != NULL)
+        *res = NULL;
+    return rc;
+}
+
+int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+               ft_error_t *err)
+{
+    int rc = ft_sql(conn, what, sql, nparams, params, res, err);
+    if (rc == FT_OK && PQntuples(*res) != 1) {
+        PQclear(*res);
+        *res = NULL;
+        return ft_error_set(err, FT_ENOTFOUND, "%s: not found", what);
+    }
+    return rc;
+}
+
+int ft_sql_begin(PGconn *conn, ft_error_t *err)
+{
+    return ft_sql(conn, "BEGIN", "BEGIN", 0, NULL, NULL, err);
+}
+
+int ft_sql_commit(PGconn *conn, ft_error_t *err)
+{
+    return ft_sql(conn, "COMMIT", "COMMIT", 0, NULL, NULL, err);
+}
+
+void ft_sql_rollback(PGconn *conn)
+{
+    PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+const char *ft_sql_constraint(const ft_error_t *err)
+{
+    return err->message + strlen(err->message) + 1;
+}
+
+int ft_uuid_valid(const char *s)
+{
+    uuid_t u;
+    return s != NULL && uuid_parse(s, u) == 0;
+}
+
+json_t *ft_sql_page(PGresult *res, int limit)
+{
+    json_t *items = json_array();
+    int n = PQntuples(res), more = n > limit;
+    for (int i = 0; i < n && i < limit; i++)
+        json_array_append_new(items, json_loads(PQgetvalue(res, i, 0), 0, NULL));
+    json_t *next = more ? json_string(PQgetvalue(res, limit - 1, 1)) : json_null();
+    PQclear(res);
+    return json_pack("{s:o, s:o}", "items", items, "next_cursor", next);
+}

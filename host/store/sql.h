@@ -1,0 +1,36 @@
+/*
+ * Small helpers every store uses around libpq: run a statement with text parameters,
+ * transactions, and reading the constraint behind a violation.
+ */
+#ifndef FT_SQL_H
+#define FT_SQL_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "core/error.h"
+
+/* Runs sql; on success *res (if not NULL) receives the result for the caller to PQclear.
+ * On failure err says `what` failed and why; FT_ECONFLICT for unique/exclusion violations,
+ * FT_EUNAVAILABLE when the connection is gone, FT_EDB otherwise. */
+int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+           ft_error_t *err);
+/* The same, expecting exactly one row; FT_ENOTFOUND when there is none. */
+int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+               ft_error_t *err);
+
+int ft_sql_begin(PGconn *conn, ft_error_t *err);
+int ft_sql_commit(PGconn *conn, ft_error_t *err);
+void ft_sql_rollback(PGconn *conn);
+
+/* The constraint named by the last failed statement's error (stored by ft_sql), or "". */
+const char *ft_sql_constraint(const ft_error_t *err);
+
+/* Keyset pages: rows of (json text, cursor text), fetched with LIMIT limit + 1. Builds
+ * {"items": [...], "next_cursor": <the last item's cursor, or null>} and clears res. */
+json_t *ft_sql_page(PGresult *res, int limit);
+
+/* 1 when s is a canonical or upper-case UUID (8-4-4-4-12 hex). */
+int ft_uuid_valid(const char *s);
+
+#endif

@@ -1,0 +1,126 @@
+"""The OpenFeature Remote Evaluation Protocol, every answer shape: 200 (flags and limits),
+304, 400 (PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING), 404 FLAG_NOT_FOUND, bulk."""
+
+from fixtures import customer, instance, ofrep
+from harness import ProductsTestCase, main
+
+
+class Ofrep(ProductsTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.h = self.host()
+        c = customer(self.h)
+        self.i = instance(self.h, c["id"], plan="professional")
+
+    def assertSuccess(self, r, key):
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("application/json"))
+        body = r.json()
+        for member in ("key", "value", "reason", "variant"):
+            self.assertIn(member, body)
+        self.assertEqual(body["key"], key)
+        self.assertIn(body["reason"], ("STATIC", "TARGETING_MATCH", "DISABLED"))
+        self.assertIsInstance(body["variant"], str)
+        for v in body.get("metadata", {}).values():
+            self.assertIsInstance(v, (bool, str, int, float))
+        return body
+
+    def assertError(self, r, status, code, key="__no_key__"):
+        self.assertEqual(r.status, status, r)
+        self.assertTrue(r.headers["content-type"].startswith("application/json"))
+        body = r.json()
+        self.assertEqual(body["errorCode"], code)
+        self.assertIsInstance(body["errorDetails"], str)
+        if key != "__no_key__":
+            self.assertEqual(body["key"], key)
+        return body
+
+    def test_a_flag_evaluates_to_a_boolean(self):
+        b = self.assertSuccess(ofrep(self.h, "telemedicine", self.i["id"]), "telemedicine")
+        self.assertIs(b["value"], True)
+        self.assertEqual((b["reason"], b["variant"]), ("TARGETING_MATCH", "on"))
+        b = self.assertSuccess(ofrep(self.h, "lab_integrations", self.i["id"]), "lab_integrations")
+        self.assertIs(b["value"], False)
+        self.assertEqual((b["reason"], b["variant"]), ("DISABLED", "off"))
+
+    def test_a_limit_evaluates_to_a_number(self):
+        b = self.assertSuccess(ofrep(self.h, "max_users", self.i["id"]), "max_users")
+        self.assertEqual(b["value"], 25)
+        self.assertIsInstance(b["value"], int)
+
+    def test_an_override_shows_in_the_evaluation(self):
+        self.h.request("PUT", f"/api/v1/instances/{self.i['id']}/overrides/max_users", body={"enabled": True, "limit": 99})
+        b = self.assertSuccess(ofrep(self.h, "max_users", self.i["id"]), "max_users")
+        self.assertEqual(b["value"], 99)
+        self.assertEqual(b["metadata"]["source"], "override")
+
+    def test_empty_or_missing_context_is_accepted_and_needs_a_targeting_key(self):
+        for body in (b"", b"{}", b'{"context":{}}', b'{"context":null}'):
+            with self.subTest(body=body):
+                r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=body, headers={"Content-Type": "application/json"})
+                self.assertError(r, 400, "TARGETING_KEY_MISSING", "telemedicine")
+
+    def test_parse_error(self):
+        r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=b"{not json", headers={"Content-Type": "application/json"})
+        self.assertError(r, 400, "PARSE_ERROR", "telemedicine")
+        r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=b"[]", headers={"Content-Type": "application/json"})
+        self.assertError(r, 400, "PARSE_ERROR", "telemedicine")
+
+    def test_invalid_context(self):
+        for body in ({"context": "x"}, {"context": {"targetingKey": 5}}, {"context": {"targetingKey": "not-a-uuid"}},
+                     {"context": {"targetingKey": "00000000-0000-4000-8000-000000000009"}}):
+            with self.subTest(body=body):
+                self.assertError(self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=body), 400, "INVALID_CONTEXT",
+                                 "telemedicine")
+
+    def test_unknown_flag_is_404_flag_not_found(self):
+        b = self.assertError(ofrep(self.h, "warp_drive", self.i["id"]), 404, "FLAG_NOT_FOUND", "warp_drive")
+        self.assertIn("vet", b["errorDetails"])
+
+    def test_single_flag_etag_and_304(self):
+        r = ofrep(self.h, "telemedicine", self.i["id"])
+        etag = r.headers["etag"]
+        r2 = ofrep(self.h, "telemedicine", self.i["id"], headers={"If-None-Match": etag})
+        self.assertEqual(r2.status, 304)
+
+    def test_bulk_evaluation_with_etag(self):
+        r = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": self.i["id"]}})
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("application/json"))
+        body = r.json()
+        self.assertIn("metadata", body)
+        flags = {f["key"]: f for f in body["flags"]}
+        self.assertGreaterEqual(len(flags), 10)
+        self.assertIs(flags["telemedicine"]["value"], True)
+        self.assertEqual(flags["max_users"]["value"], 25)
+        for f in flags.values():
+            for member in ("key", "value", "reason", "variant"):
+                self.assertIn(member, f)
+        etag = r.headers["etag"]
+        r2 = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": self.i["id"]}},
+                         headers={"If-None-Match": etag})
+        self.assertEqual(r2.status, 304)
+        self.h.request("PUT", f"/api/v1/instances/{self.i['id']}/overrides/telemedicine", body={"enabled": False})
+        r3 = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": self.i["id"]}},
+                         headers={"If-None-Match": etag})
+        self.assertEqual(r3.status, 200)
+        self.assertNotEqual(r3.headers["etag"], etag)
+
+    def test_bulk_errors_have_no_key(self):
+        r = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {}})
+        b = self.assertError(r, 400, "TARGETING_KEY_MISSING")
+        self.assertNotIn("key", b)
+
+    def test_configuration(self):
+        r = self.h.get("/ofrep/v1/configuration")
+        self.assertEqual(r.status, 200)
+        self.assertIn("flagEvaluation", r.json()["capabilities"])
+
+    def test_other_context_attributes_are_fine(self):
+        b = self.assertSuccess(ofrep(self.h, "telemedicine", self.i["id"], {"user": "u1", "plan": "x", "n": 3}), "telemedicine")
+        self.assertIs(b["value"], True)
+
+
+if __name__ == "__main__":
+    main()
