@@ -6,8 +6,17 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/farutech-bench.XXXXXX")
 chmod 755 "$work"
 pids=""
 
+# Ports handed out so far, so that no two servers of a run share one (the host listens with
+# SO_REUSEPORT: a second server on its port would silently take half its connections).
+# (Recorded in a file: free_port runs in a command substitution's subshell.)
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    while :; do
+        _p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+        grep -qx "$_p" "$work/ports" 2>/dev/null && continue
+        echo "$_p" >>"$work/ports"
+        echo "$_p"
+        return
+    done
 }
 
 cleanup() {
@@ -30,13 +39,13 @@ start_stack() {
 
 # start_host PORT [extra env assignments...]: runs the release host, logs to $work/host.log
 start_host() {
-    port=$1
+    _host_port=$1
     shift
-    env FT_HTTP_LISTEN="127.0.0.1:$port" FT_THREADS="${FT_BENCH_THREADS:-$(nproc)}" "$@" \
+    env FT_HTTP_LISTEN="127.0.0.1:$_host_port" FT_THREADS="${FT_BENCH_THREADS:-$(nproc)}" "$@" \
         "$root/build/release/host/farutech-host" >"$work/host.log" 2>&1 &
     pids="$pids $!"
     for _ in $(seq 1 100); do
-        curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+        curl -fs "http://127.0.0.1:$_host_port/health" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
     echo "host did not come up:" >&2
@@ -45,8 +54,9 @@ start_host() {
 }
 
 # start_nginx PORT FILE_NAME CONTENT: nginx serving one static file from $work/www
+# (sh has no local variables: the functions' variables start with _ to keep off the callers'.)
 start_nginx() {
-    port=$1
+    _nginx_port=$1
     mkdir -p "$work/www" "$work/nginx"
     printf '%s' "$3" >"$work/www/$2"
     chmod -R a+rX "$work/www"
@@ -71,7 +81,7 @@ http {
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
     server {
-        listen 127.0.0.1:$port reuseport;
+        listen 127.0.0.1:$_nginx_port;
         root $work/www;
     }
 }
@@ -79,7 +89,7 @@ CONF
     nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" >/dev/null 2>&1 &
     pids="$pids $!"
     for _ in $(seq 1 50); do
-        curl -fs "http://127.0.0.1:$port/$2" >/dev/null 2>&1 && return 0
+        curl -fs "http://127.0.0.1:$_nginx_port/$2" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
     echo "nginx did not come up" >&2
@@ -89,11 +99,11 @@ CONF
 
 # wrk_run URL [wrk args...]: prints "requests_per_sec p99_ms non2xx"
 wrk_run() {
-    url=$1
+    _url=$1
     shift
-    out=$(wrk --latency "$@" "$url")
-    rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec/ {print $2}')
-    p99=$(printf '%s\n' "$out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}')
-    bad=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses/ {print $5}')
-    echo "$rps ${p99:-?} ${bad:-0}"
+    _out=$(wrk --latency "$@" "$_url")
+    _rps=$(printf '%s\n' "$_out" | awk '/^Requests\/sec/ {print $2}')
+    _p99=$(printf '%s\n' "$_out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}')
+    _bad=$(printf '%s\n' "$_out" | awk '/Non-2xx or 3xx responses/ {print $5}')
+    echo "$_rps ${_p99:-?} ${_bad:-0}"
 }

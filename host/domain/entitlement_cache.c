@@ -1,6 +1,6 @@
 /*
- * The sharded map. Keys are the 16 bytes of the instance UUID; each shard is a chained hash
- * table that doubles when it is full.
+ * The sharded map. Keys are instance ids in their lower-case text form (36 characters), hashed
+ * with FNV-1a; each shard is a chained hash table that doubles when it is full.
  */
 #include "domain/entitlement_cache.h"
 
@@ -10,12 +10,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #define NSHARDS 256
 
+#define KEY_LEN 36
+
 typedef struct node {
-    uuid_t key;
+    char key[KEY_LEN];
     ft_entitlements_t *e;
     struct node *next;
 } node_t;
@@ -32,14 +33,28 @@ struct ft_ent_cache {
     atomic_ullong invalidations;
 };
 
-static uint64_t hash_key(const uuid_t k)
+static uint64_t hash_key(const char *k)
 {
-    uint64_t h;
-    memcpy(&h, k + 8, sizeof(h)); /* random bits of a v4 UUID */
-    return h ^ (h >> 29);
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < KEY_LEN; i++) {
+        h ^= (unsigned char)k[i];
+        h *= 1099511628211ull;
+    }
+    return h;
 }
 
-static shard_t *shard_of(ft_ent_cache_t *c, const uuid_t k, uint64_t *h)
+/* Lower-cases a UUID's text into k; 0 when id is not 36 characters long. */
+static int make_key(const char *id, char k[KEY_LEN])
+{
+    for (int i = 0; i < KEY_LEN; i++) {
+        if (id[i] == '\0')
+            return 0;
+        k[i] = id[i] >= 'A' && id[i] <= 'Z' ? (char)(id[i] - 'A' + 'a') : id[i];
+    }
+    return id[KEY_LEN] == '\0';
+}
+
+static shard_t *shard_of(ft_ent_cache_t *c, const char *k, uint64_t *h)
 {
     *h = hash_key(k);
     return &c->shards[*h % NSHARDS];
@@ -84,15 +99,15 @@ void ft_ent_cache_destroy(ft_ent_cache_t *c)
 
 ft_entitlements_t *ft_ent_cache_get(ft_ent_cache_t *c, const char *instance_id, int64_t now_us)
 {
-    uuid_t k;
-    if (uuid_parse(instance_id, k) != 0)
+    char k[KEY_LEN];
+    if (!make_key(instance_id, k))
         return NULL;
     uint64_t h;
     shard_t *s = shard_of(c, k, &h);
     ft_entitlements_t *found = NULL;
     pthread_mutex_lock(&s->mutex);
     for (node_t *n = s->buckets[(h >> 8) & (s->nbuckets - 1)]; n != NULL; n = n->next) {
-        if (memcmp(n->key, k, sizeof(uuid_t)) == 0) {
+        if (memcmp(n->key, k, KEY_LEN) == 0) {
             if (n->e->valid_until_us > now_us) {
                 found = n->e;
                 ft_entitlements_hold(found);
@@ -106,8 +121,8 @@ ft_entitlements_t *ft_ent_cache_get(ft_ent_cache_t *c, const char *instance_id, 
 
 uint64_t ft_ent_cache_epoch(ft_ent_cache_t *c, const char *instance_id)
 {
-    uuid_t k;
-    if (uuid_parse(instance_id, k) != 0)
+    char k[KEY_LEN];
+    if (!make_key(instance_id, k))
         return 0;
     uint64_t h, epoch;
     shard_t *s = shard_of(c, k, &h);
@@ -137,8 +152,8 @@ static void grow(shard_t *s)
 
 int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
 {
-    uuid_t k;
-    if (uuid_parse(e->instance_id, k) != 0)
+    char k[KEY_LEN];
+    if (!make_key(e->instance_id, k))
         return 0;
     uint64_t h;
     shard_t *s = shard_of(c, k, &h);
@@ -148,11 +163,11 @@ int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
     if (s->epoch == epoch) {
         node_t **slot = &s->buckets[(h >> 8) & (s->nbuckets - 1)], *n;
         for (n = *slot; n != NULL; n = n->next)
-            if (memcmp(n->key, k, sizeof(uuid_t)) == 0)
+            if (memcmp(n->key, k, KEY_LEN) == 0)
                 break;
         if (n == NULL) {
             n = ft_mem_alloc(sizeof(*n));
-            memcpy(n->key, k, sizeof(uuid_t));
+            memcpy(n->key, k, KEY_LEN);
             n->e = e;
             n->next = *slot;
             *slot = n;
@@ -174,8 +189,8 @@ int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
 
 void ft_ent_cache_invalidate(ft_ent_cache_t *c, const char *instance_id)
 {
-    uuid_t k;
-    if (uuid_parse(instance_id, k) != 0)
+    char k[KEY_LEN];
+    if (!make_key(instance_id, k))
         return;
     uint64_t h;
     shard_t *s = shard_of(c, k, &h);
@@ -183,7 +198,7 @@ void ft_ent_cache_invalidate(ft_ent_cache_t *c, const char *instance_id)
     pthread_mutex_lock(&s->mutex);
     s->epoch++;
     for (node_t **pp = &s->buckets[(h >> 8) & (s->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
-        if (memcmp((*pp)->key, k, sizeof(uuid_t)) == 0) {
+        if (memcmp((*pp)->key, k, KEY_LEN) == 0) {
             gone = *pp;
             *pp = gone->next;
             s->count--;

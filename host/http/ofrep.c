@@ -4,6 +4,7 @@
  * integers. The instance is the one the credential is bound to; otherwise the evaluation
  * context's targetingKey names it. Error bodies follow the protocol, not problem+json.
  */
+#include "core/append.h"
 #include "core/mem.h"
 #include "http/ent_lookup.h"
 #include "http/routes.h"
@@ -91,19 +92,30 @@ static const char *source_of(const ft_ent_feature_t *f)
     return f->source == FT_ENT_SOURCE_PLAN ? "plan" : f->source == FT_ENT_SOURCE_OVERRIDE ? "override" : "none";
 }
 
-/* One evaluation; codes are [a-z0-9_] and need no escaping. Returns the length written. */
-static int render_flag(char *out, size_t len, const ft_entitlements_t *e, const ft_ent_feature_t *f)
+/* One evaluation, into out (at least RENDER_MAX bytes): codes and plan codes are [a-z0-9_],
+ * at most 63 characters, and need no escaping. Returns the length written. */
+#define RENDER_MAX 512
+static int render_flag(char *out, const ft_entitlements_t *e, const ft_ent_feature_t *f)
 {
-    char value[24];
+    char *o = ft_put_str(out, "{\"key\":\"");
+    o = ft_put_str(o, f->code);
+    o = ft_put_str(o, "\",\"value\":");
     if (f->kind == FTP_FEATURE_FLAG)
-        snprintf(value, sizeof(value), "%s", f->enabled ? "true" : "false");
+        o = ft_put_str(o, f->enabled ? "true" : "false");
     else
-        snprintf(value, sizeof(value), "%lld", (long long)f->value);
-    return snprintf(out, len,
-                    "{\"key\":\"%s\",\"value\":%s,\"reason\":\"%s\",\"variant\":\"%s\",\"metadata\":{\"kind\":\"%s\","
-                    "\"source\":\"%s\",\"plan\":\"%s\",\"entitlementsVersion\":%llu}}",
-                    f->code, value, reason_of(f), f->enabled ? "on" : "off", f->kind == FTP_FEATURE_FLAG ? "flag" : "limit",
-                    source_of(f), e->plan, (unsigned long long)e->version);
+        o = ft_put_i64(o, f->value);
+    o = ft_put_str(o, ",\"reason\":\"");
+    o = ft_put_str(o, reason_of(f));
+    o = ft_put_str(o, f->enabled ? "\",\"variant\":\"on\",\"metadata\":{\"kind\":\"" : "\",\"variant\":\"off\",\"metadata\":{\"kind\":\"");
+    o = ft_put_str(o, f->kind == FTP_FEATURE_FLAG ? "flag" : "limit");
+    o = ft_put_str(o, "\",\"source\":\"");
+    o = ft_put_str(o, source_of(f));
+    o = ft_put_str(o, "\",\"plan\":\"");
+    o = ft_put_str(o, e->plan);
+    o = ft_put_str(o, "\",\"entitlementsVersion\":");
+    o = ft_put_u64(o, e->version);
+    o = ft_put(o, "}}", 2);
+    return (int)(o - out);
 }
 
 static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, void *arg)
@@ -136,8 +148,8 @@ static void found_single(ft_req_t *r, ft_entitlements_t *e, void *arg)
         ft_respond_empty(r, 304);
         return;
     }
-    char body[512];
-    int n = render_flag(body, sizeof(body), e, f);
+    char body[RENDER_MAX];
+    int n = render_flag(body, e, f);
     ft_respond_raw(r, 200, "application/json", body, (size_t)n);
 }
 
@@ -156,14 +168,13 @@ static const char *bulk_body(ft_entitlements_t *e)
     char *text = atomic_load_explicit(&e->bulk, memory_order_acquire);
     if (text != NULL)
         return text;
-    /* a flag renders in under 512 bytes: codes and plans are at most 63 characters */
-    size_t cap = 512 + e->nfeatures * 512, used = 0;
+    size_t cap = RENDER_MAX + e->nfeatures * RENDER_MAX, used = 0;
     char *buf = ft_mem_alloc(cap);
     used += (size_t)snprintf(buf, cap, "{\"flags\":[");
-    for (size_t i = 0; i < e->nfeatures && used + 512 < cap; i++) {
+    for (size_t i = 0; i < e->nfeatures; i++) {
         if (i > 0)
             buf[used++] = ',';
-        used += (size_t)render_flag(buf + used, 512, e, &e->features[i]);
+        used += (size_t)render_flag(buf + used, e, &e->features[i]);
     }
     snprintf(buf + used, cap - used,
              "],\"metadata\":{\"instanceId\":\"%s\",\"product\":\"%s\",\"plan\":\"%s\",\"planVersion\":%u,"

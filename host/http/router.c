@@ -29,6 +29,7 @@ void ft_router_destroy(ft_router_t *router)
         for (size_t s = 0; s < router->routes[i]->nsegs; s++)
             free(router->routes[i]->segs[s]);
         free(router->routes[i]->segs);
+        free(router->routes[i]->seglens);
         ft_schema_free(router->routes[i]->schema);
         free(router->routes[i]);
     }
@@ -42,12 +43,15 @@ const ft_route_t *ft_router_add(ft_router_t *router, const ft_route_t *tmpl)
     *r = *tmpl;
     r->nsegs = 0;
     r->segs = NULL;
+    r->seglens = NULL;
     const char *p = r->pattern;
     while (*p == '/') {
         const char *start = ++p;
         while (*p != '\0' && *p != '/')
             p++;
         r->segs = ft_mem_realloc(r->segs, (r->nsegs + 1) * sizeof(char *));
+        r->seglens = ft_mem_realloc(r->seglens, (r->nsegs + 1) * sizeof(size_t));
+        r->seglens[r->nsegs] = (size_t)(p - start);
         r->segs[r->nsegs++] = ft_mem_strndup(start, (size_t)(p - start));
     }
     router->routes = ft_mem_realloc(router->routes, (router->count + 1) * sizeof(ft_route_t *));
@@ -72,6 +76,7 @@ static int path_matches(const ft_route_t *r, const char *path, size_t plen, ft_r
         while (pos < plen && path[pos] != '/')
             pos++;
         size_t len = pos - start;
+        size_t wlen = r->seglens[seg];
         const char *want = r->segs[seg++];
         if (is_param(want)) {
             if (len == 0)
@@ -82,7 +87,7 @@ static int path_matches(const ft_route_t *r, const char *path, size_t plen, ft_r
                 params->lens[params->count] = len;
                 params->count++;
             }
-        } else if (strlen(want) != len || memcmp(want, path + start, len) != 0) {
+        } else if (wlen != len || memcmp(want, path + start, len) != 0) {
             return 0;
         }
     }

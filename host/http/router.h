@@ -32,6 +32,7 @@ typedef struct ft_route {
     unsigned id; /* metrics series */
     size_t nsegs;
     char **segs;
+    size_t *seglens;
 } ft_route_t;
 
 typedef struct ft_route_params {

@@ -10,14 +10,15 @@
 int ft_routes_register_all(ft_app_t *app)
 {
     ft_router_t *rt = app->router;
+    /* the routes child apps call on every screen first: matching is a scan in this order */
+    ft_routes_ofrep(rt);
+    ft_routes_entitlements(rt);
     ft_routes_ops(rt);
     ft_routes_catalog(rt);
     ft_routes_plugins(rt);
     ft_routes_customers(rt);
     ft_routes_instances(rt);
     ft_routes_subscriptions(rt);
-    ft_routes_entitlements(rt);
-    ft_routes_ofrep(rt);
     ft_routes_compat(rt);
     if (app->config.dev_routes)
         ft_routes_dev(rt);

@@ -4,6 +4,7 @@
  */
 #include "infra/log.h"
 
+#include "core/append.h"
 #include "core/mem.h"
 
 #include <pthread.h>
@@ -177,32 +178,7 @@ void ft_log(int level, const char *request_id, const char *fmt, ...)
     ft_log_json(level, fields);
 }
 
-/* Small appenders for the access line: it is written for every request, and printf's
- * format parsing and float conversion were a visible share of a request's CPU time. */
-static char *put(char *o, const char *s, size_t n)
-{
-    memcpy(o, s, n);
-    return o + n;
-}
-
-static char *put_str(char *o, const char *s)
-{
-    return put(o, s, strlen(s));
-}
-
-static char *put_u64(char *o, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        *o++ = tmp[--n];
-    return o;
-}
-
+/* The access line is built with ft_put (core/append.h): it is written for every request. */
 void ft_log_access(const char *request_id, const char *method, const char *route, int status, uint64_t duration_ns)
 {
     if (FT_LOG_INFO < min_level)
@@ -213,22 +189,22 @@ void ft_log_access(const char *request_id, const char *method, const char *route
         return; /* cannot happen: all three are bounded by their producers */
     uint64_t us = duration_ns / 1000;
     char *o = line;
-    o = put(o, "{\"time\":\"", 9);
-    o = put_str(o, ts);
-    o = put_str(o, "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
-    o = put_str(o, request_id);
-    o = put_str(o, "\",\"method\":\"");
-    o = put_str(o, method);
-    o = put_str(o, "\",\"route\":\"");
-    o = put_str(o, route);
-    o = put_str(o, "\",\"status\":");
-    o = put_u64(o, status < 0 ? 0 : (uint64_t)status);
-    o = put_str(o, ",\"duration_ms\":");
-    o = put_u64(o, us / 1000);
+    o = ft_put(o, "{\"time\":\"", 9);
+    o = ft_put_str(o, ts);
+    o = ft_put_str(o, "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
+    o = ft_put_str(o, request_id);
+    o = ft_put_str(o, "\",\"method\":\"");
+    o = ft_put_str(o, method);
+    o = ft_put_str(o, "\",\"route\":\"");
+    o = ft_put_str(o, route);
+    o = ft_put_str(o, "\",\"status\":");
+    o = ft_put_u64(o, status < 0 ? 0 : (uint64_t)status);
+    o = ft_put_str(o, ",\"duration_ms\":");
+    o = ft_put_u64(o, us / 1000);
     *o++ = '.';
     *o++ = (char)('0' + (us % 1000) / 100);
     *o++ = (char)('0' + (us % 100) / 10);
     *o++ = (char)('0' + us % 10);
-    o = put(o, "}\n", 2);
+    o = ft_put(o, "}\n", 2);
     emit(FT_LOG_INFO, line, (size_t)(o - line));
 }

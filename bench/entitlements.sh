@@ -1,0 +1,116 @@
+#!/bin/sh
+# Entitlements served from memory: with 10,000 instances resolved, wrk on
+# GET /api/v1/instances/{id}/entitlements and on the OFREP single-flag POST (random instances),
+# against nginx serving static files of the same sizes in the same run; then the host's RSS
+# with 100,000 instances resolved. Usage: bench/entitlements.sh
+#   (FT_BENCH_INSTANCES=10000 FT_BENCH_RSS_INSTANCES=100000 FT_BENCH_DURATION=10s)
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+instances=${FT_BENCH_INSTANCES:-10000}
+rss_instances=${FT_BENCH_RSS_INSTANCES:-100000}
+duration=${FT_BENCH_DURATION:-10s}
+conns=${FT_BENCH_CONNECTIONS:-50}
+
+build_release
+start_stack
+port=$(free_port)
+products="$root/build/release/products"
+
+# seed_instances N: N active vet instances on plan professional, spread over 1,000 customers
+seed_instances() {
+    psql -X -q "$FT_DATABASE_URL" <<SQL
+INSERT INTO ft_customers (legal_name, tax_id, country)
+SELECT 'Bench ' || g, 'B' || g, 'CO' FROM generate_series(1, 1000) g
+ON CONFLICT DO NOTHING;
+WITH c AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM ft_customers WHERE legal_name LIKE 'Bench %'),
+     have AS (SELECT count(*) AS n FROM ft_instances WHERE code LIKE 'b-%')
+INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, status)
+SELECT c.id, 'b-' || g, 'vet', 'standard', 'production', '{"admin_email":"a@b.test"}', 'active'
+FROM have, generate_series(have.n + 1, $1) g JOIN c ON c.rn = 1 + (g % 1000);
+INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status)
+SELECT i.customer_id, i.id, 'vet', 'professional', 1, 'active' FROM ft_instances i
+WHERE i.code LIKE 'b-%' AND NOT EXISTS (SELECT 1 FROM ft_subscriptions s WHERE s.instance_id = i.id);
+SQL
+}
+
+wait_warm() {
+    for _ in $(seq 1 600); do
+        grep -q '"entitlements: [0-9]* instances resolved' "$work/host.log" && return 0
+        sleep 0.2
+    done
+    echo "the host did not finish warming its cache" >&2
+    exit 1
+}
+
+# a first start applies the migrations and writes the catalog
+start_host "$port" FT_PLUGIN_DIR="$products"
+kill $pids 2>/dev/null || true
+wait 2>/dev/null || true
+pids=""
+seed_instances "$instances"
+psql -X -qAt "$FT_DATABASE_URL" -c "SELECT id FROM ft_instances WHERE code LIKE 'b-%' ORDER BY random()" >"$work/ids"
+export FT_BENCH_IDS="$work/ids"
+
+start_host "$port" FT_PLUGIN_DIR="$products"
+wait_warm
+grep -o '"entitlements: [^"]*' "$work/host.log" | tail -1 | sed 's/^"/host: /'
+
+id=$(head -1 "$work/ids")
+curl -s "http://127.0.0.1:$port/api/v1/instances/$id/entitlements" >"$work/ent.json"
+curl -s -XPOST -H 'Content-Type: application/json' -d "{\"context\":{\"targetingKey\":\"$id\"}}" \
+    "http://127.0.0.1:$port/ofrep/v1/evaluate/flags/telemedicine" >"$work/flag.json"
+nport=$(free_port)
+start_nginx "$nport" ent.json "$(cat "$work/ent.json")"
+cp "$work/flag.json" "$work/www/flag.json"
+echo "entitlements body $(wc -c <"$work/ent.json") bytes, OFREP body $(wc -c <"$work/flag.json") bytes"
+
+run() { # run URL MODE [PATH]: "req/s p99 non-2xx"
+    export FT_BENCH_MODE="$2" FT_BENCH_PATH="${3:-/}"
+    wrk_run "$1" -t1 -c"$conns" -d"$duration" -s "$root/bench/wrk/ids.lua"
+}
+export FT_BENCH_MODE=entitlements
+wrk -t1 -c"$conns" -d2s -s "$root/bench/wrk/ids.lua" "http://127.0.0.1:$port" >/dev/null
+set -- $(run "http://127.0.0.1:$nport" static /ent.json); n1=$1; n1p=$2; n1b=$3
+set -- $(run "http://127.0.0.1:$port" entitlements); h1=$1; h1p=$2; h1b=$3
+set -- $(run "http://127.0.0.1:$nport" static /flag.json); n2=$1; n2p=$2; n2b=$3
+set -- $(run "http://127.0.0.1:$port" ofrep); h2=$1; h2p=$2; h2b=$3
+printf 'nginx static %s bytes      : %s req/s, p99 %s ms, non-2xx %s\n' "$(wc -c <"$work/ent.json")" "$n1" "$n1p" "$n1b"
+printf 'GET entitlements            : %s req/s, p99 %s ms, non-2xx %s, ratio %.3f\n' "$h1" "$h1p" "$h1b" \
+    "$(awk "BEGIN {print $h1 / $n1}")"
+printf 'nginx static %s bytes       : %s req/s, p99 %s ms, non-2xx %s\n' "$(wc -c <"$work/flag.json")" "$n2" "$n2p" "$n2b"
+printf 'OFREP single flag           : %s req/s, p99 %s ms, non-2xx %s, ratio %.3f\n' "$h2" "$h2p" "$h2b" \
+    "$(awk "BEGIN {print $h2 / $n2}")"
+
+# latency at a light load (4 connections): what one child app's screen waits for
+lat() { # lat URL MODE [PATH]: p50 and p99 in ms
+    export FT_BENCH_MODE="$2" FT_BENCH_PATH="${3:-/}"
+    wrk --latency -t1 -c4 -d5s -s "$root/bench/wrk/ids.lua" "$1" |
+        awk '$1 == "50%" || $1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)}; printf "%s %.3f ms  ", $1, v}'
+}
+echo "at 4 connections: nginx static   $(lat "http://127.0.0.1:$nport" static /ent.json)"
+echo "at 4 connections: entitlements   $(lat "http://127.0.0.1:$port" entitlements)"
+echo "at 4 connections: OFREP flag     $(lat "http://127.0.0.1:$port" ofrep)"
+
+# memory: the same host with rss_instances resolved
+kill $pids 2>/dev/null || true
+wait 2>/dev/null || true
+pids=""
+: >"$work/host.log"
+start_host "$port" FT_PLUGIN_DIR="$products"
+wait_warm
+hostpid=$(pgrep -f "$root/build/release/host/farutech-host" -n)
+rss_small=$(awk '/VmRSS/ {print $2}' /proc/"$hostpid"/status)
+kill $pids 2>/dev/null || true
+wait 2>/dev/null || true
+pids=""
+seed_instances "$rss_instances"
+: >"$work/host.log"
+start_host "$port" FT_PLUGIN_DIR="$products"
+wait_warm
+hostpid=$(pgrep -f "$root/build/release/host/farutech-host" -n)
+grep -o '"entitlements: [^"]*' "$work/host.log" | tail -1 | sed 's/^"/host: /'
+rss_big=$(awk '/VmRSS/ {print $2}' /proc/"$hostpid"/status)
+printf 'RSS with %s instances resolved: %.1f MiB (with %s: %.1f MiB; %.2f KiB per record)\n' "$rss_instances" \
+    "$(awk "BEGIN {print $rss_big / 1024}")" "$instances" "$(awk "BEGIN {print $rss_small / 1024}")" \
+    "$(awk "BEGIN {print ($rss_big - $rss_small) / ($rss_instances - $instances)}")"
