@@ -10,6 +10,8 @@
 #include "infra/log.h"
 #include "infra/metrics.h"
 #include "domain/entitlement_service.h"
+#include "messaging/relay.h"
+#include "messaging/worker.h"
 #include "plugins/invoke.h"
 #include "store/catalog_store.h"
 
@@ -192,6 +194,8 @@ static int serve(ft_app_t *app)
     int rc = 1, drained = 1, warming = 0;
     pthread_t warmer;
     ft_http_server_t *server = NULL;
+    ft_relay_t *relay = NULL;
+    ft_workers_t *workers = NULL;
     ft_log(FT_LOG_INFO, NULL, "farutech-host %s (%s) starting; roles %s", FT_VERSION_STRING, FT_GIT_COMMIT,
            ft_config_roles_str(app->config.roles, roles, sizeof(roles)));
 
@@ -205,6 +209,29 @@ static int serve(ft_app_t *app)
     app->readiness = ft_readiness_start(app->config.database_url, &app->migrations, app->nats, app->config.ready_interval_ms);
     if (start_plugins(app) != 0)
         goto out;
+    if (app->config.roles & FT_ROLE_RELAY) {
+        ft_relay_config_t rcfg = {.database_url = app->config.database_url,
+                                  .nats = app->nats,
+                                  .batch = app->config.relay_batch,
+                                  .poll_ms = app->config.relay_poll_ms,
+                                  .crash_after_publish = app->config.relay_crash_after_publish};
+        relay = ft_relay_start(&rcfg);
+    }
+    if (app->config.roles & FT_ROLE_WORKER) {
+        ft_worker_config_t wcfg = {.database_url = app->config.database_url,
+                                   .nats = app->nats,
+                                   .registry = app->registry,
+                                   .tenant = {.shared_url = app->config.tenant_database_url,
+                                              .archive_dir = app->config.archive_dir[0] ? app->config.archive_dir : NULL,
+                                              .retention_days = app->config.archive_retention_days},
+                                   .threads = app->config.worker_threads,
+                                   .max_attempts = app->config.job_max_attempts,
+                                   .backoff_ms = app->config.job_backoff_ms,
+                                   .backoff_max_ms = app->config.job_backoff_max_ms,
+                                   .ack_wait_ms = app->config.job_ack_wait_ms,
+                                   .sweep_ms = app->config.sweep_interval_ms};
+        workers = ft_workers_start(&wcfg, &err);
+    }
     if (app->config.roles & FT_ROLE_API) {
         app->entitlements = ft_ent_service_start(app->config.database_url, app->registry);
         ft_metrics_add_collector(entitlement_metrics, app);
@@ -244,6 +271,8 @@ static int serve(ft_app_t *app)
     }
     rc = 0;
 out:
+    ft_workers_stop(workers); /* a running job finishes its current step first */
+    ft_relay_stop(relay);
     if (warming)
         pthread_join(warmer, NULL);
     if (drained) {

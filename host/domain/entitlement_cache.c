@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NSHARDS 256
+#define NSHARDS FT_ENT_CACHE_SHARDS
 
 #define KEY_LEN 36
 
@@ -130,6 +130,23 @@ uint64_t ft_ent_cache_epoch(ft_ent_cache_t *c, const char *instance_id)
     epoch = s->epoch;
     pthread_mutex_unlock(&s->mutex);
     return epoch;
+}
+
+void ft_ent_cache_epochs(ft_ent_cache_t *c, uint64_t out[FT_ENT_CACHE_SHARDS])
+{
+    for (int i = 0; i < NSHARDS; i++) {
+        pthread_mutex_lock(&c->shards[i].mutex);
+        out[i] = c->shards[i].epoch;
+        pthread_mutex_unlock(&c->shards[i].mutex);
+    }
+}
+
+uint64_t ft_ent_cache_epoch_in(const uint64_t snapshot[FT_ENT_CACHE_SHARDS], const char *instance_id)
+{
+    char k[KEY_LEN];
+    if (!make_key(instance_id, k))
+        return 0;
+    return snapshot[hash_key(k) % NSHARDS];
 }
 
 static void grow(shard_t *s)

@@ -23,6 +23,12 @@ ft_entitlements_t *ft_ent_cache_get(ft_ent_cache_t *c, const char *instance_id, 
 
 /* The epoch to note before resolving instance_id from the database. */
 uint64_t ft_ent_cache_epoch(ft_ent_cache_t *c, const char *instance_id);
+/* Every shard's epoch at once, and the one that applies to instance_id in such a snapshot: for
+ * resolving many instances read in one go (the warm-up). */
+#define FT_ENT_CACHE_SHARDS 256
+void ft_ent_cache_epochs(ft_ent_cache_t *c, uint64_t out[FT_ENT_CACHE_SHARDS]);
+uint64_t ft_ent_cache_epoch_in(const uint64_t snapshot[FT_ENT_CACHE_SHARDS], const char *instance_id);
+
 /* Inserts (taking its own reference) unless the shard was invalidated since `epoch`; returns 1
  * if inserted. A newer version already present wins. */
 int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch);

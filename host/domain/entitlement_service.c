@@ -92,13 +92,15 @@ ft_entitlements_t *ft_ent_service_cached(ft_ent_service_t *s, const ft_call_t *c
 }
 
 static int resolve_row(ft_ent_service_t *s, const ft_catalog_t *catalog, ft_ent_row_t *row, uint64_t epoch, ft_entitlements_t **out,
-                       ft_error_t *err)
+                       int *inserted, ft_error_t *err)
 {
     ft_generation_t *g = ft_catalog_find(catalog, row->product);
     if (g == NULL)
         return ft_error_set(err, FT_EUNAVAILABLE, "product %s is not loaded; its entitlements cannot be resolved", row->product);
     *out = ft_entitlements_resolve(g->product, &row->in);
-    ft_ent_cache_put(s->cache, *out, epoch);
+    int put = ft_ent_cache_put(s->cache, *out, epoch);
+    if (inserted != NULL)
+        *inserted = put;
     return FT_OK;
 }
 
@@ -113,7 +115,7 @@ int ft_ent_service_resolve(ft_ent_service_t *s, PGconn *c, const ft_catalog_t *c
                           json_pack("{s:s}", "instance_id", instance_id), "No instance %s.", instance_id);
     if (rc != FT_OK)
         return rc;
-    rc = resolve_row(s, catalog, &row, epoch, out, err);
+    rc = resolve_row(s, catalog, &row, epoch, out, NULL, err);
     ft_ent_row_free(&row);
     return rc;
 }
@@ -126,21 +128,19 @@ size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err)
     for (;;) {
         ft_ent_row_t *rows = NULL;
         size_t n = 0;
-        uint64_t epoch_all = ft_ent_cache_invalidations(s->cache);
+        uint64_t epochs[FT_ENT_CACHE_SHARDS];
+        ft_ent_cache_epochs(s->cache, epochs); /* before the read: a change after it stops the insert */
         if (ft_ent_store_load_page(c, after[0] ? after : NULL, WARM_PAGE, &rows, &n, err) != FT_OK) {
             free(rows);
             break;
         }
         for (size_t i = 0; i < n; i++) {
-            /* a change since this page was read: leave its instances to be resolved on demand. The
-             * shard epoch is noted first, so a change after the check still stops the insert. */
-            uint64_t epoch = ft_ent_cache_epoch(s->cache, rows[i].in.instance_id);
-            if (ft_ent_cache_invalidations(s->cache) == epoch_all) {
-                ft_entitlements_t *e = NULL;
-                if (resolve_row(s, catalog, &rows[i], epoch, &e, err) == FT_OK) {
-                    cached++;
-                    ft_entitlements_release(e);
-                }
+            ft_entitlements_t *e = NULL;
+            int inserted = 0;
+            uint64_t epoch = ft_ent_cache_epoch_in(epochs, rows[i].in.instance_id);
+            if (resolve_row(s, catalog, &rows[i], epoch, &e, &inserted, err) == FT_OK) {
+                cached += (size_t)inserted;
+                ft_entitlements_release(e);
             }
             if (i == n - 1)
                 snprintf(after, sizeof(after), "%s", rows[i].in.instance_id);

@@ -20,6 +20,7 @@ int ft_routes_register_all(ft_app_t *app)
     ft_routes_instances(rt);
     ft_routes_subscriptions(rt);
     ft_routes_compat(rt);
+    ft_routes_jobs(rt);
     if (app->config.dev_routes)
         ft_routes_dev(rt);
     for (size_t i = 0; i < ft_router_count(rt); i++) {

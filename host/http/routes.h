@@ -16,6 +16,7 @@ void ft_routes_subscriptions(ft_router_t *router);
 void ft_routes_entitlements(ft_router_t *router);
 void ft_routes_ofrep(ft_router_t *router);
 void ft_routes_compat(ft_router_t *router);
+void ft_routes_jobs(ft_router_t *router);
 
 /* Registers every route of the host in order, their metrics series and their body schemas.
  * Returns -1 (logged) if a route's schema does not compile. */

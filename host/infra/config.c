@@ -23,7 +23,7 @@
 #define FT_DEFAULT_MIGRATIONS_DIR "migrations"
 #endif
 
-typedef enum { K_STRING, K_LISTEN, K_UINT, K_SIZE, K_BOOL, K_ROLES, K_LOGLEVEL, K_PGURL, K_NATSURL } kind_t;
+typedef enum { K_STRING, K_OPTSTRING, K_LISTEN, K_UINT, K_SIZE, K_BOOL, K_ROLES, K_LOGLEVEL, K_PGURL, K_NATSURL } kind_t;
 
 typedef struct setting {
     const char *name;
@@ -56,6 +56,21 @@ static const setting_t settings[] = {
     {"FT_READY_INTERVAL_MS", K_UINT, OFF(ready_interval_ms), "1000", 50, 60000, "readiness probe period"},
     {"FT_NATS_REPLICAS", K_UINT, OFF(nats_replicas), "1", 1, 5, "JetStream stream replicas"},
     {"FT_DEV_ROUTES", K_BOOL, OFF(dev_routes), "false", 0, 0, "serve /api/v1/_dev diagnostics (never in production)"},
+    {"FT_TENANT_DATABASE_URL", K_PGURL, OFF(tenant_database_url), "", 0, 0,
+     "the Standard tier's shared database (default: database farutech_tenants beside FT_DATABASE_URL)"},
+    {"FT_ARCHIVE_DIR", K_OPTSTRING, OFF(archive_dir), "", 0, 0, "where removed tenants' data is archived (empty: no archive)"},
+    {"FT_ARCHIVE_RETENTION_DAYS", K_UINT, OFF(archive_retention_days), "30", 1, 36500, "days archives are kept"},
+    {"FT_WORKER_THREADS", K_UINT, OFF(worker_threads), "2", 1, 64, "jobs run at once by this process"},
+    {"FT_JOB_MAX_ATTEMPTS", K_UINT, OFF(job_max_attempts), "5", 1, 50, "attempts before a job goes to the DLQ"},
+    {"FT_JOB_BACKOFF_MS", K_UINT, OFF(job_backoff_ms), "1000", 1, 3600000, "delay after a first failed attempt (doubles)"},
+    {"FT_JOB_BACKOFF_MAX_MS", K_UINT, OFF(job_backoff_max_ms), "60000", 1, 86400000, "longest delay between attempts"},
+    {"FT_JOB_ACK_WAIT_MS", K_UINT, OFF(job_ack_wait_ms), "30000", 500, 3600000,
+     "redelivery after a worker vanished mid-job"},
+    {"FT_RELAY_BATCH", K_UINT, OFF(relay_batch), "500", 1, 10000, "outbox rows per relay batch"},
+    {"FT_RELAY_POLL_MS", K_UINT, OFF(relay_poll_ms), "5000", 10, 600000, "relay poll when no notification arrives"},
+    {"FT_RELAY_CRASH_AFTER_PUBLISH", K_BOOL, OFF(relay_crash_after_publish), "false", 0, 0,
+     "fault injection for tests: exit after publishing, before marking rows"},
+    {"FT_SWEEP_INTERVAL_MS", K_UINT, OFF(sweep_interval_ms), "30000", 100, 3600000, "subscription period roll-over check"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -245,6 +260,10 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         free(*(char **)field);
         *(char **)field = ft_mem_strdup(value);
         return;
+    case K_OPTSTRING:
+        free(*(char **)field);
+        *(char **)field = ft_mem_strdup(value);
+        return;
     case K_LISTEN:
         if (parse_listen(value, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port) != 0) {
             add_error(eb, "%s=%s (from %s): expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080",
@@ -377,6 +396,32 @@ static void load_file(ft_config_t *cfg, const char *path, errbuf_t *eb)
     fclose(fp);
 }
 
+/* url (a URL or conninfo) as a conninfo string naming another database of the same server. */
+static char *derive_url(const char *url, const char *dbname)
+{
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    char *out = ft_mem_strdup("");
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (o->val == NULL || strcmp(o->keyword, "dbname") == 0)
+            continue;
+        char *v = ft_mem_alloc(strlen(o->val) * 2 + 1), *q = v;
+        for (const char *c = o->val; *c; c++) {
+            if (*c == '\'' || *c == '\\')
+                *q++ = '\\';
+            *q++ = *c;
+        }
+        *q = '\0';
+        char *next = ft_mem_asprintf("%s%s%s='%s'", out, *out ? " " : "", o->keyword, v);
+        free(v);
+        free(out);
+        out = next;
+    }
+    PQconninfoFree(opts);
+    char *next = ft_mem_asprintf("%s dbname='%s'", out, dbname);
+    free(out);
+    return next;
+}
+
 int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errlen)
 {
     errbuf_t eb = {errors, errlen, 0, 0};
@@ -406,6 +451,10 @@ int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errl
             apply(cfg, s, eq + 1, "environment", &eb);
     }
 
+    if (cfg->tenant_database_url != NULL && cfg->tenant_database_url[0] == '\0' && eb.count == 0) {
+        free(cfg->tenant_database_url);
+        cfg->tenant_database_url = derive_url(cfg->database_url, "farutech_tenants");
+    }
     if (cfg->threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->threads = n > 0 ? (unsigned)n : 1;
@@ -417,7 +466,7 @@ void ft_config_free(ft_config_t *cfg)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
         kind_t k = settings[i].kind;
-        if (k == K_STRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL) {
+        if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL) {
             char **f = (char **)((char *)cfg + settings[i].offset);
             free(*f);
             *f = NULL;
@@ -464,6 +513,7 @@ void ft_config_dump(const ft_config_t *cfg, int fd)
         const char *field = (const char *)cfg + s->offset;
         switch (s->kind) {
         case K_STRING:
+        case K_OPTSTRING:
         case K_LISTEN:
             snprintf(line, sizeof(line), "%s=%s\n", s->name, *(char *const *)field);
             break;

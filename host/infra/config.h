@@ -34,6 +34,15 @@ typedef struct ft_config {
     unsigned ready_interval_ms;
     unsigned nats_replicas;
     int dev_routes;
+    char *tenant_database_url; /* "" until derived from database_url */
+    char *archive_dir;         /* "": no archive */
+    unsigned archive_retention_days;
+    unsigned worker_threads;
+    unsigned job_max_attempts;
+    unsigned job_backoff_ms, job_backoff_max_ms, job_ack_wait_ms;
+    unsigned relay_batch, relay_poll_ms;
+    int relay_crash_after_publish;
+    unsigned sweep_interval_ms;
 } ft_config_t;
 
 /*

@@ -58,6 +58,41 @@ PGconn *ft_db_connect(const char *url, const char *application_name, ft_error_t 
     return conn;
 }
 
+PGconn *ft_db_connect_to(const char *url, const char *dbname, const char *application_name, ft_error_t *err)
+{
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url, &perr);
+    if (opts == NULL) {
+        ft_error_set(err, FT_EINVAL, "not a database URL: %s", perr != NULL ? perr : "out of memory");
+        PQfreemem(perr);
+        return NULL;
+    }
+    const char *keys[40], *vals[40];
+    int n = 0;
+    keys[n] = "connect_timeout", vals[n++] = "5";
+    keys[n] = "application_name", vals[n++] = application_name;
+    for (PQconninfoOption *o = opts; o->keyword != NULL && n < 38; o++) {
+        if (o->val == NULL || strcmp(o->keyword, "dbname") == 0)
+            continue;
+        keys[n] = o->keyword, vals[n++] = o->val;
+    }
+    keys[n] = "dbname", vals[n++] = dbname;
+    keys[n] = NULL, vals[n] = NULL;
+    PGconn *conn = PQconnectdbParams(keys, vals, 0);
+    PQconninfoFree(opts);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        ft_error_set(err, FT_EUNAVAILABLE, "cannot connect to database %s: %s", dbname,
+                     conn != NULL ? PQerrorMessage(conn) : "out of memory");
+        size_t l = strlen(err->message);
+        while (l > 0 && (err->message[l - 1] == '\n' || err->message[l - 1] == ' '))
+            err->message[--l] = '\0';
+        PQfinish(conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor(conn, on_notice, NULL);
+    return conn;
+}
+
 ft_db_pool_t *ft_db_pool_create(const char *url, unsigned size)
 {
     ft_db_pool_t *p = ft_mem_calloc(1, sizeof(*p));

@@ -17,6 +17,9 @@ typedef struct ft_db_pool ft_db_pool_t;
  * keepalives). Blocking. Returns NULL and fills err on failure; the caller PQfinish()es. */
 PGconn *ft_db_connect(const char *url, const char *application_name, ft_error_t *err);
 
+/* Like ft_db_connect, to another database (dbname) of the same server and credentials. */
+PGconn *ft_db_connect_to(const char *url, const char *dbname, const char *application_name, ft_error_t *err);
+
 /* Creates a pool of `size` connections, opened lazily. Never fails for an unreachable server. */
 ft_db_pool_t *ft_db_pool_create(const char *url, unsigned size);
 /* Closes every connection; no acquire may be in progress. */

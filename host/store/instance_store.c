@@ -13,6 +13,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Ready (serving), Progressing (work under way) and Degraded (the last job failed), each with a
+ * reason and a message, as an operator reads them. */
+#define CONDITIONS_JSON                                                                                                       \
+    "json_build_array("                                                                                                       \
+    " json_build_object('type', 'Ready', 'status', i.status = 'active',"                                                      \
+    "  'reason', CASE i.status WHEN 'active' THEN 'Provisioned' WHEN 'pending' THEN 'WaitingForProvisioning'"                 \
+    "   WHEN 'provisioning' THEN 'Provisioning' WHEN 'failed' THEN 'Failed' WHEN 'suspended' THEN 'Suspended'"                  \
+    "   WHEN 'deprovisioning' THEN 'Deprovisioning' ELSE 'Deleted' END,"                                                        \
+    "  'message', coalesce(i.status_reason, 'instance is ' || i.status)),"                                                     \
+    " (SELECT json_build_object('type', 'Progressing', 'status', j.id IS NOT NULL,"                                            \
+    "  'reason', CASE WHEN j.id IS NULL THEN 'Idle' ELSE initcap(j.kind) || CASE j.status WHEN 'running' THEN 'Running'"       \
+    "   ELSE 'Queued' END END,"                                                                                                \
+    "  'message', CASE WHEN j.id IS NULL THEN 'no job is queued or running' ELSE j.kind || ' job ' || j.id || ', attempt '"   \
+    "   || j.attempts || ' of ' || j.max_attempts || ', step ' || (SELECT count(*) FROM ft_job_steps s WHERE s.job_id = j.id" \
+    "   AND s.status = 'succeeded') || ' of ' || (SELECT count(*) FROM ft_job_steps s WHERE s.job_id = j.id) ||"               \
+    "   coalesce(', last error: ' || j.last_error, '') END)"                                                                  \
+    "  FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM ft_jobs WHERE instance_id = i.id AND status IN ('queued',"          \
+    "   'running') ORDER BY created_at LIMIT 1) j ON true),"                                                                     \
+    " (SELECT json_build_object('type', 'Degraded', 'status', coalesce(j.status = 'failed', false),"                           \
+    "  'reason', CASE WHEN j.status = 'failed' THEN 'JobFailed' ELSE 'AsExpected' END,"                                        \
+    "  'message', CASE WHEN j.status = 'failed' THEN j.kind || ' job ' || j.id || ' failed: ' || coalesce(j.last_error, '?')" \
+    "   ELSE 'the last finished job succeeded' END)"                                                                           \
+    "  FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM ft_jobs WHERE instance_id = i.id AND status IN ('succeeded',"       \
+    "   'failed') ORDER BY finished_at DESC NULLS LAST LIMIT 1) j ON true))"
+
 #define INSTANCE_JSON                                                                                                         \
     "json_build_object('id', i.id, 'customer_id', i.customer_id, 'code', i.code, 'product', i.product_code,"                 \
     " 'tier', i.tier, 'environment', i.environment, 'settings', i.settings, 'status', i.status,"                            \
@@ -20,7 +45,8 @@
     " 'entitlements_version', i.entitlements_version, 'created_at', i.created_at, 'updated_at', i.updated_at,"               \
     " 'subscription', (SELECT " FT_SUBSCRIPTION_JSON " FROM ft_subscriptions s WHERE s.instance_id = i.id),"                    \
     " 'latest_job', (SELECT json_build_object('id', j.id, 'kind', j.kind, 'status', j.status) FROM ft_jobs j"               \
-    "   WHERE j.instance_id = i.id ORDER BY j.created_at DESC LIMIT 1))::text"
+    "   WHERE j.instance_id = i.id ORDER BY j.created_at DESC LIMIT 1),"                                                     \
+    " 'conditions', " CONDITIONS_JSON ")::text"
 
 int ft_instance_not_found(ft_problem_t *p, const char *id)
 {

@@ -1,0 +1,251 @@
+/*
+ * The relay thread. One batch is one transaction: claim rows, publish them all asynchronously,
+ * wait for JetStream's acknowledgements, mark the acknowledged ones, commit. A crash between
+ * publishing and committing republishes the same ids, which JetStream's duplicate window (and
+ * the consumers' inbox) absorbs.
+ */
+#include "messaging/relay.h"
+
+#include "core/mem.h"
+#include "infra/db_pool.h"
+#include "infra/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define PUBLISH_WAIT_MS 5000
+
+typedef struct batch_row {
+    char id[37];
+    int acked;
+} batch_row_t;
+
+struct ft_relay {
+    ft_relay_config_t cfg;
+    char *url;
+    jsCtx *js;
+    pthread_t thread;
+    int stop_fd;
+    atomic_int stopping;
+    atomic_ullong published;
+    pthread_mutex_t mutex; /* guards rows, which the ack handler (a cnats thread) marks */
+    batch_row_t *rows;
+    size_t nrows;
+};
+
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
+{
+    ft_relay_t *r = closure;
+    const char *id = NULL;
+    if (pa != NULL && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != NULL) {
+        pthread_mutex_lock(&r->mutex);
+        for (size_t i = 0; i < r->nrows; i++) {
+            if (strcmp(r->rows[i].id, id) == 0) {
+                r->rows[i].acked = 1;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&r->mutex);
+    }
+    natsMsg_Destroy(msg);
+}
+
+static int wait_stop(ft_relay_t *r, PGconn *listen_conn, int ms)
+{
+    struct pollfd p[2] = {{.fd = r->stop_fd, .events = POLLIN}, {.fd = listen_conn ? PQsocket(listen_conn) : -1, .events = POLLIN}};
+    poll(p, listen_conn ? 2 : 1, ms);
+    if (listen_conn != NULL) {
+        PQconsumeInput(listen_conn);
+        PGnotify *n;
+        while ((n = PQnotifies(listen_conn)) != NULL)
+            PQfreemem(n);
+    }
+    return atomic_load(&r->stopping);
+}
+
+/* One batch. Returns the number of rows published, or -1 when the database failed. */
+static int publish_batch(ft_relay_t *r, PGconn *c)
+{
+    char limit[16];
+    snprintf(limit, sizeof(limit), "%u", r->cfg.batch);
+    const char *params[] = {limit};
+    PGresult *res = PQexec(c, "BEGIN");
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok)
+        return -1;
+    res = PQexecParams(c,
+                       "SELECT id, subject, event::text FROM ft_outbox"
+                       " WHERE published_at IS NULL"
+                       " AND pg_try_advisory_xact_lock(hashtext(aggregate_type || ':' || aggregate_id))"
+                       " ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ft_log(FT_LOG_WARN, NULL, "relay: claiming outbox rows: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        PQclear(PQexec(c, "ROLLBACK"));
+        return -1;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        PQclear(res);
+        PQclear(PQexec(c, "COMMIT"));
+        return 0;
+    }
+    pthread_mutex_lock(&r->mutex);
+    r->rows = ft_mem_realloc(r->rows, (size_t)n * sizeof(*r->rows));
+    r->nrows = (size_t)n;
+    for (int i = 0; i < n; i++) {
+        snprintf(r->rows[i].id, sizeof(r->rows[i].id), "%s", PQgetvalue(res, i, 0));
+        r->rows[i].acked = 0;
+    }
+    pthread_mutex_unlock(&r->mutex);
+
+    for (int i = 0; i < n; i++) {
+        natsMsg *msg = NULL;
+        const char *data = PQgetvalue(res, i, 2);
+        natsStatus s = natsMsg_Create(&msg, PQgetvalue(res, i, 1), NULL, data, PQgetlength(res, i, 2));
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, "Nats-Msg-Id", PQgetvalue(res, i, 0));
+        if (s == NATS_OK)
+            s = js_PublishMsgAsync(r->js, &msg, NULL);
+        natsMsg_Destroy(msg); /* no effect when the library took it */
+        if (s != NATS_OK)
+            break; /* nats is down: the rest waits for the next round */
+    }
+    PQclear(res);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = PUBLISH_WAIT_MS;
+    js_PublishAsyncComplete(r->js, &po);
+    /* anything still unacknowledged is dropped here and sent again next round, same id */
+    natsMsgList pending;
+    if (js_PublishAsyncGetPendingList(&pending, r->js) == NATS_OK)
+        natsMsgList_Destroy(&pending);
+
+    if (r->cfg.crash_after_publish) {
+        ft_log(FT_LOG_ERROR, NULL, "relay: crashing after publishing, as FT_RELAY_CRASH_AFTER_PUBLISH asks");
+        ft_log_flush();
+        _exit(137);
+    }
+
+    /* mark the acknowledged ones: a PostgreSQL array literal of their ids */
+    pthread_mutex_lock(&r->mutex);
+    char *ids = ft_mem_alloc(r->nrows * 38 + 3);
+    size_t used = 0, acked = 0;
+    ids[used++] = '{';
+    for (size_t i = 0; i < r->nrows; i++) {
+        if (!r->rows[i].acked)
+            continue;
+        if (acked++ > 0)
+            ids[used++] = ',';
+        memcpy(ids + used, r->rows[i].id, 36);
+        used += 36;
+    }
+    ids[used++] = '}';
+    ids[used] = '\0';
+    r->nrows = 0;
+    pthread_mutex_unlock(&r->mutex);
+    const char *mp[] = {ids};
+    res = PQexecParams(c, "UPDATE ft_outbox SET published_at = now() WHERE id = ANY($1::uuid[])", 1, NULL, mp, NULL, NULL, 0);
+    ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    free(ids);
+    res = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
+    ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok)
+        return -1;
+    atomic_fetch_add(&r->published, acked);
+    return (int)acked;
+}
+
+static void *relay_main(void *arg)
+{
+    ft_relay_t *r = arg;
+    PGconn *c = NULL;
+    int logged = 0;
+    while (!atomic_load(&r->stopping)) {
+        if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+            if (c != NULL)
+                PQfinish(c);
+            ft_error_t err = {0};
+            c = ft_db_connect(r->url, "farutech-relay", &err);
+            PGresult *res = c != NULL ? PQexec(c, "LISTEN ft_outbox") : NULL;
+            if (res != NULL)
+                PQclear(res);
+            if (c == NULL) {
+                if (!logged++)
+                    ft_log(FT_LOG_WARN, NULL, "relay: %s; retrying", err.message);
+                if (wait_stop(r, NULL, 1000))
+                    break;
+                continue;
+            }
+            logged = 0;
+        }
+        if (!ft_nats_connected(r->cfg.nats)) {
+            /* rows wait in the outbox until nats-server is back */
+            if (wait_stop(r, NULL, 200))
+                break;
+            continue;
+        }
+        int n = publish_batch(r, c);
+        if (n < 0) {
+            if (wait_stop(r, NULL, 500))
+                break;
+            continue;
+        }
+        if ((unsigned)n < r->cfg.batch && wait_stop(r, c, (int)r->cfg.poll_ms))
+            break;
+    }
+    if (c != NULL)
+        PQfinish(c);
+    return NULL;
+}
+
+ft_relay_t *ft_relay_start(const ft_relay_config_t *cfg)
+{
+    ft_relay_t *r = ft_mem_calloc(1, sizeof(*r));
+    r->cfg = *cfg;
+    r->url = ft_mem_strdup(cfg->database_url);
+    pthread_mutex_init(&r->mutex, NULL);
+    r->stop_fd = eventfd(0, EFD_CLOEXEC);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.AckHandler = on_ack;
+    jo.PublishAsync.AckHandlerClosure = r;
+    natsConnection_JetStream(&r->js, ft_nats_connection(cfg->nats), &jo);
+    pthread_create(&r->thread, NULL, relay_main, r);
+    return r;
+}
+
+void ft_relay_stop(ft_relay_t *r)
+{
+    if (r == NULL)
+        return;
+    atomic_store(&r->stopping, 1);
+    uint64_t one = 1;
+    if (write(r->stop_fd, &one, sizeof(one)) < 0) {
+        /* the thread polls with a timeout as well */
+    }
+    pthread_join(r->thread, NULL);
+    jsCtx_Destroy(r->js);
+    close(r->stop_fd);
+    pthread_mutex_destroy(&r->mutex);
+    free(r->rows);
+    free(r->url);
+    free(r);
+}
+
+uint64_t ft_relay_published(const ft_relay_t *r)
+{
+    return atomic_load(&((ft_relay_t *)r)->published);
+}

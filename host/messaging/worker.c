@@ -1,0 +1,514 @@
+/*
+ * The worker threads and the job runner. Each thread has its own pull subscription on the
+ * shared durable consumer and its own control-plane connection; a heartbeat thread keeps
+ * long jobs' messages from being redelivered while they run (InProgress).
+ */
+#include "messaging/worker.h"
+
+#include "core/mem.h"
+#include "domain/entitlements.h"
+#include "infra/db_pool.h"
+#include "infra/log.h"
+#include "plugins/invoke.h"
+#include "store/entitlement_store.h"
+#include "store/job_run_store.h"
+
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONSUMER "ft-workers"
+#define FETCH_WAIT_MS 1000
+
+typedef struct worker_thread {
+    struct ft_workers *pool;
+    pthread_t tid;
+    unsigned index;
+    pthread_mutex_t mutex; /* guards busy, read by the heartbeat */
+    natsMsg *busy;
+} worker_thread_t;
+
+struct ft_workers {
+    ft_worker_config_t cfg;
+    char *url;
+    jsCtx *js;
+    worker_thread_t *threads;
+    pthread_t heartbeat, sweeper;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    atomic_int stopping;
+};
+
+unsigned ft_backoff_ms(unsigned attempt, unsigned base, unsigned cap, double r)
+{
+    double d = base;
+    for (unsigned i = 1; i < attempt && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    return (unsigned)(d / 2 + r * (d / 2));
+}
+
+static double uniform(void)
+{
+    uint32_t x = 0;
+    RAND_bytes((unsigned char *)&x, sizeof(x));
+    return (double)x / 4294967296.0;
+}
+
+/* Sleeps up to ms; returns 1 when stopping. */
+static int nap(ft_workers_t *w, unsigned ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mutex);
+    while (!atomic_load(&w->stopping) && pthread_cond_timedwait(&w->cond, &w->mutex, &deadline) == 0)
+        ;
+    pthread_mutex_unlock(&w->mutex);
+    return atomic_load(&w->stopping);
+}
+
+/* ---------------------------------------------------------------- running a job */
+
+typedef struct outcome {
+    int ok, retryable;
+    char step[64];
+    char error[600];
+} outcome_t;
+
+static int entitlement_of(void *arg, const char *code, int64_t *value)
+{
+    const ft_ent_feature_t *f = arg != NULL ? ft_entitlements_find(arg, code) : NULL;
+    if (f == NULL || !f->enabled)
+        return 0;
+    *value = f->value;
+    return 1;
+}
+
+static uint32_t lifecycle_of(const char *kind)
+{
+    if (strcmp(kind, "provision") == 0)
+        return FTP_LIFECYCLE_PROVISION;
+    if (strcmp(kind, "deprovision") == 0)
+        return FTP_LIFECYCLE_DEPROVISION;
+    if (strcmp(kind, "suspend") == 0)
+        return FTP_LIFECYCLE_SUSPEND;
+    if (strcmp(kind, "resume") == 0)
+        return FTP_LIFECYCLE_RESUME;
+    return FTP_LIFECYCLE_FEATURES_CHANGED;
+}
+
+static void fail(outcome_t *o, int retryable, const char *step, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void fail(outcome_t *o, int retryable, const char *step, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->error, sizeof(o->error), fmt, ap);
+    va_end(ap);
+    snprintf(o->step, sizeof(o->step), "%s", step != NULL ? step : "");
+    o->ok = 0;
+    o->retryable = retryable;
+}
+
+/* Runs the steps still to do. The tenant database work of each step is its own transaction;
+ * its completion is recorded in the control plane right after. */
+static void run_steps(ft_workers_t *w, PGconn *control, ft_job_row_t *job, json_t **location, outcome_t *o)
+{
+    ft_error_t err = {0};
+    ft_catalog_t *catalog = ft_catalog_acquire(w->cfg.registry);
+    ft_generation_t *g = ft_catalog_find(catalog, job->product);
+    PGconn *tenant = NULL;
+    ft_entitlements_t *ent = NULL;
+    ft_ent_row_t row;
+    int have_row = 0;
+    o->ok = 1;
+    if (g == NULL) {
+        fail(o, 1, NULL, "product %s is not loaded on this worker", job->product);
+        goto out;
+    }
+    int deprovision = strcmp(job->kind, "deprovision") == 0;
+    int rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, !deprovision, &tenant, location, &err);
+    if (rc == FT_ENOTFOUND && deprovision) {
+        /* an Enterprise database that never got created: nothing of the tenant to remove */
+        goto out;
+    }
+    if (rc != FT_OK) {
+        fail(o, rc == FT_EUNAVAILABLE, NULL, "%s", err.message);
+        goto out;
+    }
+    ft_call_t call = {0};
+    if (ft_ent_store_load(control, &call, job->instance_id, &row, &err) == FT_OK) {
+        have_row = 1;
+        ent = ft_entitlements_resolve(g->product, &row.in);
+    }
+    if (deprovision && strcmp(job->tier, "standard") == 0 &&
+        ft_tenant_db_archive_rows(&w->cfg.tenant, tenant, job->product, job->instance_id, &err) != FT_OK) {
+        fail(o, 1, NULL, "archive: %s", err.message);
+        goto out;
+    }
+    char *settings = json_dumps(job->settings != NULL ? job->settings : json_object(), JSON_COMPACT);
+    char *payload = json_dumps(job->payload != NULL ? job->payload : json_object(), JSON_COMPACT);
+    uint32_t lifecycle = lifecycle_of(job->kind);
+    for (size_t i = 0; i < job->nsteps && o->ok; i++) {
+        ft_job_step_row_t *s = &job->steps[i];
+        if (strcmp(s->status, "succeeded") == 0)
+            continue;
+        const ft_step_t *step = NULL;
+        for (size_t k = 0; k < g->product->nsteps && step == NULL; k++)
+            if (g->product->steps[k].lifecycle == lifecycle && strcmp(g->product->steps[k].name, s->name) == 0)
+                step = &g->product->steps[k];
+        if (step == NULL) {
+            fail(o, 0, s->name, "product %s %s has no %s step %s any more", job->product, g->product->version, job->kind, s->name);
+            break;
+        }
+        if (ft_job_step_running(control, job->id, s->position, &err) != FT_OK) {
+            fail(o, 1, s->name, "%s", err.message);
+            break;
+        }
+        ft_invocation_t inv = {.product = g->product,
+                               .conn = tenant,
+                               .instance_id = job->instance_id,
+                               .instance_code = job->code,
+                               .customer_id = job->customer_id,
+                               .tier = strcmp(job->tier, "enterprise") == 0 ? FTP_TIER_ENTERPRISE : FTP_TIER_STANDARD,
+                               .settings_json = settings,
+                               .payload_json = payload,
+                               .entitlement = entitlement_of,
+                               .entitlement_arg = ent,
+                               .log_id = job->correlation_id};
+        ft_error_t serr = {0};
+        rc = ft_invoke_step(&inv, step, &serr);
+        if (rc != FTP_OK) {
+            fail(o, FTP_IS_RETRYABLE(rc), s->name, "step %s: %s", s->name, serr.message);
+            ft_job_step_failed(control, job->id, s->position, serr.message, &err);
+        } else if (ft_job_step_done(control, job, s->position, inv.events, &err) != FT_OK) {
+            fail(o, 1, s->name, "recording step %s: %s", s->name, err.message);
+        }
+        json_decref(inv.events);
+    }
+    free(settings);
+    free(payload);
+    if (o->ok && deprovision && strcmp(job->tier, "enterprise") == 0) {
+        PQfinish(tenant);
+        tenant = NULL;
+        if (ft_tenant_db_drop(&w->cfg.tenant, job->instance_id, &err) != FT_OK)
+            fail(o, 1, NULL, "removing the database: %s", err.message);
+    }
+out:
+    if (tenant != NULL)
+        PQfinish(tenant);
+    ft_entitlements_release(ent);
+    if (have_row)
+        ft_ent_row_free(&row);
+    ft_catalog_release(catalog);
+}
+
+/* The job's final failure goes to the DLQ stream; returns the stream sequence (0 if it could not). */
+static unsigned long long dead_letter(ft_workers_t *w, PGconn *control, const ft_job_row_t *job, const char *event_json,
+                                      const char *reason, char subject[64])
+{
+    ft_error_t err = {0};
+    json_t *history = NULL;
+    ft_job_history(control, job->id, &history, &err);
+    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:o, s:o}", "job_id", job->id, "instance_id", job->instance_id,
+                             "product", job->product, "kind", job->kind, "reason", reason, "attempts", job->attempts, "history",
+                             history != NULL ? history : json_array(), "event", json_loads(event_json, 0, NULL));
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    snprintf(subject, 64, "ft.dlq.%s", job->kind);
+    char msg_id[96];
+    snprintf(msg_id, sizeof(msg_id), "dlq-%s-%d", job->id, job->attempts);
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id;
+    jsPubAck *pa = NULL;
+    natsStatus s = js_Publish(&pa, w->js, subject, text, (int)strlen(text), &po, NULL);
+    free(text);
+    unsigned long long seq = 0;
+    if (s == NATS_OK && pa != NULL)
+        seq = pa->Sequence;
+    else
+        ft_log(FT_LOG_WARN, job->correlation_id, "worker: publishing job %s to the DLQ stream: %s", job->id, natsStatus_GetText(s));
+    jsPubAck_Destroy(pa);
+    return seq;
+}
+
+static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
+{
+    ft_workers_t *w = t->pool;
+    ft_error_t err = {0};
+    json_error_t jerr;
+    json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &jerr);
+    const char *event_id = json_string_value(json_object_get(ev, "id"));
+    const char *job_id = json_string_value(json_object_get(json_object_get(ev, "data"), "job_id"));
+    if (event_id == NULL || job_id == NULL) {
+        ft_log(FT_LOG_ERROR, NULL, "worker: message on %s is not a job request; dropped", natsMsg_GetSubject(msg));
+        natsMsg_Term(msg, NULL);
+        json_decref(ev);
+        return;
+    }
+    if (*control == NULL || PQstatus(*control) != CONNECTION_OK) {
+        PQfinish(*control);
+        *control = ft_db_connect(w->url, "farutech-worker", &err);
+        if (*control == NULL) {
+            natsMsg_NakWithDelay(msg, 1000, NULL);
+            json_decref(ev);
+            return;
+        }
+    }
+    ft_job_row_t job;
+    ft_claim_t verdict;
+    if (ft_job_claim(*control, job_id, event_id, CONSUMER, (int)w->cfg.max_attempts, &job, &verdict, &err) != FT_OK) {
+        ft_log(FT_LOG_WARN, NULL, "worker: claiming job %s: %s", job_id, err.message);
+        ft_job_release(*control, job_id); /* in case the lock was taken before the failure */
+        natsMsg_NakWithDelay(msg, 1000, NULL);
+        ft_job_row_free(&job);
+        json_decref(ev);
+        return;
+    }
+    if (verdict == FT_CLAIM_MISSING || verdict == FT_CLAIM_DONE) {
+        natsMsg_Ack(msg, NULL);
+        ft_job_row_free(&job);
+        json_decref(ev);
+        return;
+    }
+    if (verdict == FT_CLAIM_WAIT) {
+        natsMsg_NakWithDelay(msg, 500, NULL);
+        ft_job_row_free(&job);
+        json_decref(ev);
+        return;
+    }
+    pthread_mutex_lock(&t->mutex);
+    t->busy = msg;
+    pthread_mutex_unlock(&t->mutex);
+    ft_log(FT_LOG_INFO, job.correlation_id, "worker: job %s (%s of %s) attempt %d of %d", job.id, job.kind, job.instance_id,
+           job.attempts, job.max_attempts);
+
+    outcome_t o = {0};
+    json_t *location = NULL;
+    run_steps(w, *control, &job, &location, &o);
+
+    if (o.ok) {
+        if (ft_job_succeeded(*control, &job, event_id, CONSUMER, location, &err) == FT_OK) {
+            natsMsg_Ack(msg, NULL);
+            ft_log(FT_LOG_INFO, job.correlation_id, "worker: job %s succeeded", job.id);
+        } else {
+            ft_log(FT_LOG_WARN, job.correlation_id, "worker: recording job %s: %s", job.id, err.message);
+            natsMsg_NakWithDelay(msg, 1000, NULL);
+        }
+    } else {
+        ft_job_attempt_failed(*control, &job, o.step[0] ? o.step : NULL, o.error, o.retryable, &err);
+        if (o.retryable && job.attempts < job.max_attempts) {
+            unsigned delay = ft_backoff_ms((unsigned)job.attempts, w->cfg.backoff_ms, w->cfg.backoff_max_ms, uniform());
+            ft_log(FT_LOG_WARN, job.correlation_id, "worker: job %s attempt %d failed (%s); retrying in %u ms", job.id,
+                   job.attempts, o.error, delay);
+            natsMsg_NakWithDelay(msg, delay, NULL);
+        } else {
+            char subject[64];
+            const char *data = natsMsg_GetData(msg);
+            char *copy = ft_mem_strndup(data, (size_t)natsMsg_GetDataLength(msg));
+            unsigned long long seq = dead_letter(w, *control, &job, copy, o.error, subject);
+            free(copy);
+            if (ft_job_dead(*control, &job, event_id, CONSUMER, o.error, subject, seq, &err) == FT_OK) {
+                natsMsg_Ack(msg, NULL);
+                ft_log(FT_LOG_ERROR, job.correlation_id, "worker: job %s failed for good after %d attempt(s): %s", job.id,
+                       job.attempts, o.error);
+            } else {
+                ft_log(FT_LOG_WARN, job.correlation_id, "worker: recording job %s as dead: %s", job.id, err.message);
+                natsMsg_NakWithDelay(msg, 1000, NULL);
+            }
+        }
+    }
+    ft_job_release(*control, job.id);
+    pthread_mutex_lock(&t->mutex);
+    t->busy = NULL;
+    pthread_mutex_unlock(&t->mutex);
+    json_decref(location);
+    ft_job_row_free(&job);
+    json_decref(ev);
+}
+
+static int ensure_consumer(ft_workers_t *w, ft_error_t *err);
+
+static void *worker_main(void *arg)
+{
+    worker_thread_t *t = arg;
+    ft_workers_t *w = t->pool;
+    natsSubscription *sub = NULL;
+    PGconn *control = NULL;
+    while (!atomic_load(&w->stopping)) {
+        if (!ft_nats_connected(w->cfg.nats)) {
+            if (nap(w, 200))
+                break;
+            continue;
+        }
+        if (sub == NULL) {
+            jsSubOptions so;
+            jsSubOptions_Init(&so);
+            so.Stream = FT_STREAM_JOBS;
+            so.Consumer = CONSUMER;
+            jsErrCode jerr = 0;
+            natsStatus s = js_PullSubscribe(&sub, w->js, "ft.jobs.>", CONSUMER, NULL, &so, &jerr);
+            if (s != NATS_OK) {
+                sub = NULL;
+                /* the stream or the consumer may not exist yet (nats-server was down at start, or lost its state) */
+                ft_error_t err = {0};
+                if (ft_nats_ensure_streams(w->cfg.nats, &err) == FT_OK)
+                    ensure_consumer(w, &err);
+                if (nap(w, 500))
+                    break;
+                continue;
+            }
+        }
+        natsMsgList list = {0};
+        natsStatus s = natsSubscription_Fetch(&list, sub, 1, FETCH_WAIT_MS, NULL);
+        if (s == NATS_TIMEOUT)
+            continue;
+        if (s != NATS_OK) {
+            natsSubscription_Destroy(sub);
+            sub = NULL;
+            if (nap(w, 200))
+                break;
+            continue;
+        }
+        for (int i = 0; i < list.Count; i++)
+            handle(t, &control, list.Msgs[i]);
+        natsMsgList_Destroy(&list);
+    }
+    if (sub != NULL)
+        natsSubscription_Destroy(sub);
+    if (control != NULL)
+        PQfinish(control);
+    return NULL;
+}
+
+/* Keeps the messages of running jobs from being redelivered while the job runs. */
+static void *heartbeat_main(void *arg)
+{
+    ft_workers_t *w = arg;
+    unsigned every = w->cfg.ack_wait_ms / 3 > 0 ? w->cfg.ack_wait_ms / 3 : 1;
+    while (!nap(w, every)) {
+        for (unsigned i = 0; i < w->cfg.threads; i++) {
+            worker_thread_t *t = &w->threads[i];
+            pthread_mutex_lock(&t->mutex);
+            if (t->busy != NULL)
+                natsMsg_InProgress(t->busy, NULL);
+            pthread_mutex_unlock(&t->mutex);
+        }
+    }
+    return NULL;
+}
+
+/* Subscription periods that ended, and archives past their retention. */
+static void *sweeper_main(void *arg)
+{
+    ft_workers_t *w = arg;
+    PGconn *c = NULL;
+    do {
+        ft_error_t err = {0};
+        if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+            PQfinish(c);
+            c = ft_db_connect(w->url, "farutech-sweeper", &err);
+        }
+        int changed = 0;
+        if (c != NULL && ft_subscriptions_roll_periods(c, &changed, &err) == FT_OK && changed > 0)
+            ft_log(FT_LOG_INFO, NULL, "sweeper: %d subscription(s) started a new period", changed);
+        ft_tenant_db_prune_archives(&w->cfg.tenant);
+    } while (!nap(w, w->cfg.sweep_ms));
+    PQfinish(c);
+    return NULL;
+}
+
+static int ensure_consumer(ft_workers_t *w, ft_error_t *err)
+{
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = CONSUMER;
+    cc.Description = "farutech workers";
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = (int64_t)w->cfg.ack_wait_ms * 1000000;
+    cc.MaxDeliver = -1; /* attempts are counted by the workers themselves, in the database */
+    cc.FilterSubject = "ft.jobs.>";
+    cc.MaxAckPending = 1000;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_AddConsumer(&ci, w->js, FT_STREAM_JOBS, &cc, NULL, &jerr);
+    if (s != NATS_OK && jerr == JSConsumerNameExistErr) {
+        jerr = 0;
+        s = js_UpdateConsumer(&ci, w->js, FT_STREAM_JOBS, &cc, NULL, &jerr);
+    }
+    jsConsumerInfo_Destroy(ci);
+    if (s != NATS_OK)
+        return ft_error_set(err, FT_ENATS, "consumer %s: %s (JetStream error %d)", CONSUMER, natsStatus_GetText(s), (int)jerr);
+    return FT_OK;
+}
+
+ft_workers_t *ft_workers_start(const ft_worker_config_t *cfg, ft_error_t *err)
+{
+    ft_workers_t *w = ft_mem_calloc(1, sizeof(*w));
+    w->cfg = *cfg;
+    w->url = ft_mem_strdup(cfg->database_url);
+    pthread_mutex_init(&w->mutex, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    natsConnection_JetStream(&w->js, ft_nats_connection(cfg->nats), NULL);
+    if (ft_tenant_db_bootstrap(&cfg->tenant, err) != FT_OK) {
+        ft_log(FT_LOG_WARN, NULL, "workers: tenant database: %s (steps will retry)", err->message);
+    }
+    /* the consumer may be created later, once nats-server is reachable */
+    for (int i = 0; i < 50 && !ft_nats_connected(cfg->nats); i++)
+        usleep(100000);
+    if (ft_nats_connected(cfg->nats)) {
+        ft_nats_ensure_streams(cfg->nats, err);
+        if (ensure_consumer(w, err) != FT_OK)
+            ft_log(FT_LOG_WARN, NULL, "workers: %s", err->message);
+    }
+    w->threads = ft_mem_calloc(cfg->threads, sizeof(*w->threads));
+    for (unsigned i = 0; i < cfg->threads; i++) {
+        w->threads[i].pool = w;
+        w->threads[i].index = i;
+        pthread_mutex_init(&w->threads[i].mutex, NULL);
+        pthread_create(&w->threads[i].tid, NULL, worker_main, &w->threads[i]);
+    }
+    pthread_create(&w->heartbeat, NULL, heartbeat_main, w);
+    pthread_create(&w->sweeper, NULL, sweeper_main, w);
+    return w;
+}
+
+void ft_workers_stop(ft_workers_t *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_lock(&w->mutex);
+    atomic_store(&w->stopping, 1);
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->mutex);
+    for (unsigned i = 0; i < w->cfg.threads; i++)
+        pthread_join(w->threads[i].tid, NULL);
+    pthread_join(w->heartbeat, NULL);
+    pthread_join(w->sweeper, NULL);
+    for (unsigned i = 0; i < w->cfg.threads; i++)
+        pthread_mutex_destroy(&w->threads[i].mutex);
+    jsCtx_Destroy(w->js);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->mutex);
+    free(w->threads);
+    free(w->url);
+    free(w);
+}

@@ -1,0 +1,591 @@
+/*
+ * Job persistence for workers and the jobs/DLQ API. Each function is one transaction.
+ */
+#include "store/job_run_store.h"
+
+#include "core/mem.h"
+#include "domain/events.h"
+#include "store/job_store.h"
+#include "store/outbox_store.h"
+#include "store/sql.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uuid/uuid.h>
+
+#define JOB_JSON                                                                                                              \
+    "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                 \
+    " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"              \
+    " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"  \
+    " 'started_at', j.started_at, 'finished_at', j.finished_at,"                                                             \
+    " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"     \
+    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                          \
+    " 'steps', (SELECT coalesce(json_agg(json_build_object('position', s.position, 'name', s.name, 'version', s.version,"   \
+    "   'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, 'started_at', s.started_at,"                 \
+    "   'finished_at', s.finished_at) ORDER BY s.position), '[]') FROM ft_job_steps s WHERE s.job_id = j.id),"              \
+    " 'history', (SELECT coalesce(json_agg(json_build_object('attempt', a.attempt, 'step', a.step, 'error', a.error,"       \
+    "   'retryable', a.retryable, 'at', a.at) ORDER BY a.attempt), '[]') FROM ft_job_attempts a WHERE a.job_id = j.id))::text"
+
+static int rollback(PGconn *c, int rc)
+{
+    ft_sql_rollback(c);
+    return rc;
+}
+
+void ft_job_row_free(ft_job_row_t *job)
+{
+    json_decref(job->payload);
+    json_decref(job->settings);
+    free(job->steps);
+    memset(job, 0, sizeof(*job));
+}
+
+int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
+                 ft_claim_t *verdict, ft_error_t *err)
+{
+    memset(job, 0, sizeof(*job));
+    int rc = ft_sql_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    const char *p[] = {job_id};
+    PGresult *res = NULL;
+    rc = ft_sql(c, "claiming a job",
+                "SELECT j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
+                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text"
+                " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1 FOR UPDATE OF j",
+                1, p, &res, err);
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        *verdict = FT_CLAIM_MISSING;
+        return ft_sql_commit(c, err);
+    }
+    snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(job->instance_id, sizeof(job->instance_id), "%s", PQgetvalue(res, 0, 1));
+    snprintf(job->customer_id, sizeof(job->customer_id), "%s", PQgetvalue(res, 0, 2));
+    snprintf(job->product, sizeof(job->product), "%s", PQgetvalue(res, 0, 3));
+    snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, 0, 4));
+    char status[16];
+    snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 5));
+    job->attempts = atoi(PQgetvalue(res, 0, 6));
+    job->max_attempts = atoi(PQgetvalue(res, 0, 7));
+    snprintf(job->correlation_id, sizeof(job->correlation_id), "%s", PQgetvalue(res, 0, 8));
+    job->payload = json_loads(PQgetvalue(res, 0, 9), 0, NULL);
+    snprintf(job->tier, sizeof(job->tier), "%s", PQgetvalue(res, 0, 10));
+    snprintf(job->code, sizeof(job->code), "%s", PQgetvalue(res, 0, 11));
+    snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, 0, 12));
+    job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
+    PQclear(res);
+
+    const char *ip[] = {consumer, event_id};
+    rc = ft_sql(c, "checking the inbox", "SELECT 1 FROM ft_inbox WHERE consumer = $1 AND event_id = $2::uuid", 2, ip, &res, err);
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    int seen = PQntuples(res) > 0;
+    PQclear(res);
+    if (seen || strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0) {
+        *verdict = FT_CLAIM_DONE;
+        return ft_sql_commit(c, err);
+    }
+    /* jobs of one instance run in the order they were asked for */
+    const char *ep[] = {job->instance_id, job->id};
+    rc = ft_sql(c, "checking earlier jobs",
+                "SELECT 1 FROM ft_jobs WHERE instance_id = $1 AND id <> $2 AND status IN ('queued', 'running')"
+                " AND created_at < (SELECT created_at FROM ft_jobs WHERE id = $2) LIMIT 1",
+                2, ep, &res, err);
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    int earlier = PQntuples(res) > 0;
+    PQclear(res);
+    if (earlier) {
+        *verdict = FT_CLAIM_WAIT;
+        return ft_sql_commit(c, err);
+    }
+    /* One runner per job: a session lock, held until ft_job_release or until this connection
+     * dies with its worker (then a redelivery may take the job over). */
+    rc = ft_sql(c, "locking the job for this worker", "SELECT pg_try_advisory_lock(hashtext('ft_job:' || $1))", 1, p, &res, err);
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    int mine = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!mine) {
+        *verdict = FT_CLAIM_WAIT;
+        return ft_sql_commit(c, err);
+    }
+    char budget[16];
+    snprintf(budget, sizeof(budget), "%d", max_attempts);
+    const char *sp[] = {job->id, budget};
+    rc = ft_sql(c, "starting a job attempt",
+                "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
+                " started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1",
+                2, sp, NULL, err);
+    job->max_attempts = max_attempts;
+    if (rc == FT_OK && strcmp(job->kind, "provision") == 0)
+        rc = ft_sql(c, "marking the instance provisioning",
+                    "UPDATE ft_instances SET status = 'provisioning', status_reason = NULL, updated_at = now()"
+                    " WHERE id = (SELECT instance_id FROM ft_jobs WHERE id = $1) AND status IN ('pending', 'failed')",
+                    1, p, NULL, err);
+    if (rc == FT_OK)
+        rc = ft_sql(c, "reading job steps",
+                    "SELECT position, name, version, status FROM ft_job_steps WHERE job_id = $1 ORDER BY position", 1, p, &res,
+                    err);
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    job->attempts++;
+    job->nsteps = (size_t)PQntuples(res);
+    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
+    for (size_t i = 0; i < job->nsteps; i++) {
+        job->steps[i].position = atoi(PQgetvalue(res, (int)i, 0));
+        snprintf(job->steps[i].name, sizeof(job->steps[i].name), "%s", PQgetvalue(res, (int)i, 1));
+        job->steps[i].version = (unsigned)atoi(PQgetvalue(res, (int)i, 2));
+        snprintf(job->steps[i].status, sizeof(job->steps[i].status), "%s", PQgetvalue(res, (int)i, 3));
+    }
+    PQclear(res);
+    *verdict = FT_CLAIM_RUN;
+    return ft_sql_commit(c, err);
+}
+
+void ft_job_release(PGconn *c, const char *job_id)
+{
+    const char *p[] = {job_id};
+    PQclear(PQexecParams(c, "SELECT pg_advisory_unlock(hashtext('ft_job:' || $1))", 1, NULL, p, NULL, NULL, 0));
+}
+
+int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err)
+{
+    char pos[16];
+    snprintf(pos, sizeof(pos), "%d", position);
+    const char *p[] = {job_id, pos};
+    return ft_sql(c, "marking a step running",
+                  "UPDATE ft_job_steps SET status = 'running', attempts = attempts + 1, started_at = now(), last_error = NULL"
+                  " WHERE job_id = $1 AND position = $2",
+                  2, p, NULL, err);
+}
+
+/* The id of the n-th event a step emitted: a name-based UUID, the same every time the step runs. */
+static void event_id(const char *job_id, int position, size_t n, char out[37])
+{
+    static const uuid_t ns = {0x6f, 0x1c, 0x2b, 0x90, 0x54, 0x1d, 0x4c, 0x5e, 0x9a, 0x4b, 0x7e, 0x33, 0x21, 0x0d, 0x8f, 0x62};
+    char name[96];
+    int len = snprintf(name, sizeof(name), "%s/%d/%zu", job_id, position, n);
+    uuid_t u;
+    uuid_generate_sha1(u, ns, name, (size_t)len);
+    uuid_unparse_lower(u, out);
+}
+
+int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, ft_error_t *err)
+{
+    char pos[16];
+    snprintf(pos, sizeof(pos), "%d", position);
+    const char *p[] = {job->id, pos};
+    int rc = ft_sql_begin(c, err);
+    if (rc == FT_OK)
+        rc = ft_sql(c, "marking a step done",
+                    "UPDATE ft_job_steps SET status = 'succeeded', finished_at = now(), last_error = NULL"
+                    " WHERE job_id = $1 AND position = $2",
+                    2, p, NULL, err);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        if (rc != FT_OK)
+            break;
+        char id[37], subject[200], name[160];
+        event_id(job->id, position, i, id);
+        snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(ev, "type")));
+        snprintf(subject, sizeof(subject), "ft.events.%s", name);
+        ft_event_meta_t meta = {.tenant_id = job->instance_id, .correlation_id = job->correlation_id, .causation_id = job->id};
+        char path[96];
+        snprintf(path, sizeof(path), "instances/%s", job->instance_id);
+        json_t *e = ft_event_new_with_id(id, name, path, &meta, json_incref(json_object_get(ev, "data")));
+        /* a step that runs again emits the same ids: the first write wins */
+        char *text = json_dumps(e, JSON_COMPACT);
+        const char *op[] = {id, job->instance_id, subject, json_string_value(json_object_get(e, "type")), text};
+        rc = ft_sql(c, "writing a step's event",
+                    "INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
+                    " VALUES ($1, 'instance', $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING",
+                    5, op, NULL, err);
+        free(text);
+        json_decref(e);
+    }
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
+}
+
+int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *error, ft_error_t *err)
+{
+    char pos[16];
+    snprintf(pos, sizeof(pos), "%d", position);
+    const char *p[] = {job_id, pos, error};
+    return ft_sql(c, "marking a step failed",
+                  "UPDATE ft_job_steps SET status = 'failed', finished_at = now(), last_error = $3 WHERE job_id = $1 AND position = $2",
+                  3, p, NULL, err);
+}
+
+static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *data, ft_error_t *err)
+{
+    ft_event_meta_t meta = {.tenant_id = job->instance_id, .correlation_id = job->correlation_id, .causation_id = job->id};
+    json_object_set_new(data, "job_id", json_string(job->id));
+    json_object_set_new(data, "instance_id", json_string(job->instance_id));
+    json_object_set_new(data, "customer_id", json_string(job->customer_id));
+    json_object_set_new(data, "product", json_string(job->product));
+    json_object_set_new(data, "kind", json_string(job->kind));
+    return ft_outbox_emit(c, "instance", job->instance_id, name, &meta, data, err);
+}
+
+int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, const char *error, int retryable, ft_error_t *err)
+{
+    char attempt[16];
+    snprintf(attempt, sizeof(attempt), "%d", job->attempts);
+    const char *p[] = {job->id, attempt, step, error, retryable ? "t" : "f"};
+    int rc = ft_sql_begin(c, err);
+    if (rc == FT_OK)
+        rc = ft_sql(c, "recording a failed attempt",
+                    "INSERT INTO ft_job_attempts (job_id, attempt, step, error, retryable) VALUES ($1, $2, $3, $4, $5)"
+                    " ON CONFLICT (job_id, attempt) DO UPDATE SET step = EXCLUDED.step, error = EXCLUDED.error",
+                    5, p, NULL, err);
+    const char *qp[] = {job->id, error};
+    if (rc == FT_OK)
+        rc = ft_sql(c, "queuing the job again",
+                    "UPDATE ft_jobs SET status = 'queued', last_error = $2, updated_at = now() WHERE id = $1", 2, qp, NULL, err);
+    if (rc == FT_OK && retryable && job->attempts < job->max_attempts)
+        rc = emit(c, job, "job.retrying.v1",
+                  json_pack("{s:i, s:i, s:s, s:s}", "attempt", job->attempts, "max_attempts", job->max_attempts, "step",
+                            step != NULL ? step : "", "error", error),
+                  err);
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
+}
+
+static int inbox(PGconn *c, const char *consumer, const char *event_id, ft_error_t *err)
+{
+    const char *p[] = {consumer, event_id};
+    return ft_sql(c, "recording the inbox", "INSERT INTO ft_inbox (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING",
+                  2, p, NULL, err);
+}
+
+int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, json_t *data_location,
+                     ft_error_t *err)
+{
+    const char *p[] = {job->id};
+    int rc = ft_sql_begin(c, err);
+    if (rc == FT_OK)
+        rc = ft_sql(c, "finishing a job",
+                    "UPDATE ft_jobs SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
+                    " WHERE id = $1",
+                    1, p, NULL, err);
+    const char *name = NULL;
+    char *loc = data_location != NULL ? json_dumps(data_location, JSON_COMPACT) : NULL;
+    const char *ip[] = {job->instance_id, loc};
+    if (rc == FT_OK && strcmp(job->kind, "provision") == 0) {
+        name = "instance.provisioned.v1";
+        rc = ft_sql(c, "activating the instance",
+                    "UPDATE ft_instances SET status = CASE WHEN status = 'provisioning' THEN 'active' ELSE status END,"
+                    " status_reason = NULL, data_location = $2::jsonb, updated_at = now() WHERE id = $1",
+                    2, ip, NULL, err);
+    } else if (rc == FT_OK && strcmp(job->kind, "deprovision") == 0) {
+        name = "instance.deprovisioned.v1";
+        rc = ft_sql(c, "deleting the instance",
+                    "UPDATE ft_instances SET status = 'deleted', status_reason = NULL, deleted_at = now(), updated_at = now()"
+                    " WHERE id = $1",
+                    1, ip, NULL, err);
+    } else if (rc == FT_OK) {
+        name = strcmp(job->kind, "suspend") == 0  ? "instance.suspended.v1"
+               : strcmp(job->kind, "resume") == 0 ? "instance.resumed.v1"
+                                                   : "instance.features_changed.v1";
+        rc = ft_sql(c, "clearing the instance's reason",
+                    "UPDATE ft_instances SET status_reason = NULL, updated_at = now() WHERE id = $1 AND status_reason LIKE 'last %'",
+                    1, ip, NULL, err);
+    }
+    if (rc == FT_OK)
+        rc = inbox(c, consumer, event_id, err);
+    if (rc == FT_OK)
+        rc = emit(c, job, "job.succeeded.v1", json_pack("{s:i}", "attempts", job->attempts), err);
+    if (rc == FT_OK) {
+        json_t *data = json_pack("{s:s}", "tier", job->tier);
+        if (data_location != NULL && strcmp(job->kind, "provision") == 0)
+            json_object_set(data, "data_location", data_location);
+        rc = emit(c, job, name, data, err);
+    }
+    free(loc);
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
+}
+
+int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
+{
+    const char *p[] = {job_id};
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "reading a job's history",
+                    "SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step, 'error', error,"
+                    " 'retryable', retryable, 'at', at) ORDER BY attempt), '[]')::text FROM ft_job_attempts WHERE job_id = $1",
+                    1, p, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    PQclear(res);
+    return FT_OK;
+}
+
+int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
+                const char *dlq_subject, unsigned long long stream_sequence, ft_error_t *err)
+{
+    char seq[24];
+    snprintf(seq, sizeof(seq), "%llu", stream_sequence);
+    const char *p[] = {job->id, reason};
+    int rc = ft_sql_begin(c, err);
+    if (rc == FT_OK)
+        rc = ft_sql(c, "failing a job",
+                    "UPDATE ft_jobs SET status = 'failed', last_error = $2, finished_at = now(), updated_at = now() WHERE id = $1", 2,
+                    p, NULL, err);
+    char why[600];
+    snprintf(why, sizeof(why), "%s failed: %s", job->kind, reason);
+    const char *ip[] = {job->instance_id, why};
+    if (rc == FT_OK)
+        rc = ft_sql(c, "failing the instance",
+                    strcmp(job->kind, "provision") == 0 || strcmp(job->kind, "deprovision") == 0
+                        ? "UPDATE ft_instances SET status = 'failed', status_reason = $2, updated_at = now() WHERE id = $1"
+                        : "UPDATE ft_instances SET status_reason = 'last ' || $2, updated_at = now() WHERE id = $1",
+                    2, ip, NULL, err);
+    PGresult *res = NULL;
+    const char *dp[] = {job->id, job->instance_id, job->kind, dlq_subject, stream_sequence ? seq : NULL, reason};
+    if (rc == FT_OK)
+        rc = ft_sql(c, "recording the dead letter",
+                    "INSERT INTO ft_dlq (job_id, instance_id, kind, subject, stream_sequence, reason, attempts)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step,"
+                    " 'error', error, 'at', at) ORDER BY attempt), '[]') FROM ft_job_attempts WHERE job_id = $1)) RETURNING id",
+                    6, dp, &res, err);
+    char dlq_id[37] = "";
+    if (rc == FT_OK) {
+        snprintf(dlq_id, sizeof(dlq_id), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    if (rc == FT_OK)
+        rc = inbox(c, consumer, event_id, err);
+    if (rc == FT_OK)
+        rc = emit(c, job, "job.failed.v1",
+                  json_pack("{s:i, s:s, s:s}", "attempts", job->attempts, "reason", reason, "dlq_id", dlq_id), err);
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
+}
+
+int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *p[] = {id, call->customer_id, call->instance_id};
+    PGresult *res = NULL;
+    int rc = ft_sql_row(c, "reading a job",
+                        "SELECT " JOB_JSON " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1"
+                        " AND ($2::uuid IS NULL OR i.customer_id = $2) AND ($3::uuid IS NULL OR i.id = $3)",
+                        3, p, &res, err);
+    if (rc == FT_ENOTFOUND)
+        return ft_problem(problem, FT_ENOTFOUND, 404, "job-not-found", "Job not found", json_pack("{s:s}", "job_id", id),
+                          "No job %s.", id);
+    if (rc != FT_OK)
+        return rc;
+    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+    PQclear(res);
+    return FT_OK;
+}
+
+int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *p[] = {instance_id, call->customer_id, call->instance_id};
+    PGresult *res = NULL;
+    int rc = ft_sql_row(c, "checking the instance",
+                        "SELECT 1 FROM ft_instances WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)"
+                        " AND ($3::uuid IS NULL OR id = $3)",
+                        3, p, &res, err);
+    if (rc == FT_ENOTFOUND)
+        return ft_problem(problem, FT_ENOTFOUND, 404, "instance-not-found", "Instance not found",
+                          json_pack("{s:s}", "instance_id", instance_id), "No instance %s.", instance_id);
+    if (rc != FT_OK)
+        return rc;
+    PQclear(res);
+    rc = ft_sql(c, "listing jobs",
+                "SELECT coalesce(json_agg(x.j::json ORDER BY x.created_at DESC), '[]')::text FROM (SELECT " JOB_JSON
+                " AS j, j.created_at FROM ft_jobs j WHERE j.instance_id = $1) x",
+                1, p, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    *out = json_pack("{s:s, s:o}", "instance_id", instance_id, "items", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+    PQclear(res);
+    return FT_OK;
+}
+
+#define DLQ_JSON                                                                                                              \
+    "json_build_object('id', d.id, 'job_id', d.job_id, 'instance_id', d.instance_id, 'kind', d.kind, 'subject', d.subject,"  \
+    " 'stream_sequence', d.stream_sequence, 'reason', d.reason, 'attempts', d.attempts, 'created_at', d.created_at,"        \
+    " 'replayed_at', d.replayed_at, 'replayed_by', d.replayed_by, 'discarded_at', d.discarded_at,"                          \
+    " 'discarded_by', d.discarded_by, 'state', CASE WHEN d.replayed_at IS NOT NULL THEN 'replayed'"                          \
+    " WHEN d.discarded_at IS NOT NULL THEN 'discarded' ELSE 'open' END)"
+
+int ft_dlq_list(PGconn *c, const ft_call_t *call, int include_closed, json_t **out, ft_error_t *err)
+{
+    const char *p[] = {call->customer_id, include_closed ? "t" : "f"};
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "listing the DLQ",
+                    "SELECT coalesce(json_agg(" DLQ_JSON " ORDER BY d.created_at), '[]')::text FROM ft_dlq d"
+                    " JOIN ft_instances i ON i.id = d.instance_id WHERE ($1::uuid IS NULL OR i.customer_id = $1)"
+                    " AND ($2::bool OR (d.replayed_at IS NULL AND d.discarded_at IS NULL))",
+                    2, p, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    *out = json_pack("{s:o}", "items", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+    PQclear(res);
+    return FT_OK;
+}
+
+/* Locks a dead letter the caller may see; FT_ENOTFOUND (problem filled) otherwise. */
+static int lock_dlq(PGconn *c, const ft_call_t *call, const char *id, PGresult **res, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *p[] = {id, call->customer_id};
+    int rc = ft_sql_row(c, "locking a dead letter",
+                        "SELECT d.job_id, d.replayed_at, d.discarded_at, d.kind, i.customer_id, j.product_code, j.correlation_id,"
+                        " d.instance_id FROM ft_dlq d JOIN ft_instances i ON i.id = d.instance_id JOIN ft_jobs j ON j.id = d.job_id"
+                        " WHERE d.id = $1 AND ($2::uuid IS NULL OR i.customer_id = $2) FOR UPDATE OF d",
+                        2, p, res, err);
+    if (rc == FT_ENOTFOUND)
+        return ft_problem(problem, FT_ENOTFOUND, 404, "dlq-entry-not-found", "Dead letter not found",
+                          json_pack("{s:s}", "dlq_id", id), "No dead letter %s.", id);
+    return rc;
+}
+
+int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    PGresult *res = NULL;
+    int rc = ft_sql_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    if ((rc = lock_dlq(c, call, id, &res, problem, err)) != FT_OK)
+        return rollback(c, rc);
+    char job_id[37], kind[24], customer[37], product[64], instance[37], correlation[160];
+    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
+    int replayed = !PQgetisnull(res, 0, 1), discarded = !PQgetisnull(res, 0, 2);
+    snprintf(kind, sizeof(kind), "%s", PQgetvalue(res, 0, 3));
+    snprintf(customer, sizeof(customer), "%s", PQgetvalue(res, 0, 4));
+    snprintf(product, sizeof(product), "%s", PQgetvalue(res, 0, 5));
+    snprintf(correlation, sizeof(correlation), "%s", PQgetvalue(res, 0, 6));
+    snprintf(instance, sizeof(instance), "%s", PQgetvalue(res, 0, 7));
+    PQclear(res);
+    if (discarded) {
+        ft_sql_rollback(c);
+        return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-discarded", "Dead letter discarded",
+                          json_pack("{s:s}", "dlq_id", id), "Dead letter %s was discarded; it cannot be replayed.", id);
+    }
+    const char *jp[] = {job_id};
+    if (!replayed) {
+        /* a fresh attempt budget; the steps done stay done */
+        rc = ft_sql(c, "requeuing the job",
+                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, last_error = NULL, finished_at = NULL, updated_at = now()"
+                    " WHERE id = $1",
+                    1, jp, NULL, err);
+        if (rc == FT_OK)
+            rc = ft_sql(c, "resetting failed steps",
+                        "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1 AND status <> 'succeeded'",
+                        1, jp, NULL, err);
+        if (rc == FT_OK)
+            rc = ft_sql(c, "resetting the instance",
+                        "UPDATE ft_instances SET status = CASE kind WHEN 'provision' THEN 'pending' WHEN 'deprovision' THEN"
+                        " 'deprovisioning' ELSE ft_instances.status END, status_reason = 'replayed from the DLQ', updated_at = now()"
+                        " FROM ft_jobs WHERE ft_jobs.id = $1 AND ft_instances.id = ft_jobs.instance_id AND ft_instances.status = 'failed'",
+                        1, jp, NULL, err);
+        const char *mp[] = {id, call->actor};
+        if (rc == FT_OK)
+            rc = ft_sql(c, "marking the dead letter replayed",
+                        "UPDATE ft_dlq SET replayed_at = now(), replayed_by = $2 WHERE id = $1", 2, mp, NULL, err);
+        /* a new message for the workers, with a new event id (the old one is in their inbox) */
+        char subject[64], name[96];
+        snprintf(subject, sizeof(subject), "ft.jobs.%s", kind);
+        snprintf(name, sizeof(name), "%s", strcmp(kind, "provision") == 0     ? "instance.provisioning_requested.v1"
+                                            : strcmp(kind, "deprovision") == 0 ? "instance.deprovisioning_requested.v1"
+                                            : strcmp(kind, "suspend") == 0     ? "instance.suspension_requested.v1"
+                                            : strcmp(kind, "resume") == 0      ? "instance.resumption_requested.v1"
+                                                                               : "instance.features_change_requested.v1");
+        ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = correlation, .causation_id = id};
+        char path[96];
+        snprintf(path, sizeof(path), "instances/%s", instance);
+        json_t *ev = ft_event_new(name, path, &meta,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "instance_id", instance, "customer_id",
+                                            customer, "product", product, "kind", kind, "replay", 1),
+                                  NULL);
+        if (rc == FT_OK)
+            rc = ft_outbox_append(c, "instance", instance, subject, ev, err);
+        json_decref(ev);
+        ft_event_meta_t m2 = {.tenant_id = instance, .correlation_id = call->correlation_id};
+        if (rc == FT_OK)
+            rc = ft_outbox_emit(c, "dlq", id, "dlq.replayed.v1", &m2,
+                                json_pack("{s:s, s:s, s:s}", "dlq_id", id, "job_id", job_id, "actor", call->actor), err);
+    }
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    const char *gp[] = {id};
+    rc = ft_sql_row(c, "reading the dead letter", "SELECT " DLQ_JSON "::text FROM ft_dlq d WHERE d.id = $1", 1, gp, &res, err);
+    if (rc != FT_OK)
+        return rollback(c, rc);
+    *out = json_pack("{s:o, s:b}", "dlq", json_loads(PQgetvalue(res, 0, 0), 0, NULL), "replayed_now", !replayed);
+    PQclear(res);
+    return ft_sql_commit(c, err);
+}
+
+int ft_dlq_discard(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *problem, ft_error_t *err)
+{
+    PGresult *res = NULL;
+    int rc = ft_sql_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    if ((rc = lock_dlq(c, call, id, &res, problem, err)) != FT_OK)
+        return rollback(c, rc);
+    int replayed = !PQgetisnull(res, 0, 1);
+    char instance[37], job_id[37];
+    snprintf(job_id, sizeof(job_id), "%s", PQgetvalue(res, 0, 0));
+    snprintf(instance, sizeof(instance), "%s", PQgetvalue(res, 0, 7));
+    PQclear(res);
+    if (replayed) {
+        ft_sql_rollback(c);
+        return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-replayed", "Dead letter replayed",
+                          json_pack("{s:s}", "dlq_id", id), "Dead letter %s was replayed; there is nothing to discard.", id);
+    }
+    const char *p[] = {id, call->actor};
+    rc = ft_sql(c, "discarding a dead letter",
+                "UPDATE ft_dlq SET discarded_at = coalesce(discarded_at, now()), discarded_by = coalesce(discarded_by, $2)"
+                " WHERE id = $1",
+                2, p, NULL, err);
+    ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = call->correlation_id};
+    if (rc == FT_OK)
+        rc = ft_outbox_emit(c, "dlq", id, "dlq.discarded.v1", &meta,
+                            json_pack("{s:s, s:s, s:s}", "dlq_id", id, "job_id", job_id, "actor", call->actor), err);
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
+}
+
+int ft_subscriptions_roll_periods(PGconn *c, int *changed, ft_error_t *err)
+{
+    /* A due downgrade or cancellation takes effect; active subscriptions start their next
+     * period. Each change goes through the same triggers (version bump, NOTIFY) as any other. */
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "rolling subscription periods",
+                    "WITH due AS (SELECT id FROM ft_subscriptions WHERE current_period_end <= now() AND status <> 'canceled'"
+                    "   FOR UPDATE SKIP LOCKED)"
+                    " UPDATE ft_subscriptions s SET"
+                    "  status = CASE WHEN s.cancel_at_period_end THEN 'canceled' ELSE s.status END,"
+                    "  canceled_at = CASE WHEN s.cancel_at_period_end THEN now() ELSE s.canceled_at END,"
+                    "  plan_code = coalesce(s.pending_plan_code, s.plan_code),"
+                    "  plan_version = coalesce(s.pending_plan_version, s.plan_version),"
+                    "  pending_plan_code = NULL, pending_plan_version = NULL,"
+                    "  current_period_start = s.current_period_end,"
+                    "  current_period_end = s.current_period_end + interval '1 month', updated_at = now()"
+                    " FROM due WHERE s.id = due.id RETURNING s.id",
+                    0, NULL, &res, err);
+    if (rc == FT_OK) {
+        *changed = PQntuples(res);
+        PQclear(res);
+    }
+    return rc;
+}

@@ -1,0 +1,76 @@
+/*
+ * What a worker writes while it runs a job: claiming it (in order per instance, once per event
+ * thanks to the inbox), step progress, failed attempts with their history, the final outcome
+ * with its events, and the dead letters. Also the job and DLQ reads and operations the API uses.
+ */
+#ifndef FT_JOB_RUN_STORE_H
+#define FT_JOB_RUN_STORE_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "core/error.h"
+#include "core/problem.h"
+#include "store/scope.h"
+
+typedef struct ft_job_step_row {
+    int position;
+    char name[64];
+    unsigned version;
+    char status[16];
+} ft_job_step_row_t;
+
+typedef struct ft_job_row {
+    char id[37], instance_id[37], customer_id[37], product[64], kind[24], correlation_id[160];
+    char tier[16], code[48], instance_status[24];
+    int attempts, max_attempts;
+    json_t *payload, *settings; /* owned */
+    ft_job_step_row_t *steps;
+    size_t nsteps;
+} ft_job_row_t;
+
+typedef enum {
+    FT_CLAIM_RUN,     /* run it now: attempts was incremented */
+    FT_CLAIM_DONE,    /* finished, or this event was already applied: acknowledge */
+    FT_CLAIM_WAIT,    /* an earlier job of the same instance is unfinished: try later */
+    FT_CLAIM_MISSING, /* no such job (its instance's history was deleted): acknowledge */
+} ft_claim_t;
+
+/* max_attempts: the attempt budget now in force (recorded with the job). */
+int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
+                 ft_claim_t *verdict, ft_error_t *err);
+void ft_job_row_free(ft_job_row_t *job);
+/* Lets another worker take the job (after FT_CLAIM_RUN, whatever the outcome). */
+void ft_job_release(PGconn *c, const char *job_id);
+
+int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err);
+/* Marks the step done and writes the events it emitted ([{type,data}], ids derived from the
+ * job, the step and their order) to the outbox, in one transaction. */
+int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, ft_error_t *err);
+int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *error, ft_error_t *err);
+/* Records a failed attempt and (retrying) puts the job back in the queue state. */
+int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, const char *error, int retryable, ft_error_t *err);
+
+/* The job succeeded: its status, the instance's (with data_location, may be NULL), the inbox row
+ * and the events, in one transaction. */
+int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, json_t *data_location,
+                     ft_error_t *err);
+/* The job is dead: failed, the instance failed (for provisioning), a ft_dlq row, job.failed.v1,
+ * the inbox row, in one transaction. */
+int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
+                const char *dlq_subject, unsigned long long stream_sequence, ft_error_t *err);
+/* The error history of a job: [{attempt, step, error, retryable, at}]. */
+int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err);
+
+/* API reads and operations. */
+int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+int ft_dlq_list(PGconn *c, const ft_call_t *call, int include_closed, json_t **out, ft_error_t *err);
+int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+int ft_dlq_discard(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *problem, ft_error_t *err);
+
+/* Applies plan changes and cancellations whose period has ended (queuing features_changed
+ * jobs with the given steps lookup). Returns how many subscriptions changed. */
+int ft_subscriptions_roll_periods(PGconn *c, int *changed, ft_error_t *err);
+
+#endif

@@ -1,0 +1,292 @@
+"""The provisioning pipeline against real PostgreSQL and nats-server: outbox, relay, JetStream
+workers, retries with backoff, the DLQ and replay, idempotency, and crashes of every part."""
+import datetime
+import os
+import shutil
+import tempfile
+import time
+
+from fixtures import customer
+from harness import BUILD, PRODUCTS_DIR, StackTestCase, main, wait_until
+
+FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")
+FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
+        "FT_SWEEP_INTERVAL_MS": "1000"}
+
+
+class PipelineCase(StackTestCase):
+    """Hosts with the products and the faulty test product, fast retries, and helpers."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.plugins = tempfile.mkdtemp(prefix="plugins-", dir=cls.stack.dir)
+        for f in os.listdir(PRODUCTS_DIR):
+            if f.endswith(".so"):
+                shutil.copy(os.path.join(PRODUCTS_DIR, f), cls.plugins)
+        shutil.copy(FAULTY, cls.plugins)
+
+    def host(self, start=True, **kw):
+        env = {"FT_PLUGIN_DIR": self.plugins, **FAST}
+        env.update(kw.pop("env", {}))
+        return super().host(start=start, env=env, **kw)
+
+    def tenants(self, sql, db="farutech_tenants"):
+        return self.stack.psql(sql, db)
+
+    def create(self, h, c, product="faulty", plan="basic", tier="standard", settings=None):
+        body = {"code": "p" + os.urandom(4).hex(), "product": product, "plan": plan, "tier": tier,
+                "settings": settings if settings is not None else {"admin_email": "a@b.test"}}
+        r = h.post(f"/api/v1/customers/{c['id']}/instances", body=body)
+        self.assertEqual(r.status, 202, r)
+        return r.json()
+
+    def wait_status(self, h, instance_id, statuses, timeout=60):
+        def check():
+            r = h.get(f"/api/v1/instances/{instance_id}")
+            if r.status == 404 and "deleted" in statuses:
+                return {"status": "deleted"}
+            s = r.json()
+            return s if s["status"] in statuses else None
+        return wait_until(check, timeout, interval=0.1, what=f"instance {instance_id} to be {statuses}")
+
+    def job(self, h, job_id):
+        return h.get(f"/api/v1/jobs/{job_id}").json()
+
+    def effects(self, instance_id):
+        return int(self.tenants(f"SELECT count(*) FROM faulty.effects WHERE tenant_id = '{instance_id}'"))
+
+
+class Pipeline(PipelineCase):
+
+    # ---------------------------------------------------------------- the happy paths
+
+    def test_standard_provisioning_reaches_active_and_deprovisioning_removes_it(self):
+        h = self.host()
+        c = customer(h)
+        r = h.post(f"/api/v1/customers/{c['id']}/instances",
+                   body={"code": "clinic", "product": "vet", "plan": "professional", "settings": {"admin_email": "vet@x.test"}})
+        i = r.json()
+        a = self.wait_status(h, i["id"], ["active"])
+        self.assertEqual(a["data_location"], {"tier": "standard", "database": "farutech_tenants", "schema": "vet"})
+        ready = [x for x in a["conditions"] if x["type"] == "Ready"][0]
+        self.assertEqual((ready["status"], ready["reason"]), (True, "Provisioned"))
+        job = self.job(h, i["latest_job"]["id"])
+        self.assertEqual(job["status"], "succeeded")
+        self.assertTrue(all(s["status"] == "succeeded" for s in job["steps"]), job)
+        self.assertEqual(job["progress"]["done"], job["progress"]["total"])
+        self.assertEqual(self.tenants(f"SELECT email FROM vet.users WHERE tenant_id = '{i['id']}'"), "vet@x.test")
+        self.assertGreater(int(self.tenants(f"SELECT count(*) FROM vet.species WHERE tenant_id = '{i['id']}'")), 0)
+        types = self.stack.psql(f"SELECT string_agg(type, ',' ORDER BY seq) FROM ft_outbox WHERE aggregate_id = '{i['id']}'",
+                                h.dbname)
+        self.assertIn("dev.farutech.instance.provisioned.v1", types)
+        self.assertIn("dev.farutech.job.succeeded.v1", types)
+
+        self.assertEqual(h.request("DELETE", f"/api/v1/instances/{i['id']}").status, 202)
+        self.wait_status(h, i["id"], ["deleted"])
+        self.assertEqual(self.tenants(f"SELECT count(*) FROM vet.users WHERE tenant_id = '{i['id']}'"), "0")
+        self.assertEqual(self.stack.psql(f"SELECT status FROM ft_instances WHERE id = '{i['id']}'", h.dbname), "deleted")
+
+    def test_enterprise_provisioning_gets_its_own_database_and_deprovisioning_drops_it(self):
+        archive = tempfile.mkdtemp(prefix="archive-", dir=self.stack.dir)
+        h = self.host(env={"FT_ARCHIVE_DIR": archive})
+        c = customer(h)
+        i = self.create(h, c, product="erp", plan="essentials", tier="enterprise")
+        a = self.wait_status(h, i["id"], ["active"])
+        db = a["data_location"]["database"]
+        self.assertEqual(db, "ft_" + i["id"].replace("-", ""))
+        self.assertEqual(self.stack.psql("SELECT count(*) FROM erp.users WHERE role = 'admin'", db), "1")
+        self.assertGreater(int(self.stack.psql("SELECT count(*) FROM erp.accounts", db)), 0)
+        self.assertEqual(h.request("DELETE", f"/api/v1/instances/{i['id']}").status, 202)
+        self.wait_status(h, i["id"], ["deleted"])
+        self.assertEqual(self.stack.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'"), "0")
+        dumps = [f for f in os.listdir(archive) if i["id"] in f and f.endswith(".dump")]
+        self.assertEqual(len(dumps), 1, os.listdir(archive))
+        self.assertGreater(os.path.getsize(os.path.join(archive, dumps[0])), 0)
+
+    # ---------------------------------------------------------------- failures, retries, DLQ
+
+    def test_a_step_failing_twice_then_succeeding_ends_active_with_attempts_recorded(self):
+        h = self.host()
+        c = customer(h)
+        fault = os.path.join(self.stack.dir, "fault-" + os.urandom(4).hex())
+        open(fault, "w").close()
+        i = self.create(h, c, settings={"fail_while_exists": fault})
+        wait_until(lambda: self.job(h, i["latest_job"]["id"])["attempts"] >= 2 and
+                   len(self.job(h, i["latest_job"]["id"])["history"]) >= 2, 30, interval=0.05, what="two failed attempts")
+        os.remove(fault)
+        self.wait_status(h, i["id"], ["active"])
+        job = self.job(h, i["latest_job"]["id"])
+        self.assertEqual(job["status"], "succeeded")
+        self.assertIn(job["attempts"], (3, 4))  # the third attempt may start before the file is gone
+        self.assertGreaterEqual(len(job["history"]), 2)
+        self.assertIn("fault file", job["history"][0]["error"])
+        self.assertEqual(job["history"][0]["step"], "flaky")
+        self.assertEqual(self.effects(i["id"]), 1)
+        retrying = self.stack.psql(f"SELECT count(*) FROM ft_outbox WHERE type = 'dev.farutech.job.retrying.v1' "
+                                   f"AND aggregate_id = '{i['id']}'", h.dbname)
+        self.assertGreaterEqual(int(retrying), 2)
+
+    def test_a_poison_step_gets_five_growing_attempts_then_the_dlq_and_replay_fixes_it_once(self):
+        h = self.host()
+        c = customer(h)
+        fault = os.path.join(self.stack.dir, "poison-" + os.urandom(4).hex())
+        open(fault, "w").close()
+        i = self.create(h, c, settings={"fail_while_exists": fault})
+        failed = self.wait_status(h, i["id"], ["failed"], timeout=60)
+        self.assertIn("fault file", failed["status_reason"])
+        degraded = [x for x in failed["conditions"] if x["type"] == "Degraded"][0]
+        self.assertTrue(degraded["status"])
+        job = self.job(h, i["latest_job"]["id"])
+        self.assertEqual((job["status"], job["attempts"]), ("failed", 5))
+        self.assertEqual(len(job["history"]), 5)
+        at = [datetime.datetime.fromisoformat(a["at"]) for a in job["history"]]
+        gaps = [(b - a).total_seconds() for a, b in zip(at, at[1:])]
+        self.assertTrue(all(later > earlier for earlier, later in zip(gaps, gaps[1:])), gaps)
+        dlq = [d for d in h.get("/api/v1/dlq").json()["items"] if d["job_id"] == job["id"]]
+        self.assertEqual(len(dlq), 1)
+        d = dlq[0]
+        self.assertEqual((d["state"], d["kind"], d["subject"]), ("open", "provision", "ft.dlq.provision"))
+        self.assertEqual(len(d["attempts"]), 5)
+        self.assertGreater(d["stream_sequence"], 0)
+        ev = self.stack.psql(f"SELECT event->'data'->>'dlq_id' FROM ft_outbox WHERE type = 'dev.farutech.job.failed.v1' "
+                             f"AND aggregate_id = '{i['id']}'", h.dbname)
+        self.assertEqual(ev, d["id"])
+
+        os.remove(fault)
+        r = h.post(f"/api/v1/dlq/{d['id']}/replay")
+        self.assertEqual(r.status, 202, r)
+        self.assertTrue(r.json()["replayed_now"])
+        r2 = h.post(f"/api/v1/dlq/{d['id']}/replay")
+        self.assertEqual(r2.status, 202)
+        self.assertFalse(r2.json()["replayed_now"])
+        self.wait_status(h, i["id"], ["active"])
+        time.sleep(1.5)
+        job = self.job(h, job["id"])
+        self.assertEqual((job["status"], job["attempts"]), ("succeeded", 1))
+        self.assertEqual(self.effects(i["id"]), 1)
+        self.assertEqual(h.get("/api/v1/dlq").json()["items"], [x for x in h.get("/api/v1/dlq").json()["items"]
+                                                                if x["id"] != d["id"]])
+        self.assertProblem(h.request("DELETE", f"/api/v1/dlq/{d['id']}"), 409, "dlq-entry-replayed")
+
+    def test_a_fatal_error_goes_to_the_dlq_without_retries_and_can_be_discarded(self):
+        h = self.host()
+        c = customer(h)
+        i = self.create(h, c, settings={"fatal": True})
+        self.wait_status(h, i["id"], ["failed"])
+        job = self.job(h, i["latest_job"]["id"])
+        self.assertEqual(job["attempts"], 1)
+        self.assertFalse(job["history"][0]["retryable"])
+        d = [x for x in h.get("/api/v1/dlq").json()["items"] if x["job_id"] == job["id"]][0]
+        self.assertEqual(h.request("DELETE", f"/api/v1/dlq/{d['id']}").status, 204)
+        self.assertEqual([x for x in h.get("/api/v1/dlq").json()["items"] if x["id"] == d["id"]], [])
+        closed = [x for x in h.get("/api/v1/dlq?include_closed=true").json()["items"] if x["id"] == d["id"]][0]
+        self.assertEqual(closed["state"], "discarded")
+        self.assertProblem(h.post(f"/api/v1/dlq/{d['id']}/replay"), 409, "dlq-entry-discarded")
+        self.assertProblem(h.post("/api/v1/dlq/00000000-0000-4000-8000-000000000000/replay"), 404, "dlq-entry-not-found")
+
+    # ---------------------------------------------------------------- exactly one effect
+
+    def test_the_same_event_published_twice_has_one_effect(self):
+        h = self.host(env={"FT_ROLES": "api"})  # nothing runs until the duplicate is in place
+        c = customer(h)
+        i = self.create(h, c)
+        db = h.dbname
+        # a second outbox row carrying the same CloudEvent (same id): a different Nats-Msg-Id, so
+        # JetStream stores both and only the workers' inbox can tell
+        self.stack.psql("INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
+                        " SELECT gen_random_uuid(), aggregate_type, aggregate_id, subject, type, event FROM ft_outbox"
+                        f" WHERE aggregate_id = '{i['id']}' AND type = 'dev.farutech.instance.provisioning_requested.v1'", db)
+        w = self.host(dbname=db, env={"FT_ROLES": "relay,worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
+        w.start(wait=False)
+        self.wait_status(h, i["id"], ["active"])
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 20,
+                   what="the outbox to drain")
+        time.sleep(1.5)
+        self.assertEqual(self.job(h, i["latest_job"]["id"])["attempts"], 1)
+        self.assertEqual(self.effects(i["id"]), 1)
+        self.assertEqual(self.stack.psql(f"SELECT count(*) FROM ft_outbox WHERE aggregate_id = '{i['id']}'"
+                                         " AND type = 'dev.farutech.job.succeeded.v1'", db), "1")
+        w.terminate()
+
+    def test_a_worker_killed_mid_step_finishes_after_restart_without_a_second_effect(self):
+        db = self.stack.create_database()
+        h = self.host(dbname=db, env={"FT_ROLES": "api,relay"})
+        c = customer(h)
+        i = self.create(h, c, settings={"sleep_ms": 4000})
+        w = self.host(dbname=db, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
+        w.start(wait=False)
+        # "touch" has committed its effect, "nap" is sleeping
+        wait_until(lambda: [s["status"] for s in self.job(h, i["latest_job"]["id"])["steps"]][1:3] == ["succeeded", "running"],
+                   30, interval=0.05, what="the nap step to be running")
+        w.kill()
+        w2 = self.host(dbname=db, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
+        w2.start(wait=False)
+        self.wait_status(h, i["id"], ["active"], timeout=60)
+        job = self.job(h, i["latest_job"]["id"])
+        self.assertEqual(job["attempts"], 2)
+        self.assertEqual(job["steps"][1]["attempts"], 1)  # touch ran once
+        self.assertEqual(job["steps"][2]["attempts"], 2)  # nap ran again
+        self.assertEqual(self.effects(i["id"]), 1)
+        w2.terminate()
+
+    def test_a_relay_killed_between_publish_and_marking_causes_no_duplicate(self):
+        db = self.stack.create_database()
+        h = self.host(dbname=db, env={"FT_ROLES": "api,worker"})
+        c = customer(h)
+        i = self.create(h, c)
+        r1 = self.host(dbname=db, env={"FT_ROLES": "relay", "FT_HTTP_LISTEN": "127.0.0.1:0", "FT_RELAY_CRASH_AFTER_PUBLISH": "true"},
+                       start=False)
+        r1.start(wait=False)
+        self.assertEqual(r1.wait_exit(30), 137)
+        unpublished = int(self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db))
+        self.assertGreater(unpublished, 0)  # published to JetStream, but never marked
+        r2 = self.host(dbname=db, env={"FT_ROLES": "relay", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
+        r2.start(wait=False)
+        self.wait_status(h, i["id"], ["active"])
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 20,
+                   what="the outbox to drain")
+        time.sleep(1.5)
+        self.assertEqual(self.job(h, i["latest_job"]["id"])["attempts"], 1)
+        self.assertEqual(self.effects(i["id"]), 1)
+        r2.terminate()
+
+    # ---------------------------------------------------------------- outages
+
+    def test_nats_down_for_ten_seconds_during_a_burst_of_200_provisions(self):
+        h = self.host(env={"FT_WORKER_THREADS": "4"})
+        c = customer(h)
+        ids = [self.create(h, c)["id"] for _ in range(100)]
+        self.stack.stop_nats()
+        try:
+            ids += [self.create(h, c)["id"] for _ in range(100)]  # accepted while NATS is down: the outbox keeps them
+            time.sleep(10)
+        finally:
+            self.stack.start_nats()
+
+        def all_active():
+            n = int(self.stack.psql("SELECT count(*) FROM ft_instances WHERE status = 'active' AND id = ANY('{%s}'::uuid[])"
+                                    % ",".join(ids), h.dbname))
+            return n == len(ids) or None
+        wait_until(all_active, 180, interval=0.5, what="all 200 instances active")
+        self.assertEqual(self.stack.psql("SELECT count(*) FROM ft_jobs WHERE status <> 'succeeded' AND instance_id = ANY('{%s}'::uuid[])"
+                                         % ",".join(ids), h.dbname), "0")
+
+    def test_postgresql_restarted_during_a_burst_loses_nothing(self):
+        h = self.host(env={"FT_WORKER_THREADS": "4"})
+        c = customer(h)
+        ids = [self.create(h, c, settings={"sleep_ms": 200})["id"] for _ in range(60)]
+        self.stack._run("stop-pg")
+        time.sleep(2)
+        self.stack._run("start-pg")
+
+        def all_active():
+            n = int(self.stack.psql("SELECT count(*) FROM ft_instances WHERE status = 'active' AND id = ANY('{%s}'::uuid[])"
+                                    % ",".join(ids), h.dbname))
+            return n == len(ids) or None
+        wait_until(all_active, 180, interval=0.5, what="all instances active after the restart")
+        wait_until(lambda: h.get("/ready").status == 200, 30, what="ready again")
+
+
+if __name__ == "__main__":
+    main()
