@@ -320,16 +320,10 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
 int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
 {
     const char *p[] = {job_id};
-    PGresult *res = NULL;
-    int rc = ft_sql(c, "reading a job's history",
-                    "SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step, 'error', error,"
-                    " 'retryable', retryable, 'at', at) ORDER BY attempt), '[]')::text FROM ft_job_attempts WHERE job_id = $1",
-                    1, p, &res, err);
-    if (rc != FT_OK)
-        return rc;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    return FT_OK;
+    return ft_sql_json(c, "reading a job's history",
+                       "SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step, 'error', error,"
+                       " 'retryable', retryable, 'at', at) ORDER BY attempt), '[]')::text FROM ft_job_attempts WHERE job_id = $1",
+                       1, p, out, err);
 }
 
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
@@ -407,15 +401,14 @@ int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_
     if (rc != FT_OK)
         return rc;
     PQclear(res);
-    rc = ft_sql(c, "listing jobs",
-                "SELECT coalesce(json_agg(x.j::json ORDER BY x.created_at DESC), '[]')::text FROM (SELECT " JOB_JSON
-                " AS j, j.created_at FROM ft_jobs j WHERE j.instance_id = $1) x",
-                1, p, &res, err);
-    if (rc != FT_OK)
-        return rc;
-    *out = json_pack("{s:s, s:o}", "instance_id", instance_id, "items", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
-    PQclear(res);
-    return FT_OK;
+    json_t *items = NULL;
+    rc = ft_sql_json(c, "listing jobs",
+                     "SELECT coalesce(json_agg(x.j::json ORDER BY x.created_at DESC), '[]')::text FROM (SELECT " JOB_JSON
+                     " AS j, j.created_at FROM ft_jobs j WHERE j.instance_id = $1) x",
+                     1, p, &items, err);
+    if (rc == FT_OK)
+        *out = json_pack("{s:s, s:o}", "instance_id", instance_id, "items", items);
+    return rc;
 }
 
 #define DLQ_JSON                                                                                                              \
@@ -428,17 +421,15 @@ int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_
 int ft_dlq_list(PGconn *c, const ft_call_t *call, int include_closed, json_t **out, ft_error_t *err)
 {
     const char *p[] = {call->customer_id, include_closed ? "t" : "f"};
-    PGresult *res = NULL;
-    int rc = ft_sql(c, "listing the DLQ",
-                    "SELECT coalesce(json_agg(" DLQ_JSON " ORDER BY d.created_at), '[]')::text FROM ft_dlq d"
-                    " JOIN ft_instances i ON i.id = d.instance_id WHERE ($1::uuid IS NULL OR i.customer_id = $1)"
-                    " AND ($2::bool OR (d.replayed_at IS NULL AND d.discarded_at IS NULL))",
-                    2, p, &res, err);
-    if (rc != FT_OK)
-        return rc;
-    *out = json_pack("{s:o}", "items", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
-    PQclear(res);
-    return FT_OK;
+    json_t *items = NULL;
+    int rc = ft_sql_json(c, "listing the DLQ",
+                         "SELECT coalesce(json_agg(" DLQ_JSON " ORDER BY d.created_at), '[]')::text FROM ft_dlq d"
+                         " JOIN ft_instances i ON i.id = d.instance_id WHERE ($1::uuid IS NULL OR i.customer_id = $1)"
+                         " AND ($2::bool OR (d.replayed_at IS NULL AND d.discarded_at IS NULL))",
+                         2, p, &items, err);
+    if (rc == FT_OK)
+        *out = json_pack("{s:o}", "items", items);
+    return rc;
 }
 
 /* Locks a dead letter the caller may see; FT_ENOTFOUND (problem filled) otherwise. */
@@ -500,13 +491,9 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
             rc = ft_sql(c, "marking the dead letter replayed",
                         "UPDATE ft_dlq SET replayed_at = now(), replayed_by = $2 WHERE id = $1", 2, mp, NULL, err);
         /* a new message for the workers, with a new event id (the old one is in their inbox) */
-        char subject[64], name[96];
+        char subject[64];
         snprintf(subject, sizeof(subject), "ft.jobs.%s", kind);
-        snprintf(name, sizeof(name), "%s", strcmp(kind, "provision") == 0     ? "instance.provisioning_requested.v1"
-                                            : strcmp(kind, "deprovision") == 0 ? "instance.deprovisioning_requested.v1"
-                                            : strcmp(kind, "suspend") == 0     ? "instance.suspension_requested.v1"
-                                            : strcmp(kind, "resume") == 0      ? "instance.resumption_requested.v1"
-                                                                               : "instance.features_change_requested.v1");
+        const char *name = ft_job_event_name(kind);
         ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = correlation, .causation_id = id};
         char path[96];
         snprintf(path, sizeof(path), "instances/%s", instance);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *event_name(const char *kind)
+const char *ft_job_event_name(const char *kind)
 {
     if (strcmp(kind, "provision") == 0)
         return "instance.provisioning_requested.v1";
@@ -57,7 +57,7 @@ int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_err
     ft_event_meta_t meta = {.tenant_id = spec->instance_id, .correlation_id = spec->correlation_id};
     char esubject[96];
     snprintf(esubject, sizeof(esubject), "instances/%s", spec->instance_id);
-    json_t *ev = ft_event_new(event_name(spec->kind), esubject, &meta,
+    json_t *ev = ft_event_new(ft_job_event_name(spec->kind), esubject, &meta,
                               json_pack("{s:s, s:s, s:s, s:s, s:s}", "job_id", job_id, "instance_id", spec->instance_id,
                                         "customer_id", spec->customer_id, "product", spec->product, "kind", spec->kind),
                               NULL);

@@ -24,6 +24,9 @@ typedef struct ft_job_spec {
     const char *correlation_id;
 } ft_job_spec_t;
 
+/* The event that asks workers for a kind of job: "instance.provisioning_requested.v1" ... */
+const char *ft_job_event_name(const char *kind);
+
 /* Inserts the job, its steps and the "instance.<kind>_requested.v1" event (subject
  * ft.jobs.<kind>); job_id receives the new id. The transaction must be open. */
 int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_error_t *err);

@@ -97,3 +97,20 @@ json_t *ft_sql_page(PGresult *res, int limit)
     PQclear(res);
     return json_pack("{s:o, s:o}", "items", items, "next_cursor", next);
 }
+
+int ft_sql_json(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, json_t **out,
+                ft_error_t *err)
+{
+    PGresult *res = NULL;
+    int rc = ft_sql(conn, what, sql, nparams, params, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    if (PQntuples(res) < 1) {
+        PQclear(res);
+        return ft_error_set(err, FT_ENOTFOUND, "%s: not found", what);
+    }
+    json_error_t jerr;
+    *out = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    PQclear(res);
+    return *out != NULL ? FT_OK : ft_error_set(err, FT_EDB, "%s: the database's JSON does not parse: %s", what, jerr.text);
+}

@@ -26,6 +26,11 @@ void ft_sql_rollback(PGconn *conn);
 /* The constraint named by the last failed statement's error (stored by ft_sql), or "". */
 const char *ft_sql_constraint(const ft_error_t *err);
 
+/* Runs a query whose first row's first column is JSON text, and parses it into *out (the caller
+ * json_decref()s). FT_ENOTFOUND when there is no row. */
+int ft_sql_json(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, json_t **out,
+                ft_error_t *err);
+
 /* Keyset pages: rows of (json text, cursor text), fetched with LIMIT limit + 1. Builds
  * {"items": [...], "next_cursor": <the last item's cursor, or null>} and clears res. */
 json_t *ft_sql_page(PGresult *res, int limit);
