@@ -27,8 +27,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# build_release [with-fixtures]: the release tree (the test fixture plugins too when asked)
 build_release() {
-    cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+    testing=OFF
+    [ "${1:-}" = with-fixtures ] && testing=ON
+    cmake -S "$root" -B "$root/build/release" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=$testing >/dev/null
     cmake --build "$root/build/release" -j"$(nproc)" >/dev/null
 }
 

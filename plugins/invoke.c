@@ -306,12 +306,21 @@ static int ensure_migrations(ftp_ctx_t *ctx)
     return exec_simple(ctx, sql);
 }
 
+/* Two first provisions of a product racing: the loser's catalog cache may not have seen the
+ * winner's schema yet (an advisory lock does not refresh it), so CREATE ... IF NOT EXISTS can
+ * still collide. That is transient: another attempt, in a fresh transaction, sees it. */
+static int ensure_migrations_once(ftp_ctx_t *ctx)
+{
+    int rc = ensure_migrations(ctx);
+    return rc == FTP_E_CONFLICT ? FTP_E_RETRY : rc;
+}
+
 /* The ABI's apply_tenant_migrations: leaves the tenant role for the owner and comes back. */
 static int apply_tenant_migrations(ftp_ctx_t *ctx)
 {
     int rc = exec_simple(ctx, "RESET ROLE");
     if (rc == FTP_OK)
-        rc = ensure_migrations(ctx);
+        rc = ensure_migrations_once(ctx);
     if (rc == FTP_OK)
         rc = enter_tenant_role(ctx);
     return rc;
@@ -394,7 +403,7 @@ static int begin(ftp_ctx_t *ctx, unsigned timeout_ms)
                  " set_config('farutech.tenant_id', $3, true)",
                  3, params, NULL);
     if (rc == FTP_OK)
-        rc = ensure_migrations(ctx);
+        rc = ensure_migrations_once(ctx);
     if (rc == FTP_OK)
         rc = enter_tenant_role(ctx);
     return rc;

@@ -94,6 +94,15 @@ int ft_tenant_db_open(const ft_tenant_db_config_t *cfg, const char *tier, const 
 {
     char db[128];
     int rc = FT_OK;
+    if (out == NULL) { /* only where the data lives */
+        if (strcmp(tier, "enterprise") == 0)
+            ft_tenant_db_name(instance_id, db);
+        else
+            dbname_of(cfg->shared_url, db, sizeof(db));
+        if (location != NULL)
+            *location = json_pack("{s:s, s:s, s:s}", "tier", tier, "database", db, "schema", product);
+        return FT_OK;
+    }
     *out = NULL;
     if (strcmp(tier, "enterprise") == 0) {
         ft_tenant_db_name(instance_id, db);

@@ -27,7 +27,8 @@ void ft_tenant_db_name(const char *instance_id, char out[40]);
 
 /* A connection to the instance's database. create: make an Enterprise database if missing.
  * *location (may be NULL) receives where the data lives, without credentials. FT_ENOTFOUND when
- * an Enterprise database does not exist and create is 0. The caller PQfinish()es. */
+ * an Enterprise database does not exist and create is 0. The caller PQfinish()es. With out NULL,
+ * only fills *location. */
 int ft_tenant_db_open(const ft_tenant_db_config_t *cfg, const char *tier, const char *instance_id, const char *product, int create,
                       PGconn **out, json_t **location, ft_error_t *err);
 

@@ -59,6 +59,17 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 
 static int wait_stop(ft_relay_t *r, PGconn *listen_conn, int ms)
 {
+    /* notifications that arrived while the last batch's statements ran are already buffered */
+    if (listen_conn != NULL) {
+        PQconsumeInput(listen_conn);
+        PGnotify *n = PQnotifies(listen_conn);
+        if (n != NULL) {
+            do
+                PQfreemem(n);
+            while ((n = PQnotifies(listen_conn)) != NULL);
+            return atomic_load(&r->stopping);
+        }
+    }
     struct pollfd p[2] = {{.fd = r->stop_fd, .events = POLLIN}, {.fd = listen_conn ? PQsocket(listen_conn) : -1, .events = POLLIN}};
     poll(p, listen_conn ? 2 : 1, ms);
     if (listen_conn != NULL) {

@@ -32,6 +32,7 @@ typedef struct worker_thread {
     unsigned index;
     pthread_mutex_t mutex; /* guards busy, read by the heartbeat */
     natsMsg *busy;
+    PGconn *shared; /* the Standard tier's database, kept open between jobs */
 } worker_thread_t;
 
 struct ft_workers {
@@ -125,8 +126,9 @@ static void fail(outcome_t *o, int retryable, const char *step, const char *fmt,
 
 /* Runs the steps still to do. The tenant database work of each step is its own transaction;
  * its completion is recorded in the control plane right after. */
-static void run_steps(ft_workers_t *w, PGconn *control, ft_job_row_t *job, json_t **location, outcome_t *o)
+static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, json_t **location, outcome_t *o)
 {
+    ft_workers_t *w = t->pool;
     ft_error_t err = {0};
     ft_catalog_t *catalog = ft_catalog_acquire(w->cfg.registry);
     ft_generation_t *g = ft_catalog_find(catalog, job->product);
@@ -140,7 +142,18 @@ static void run_steps(ft_workers_t *w, PGconn *control, ft_job_row_t *job, json_
         goto out;
     }
     int deprovision = strcmp(job->kind, "deprovision") == 0;
-    int rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, !deprovision, &tenant, location, &err);
+    int shared = strcmp(job->tier, "standard") == 0;
+    int rc;
+    if (shared && t->shared != NULL && PQstatus(t->shared) == CONNECTION_OK && PQtransactionStatus(t->shared) == PQTRANS_IDLE) {
+        tenant = t->shared;
+        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, 0, NULL, location, &err);
+    } else {
+        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, !deprovision, &tenant, location, &err);
+        if (rc == FT_OK && shared) {
+            PQfinish(t->shared);
+            t->shared = tenant;
+        }
+    }
     if (rc == FT_ENOTFOUND && deprovision) {
         /* an Enterprise database that never got created: nothing of the tenant to remove */
         goto out;
@@ -201,14 +214,14 @@ static void run_steps(ft_workers_t *w, PGconn *control, ft_job_row_t *job, json_
     }
     free(settings);
     free(payload);
-    if (o->ok && deprovision && strcmp(job->tier, "enterprise") == 0) {
+    if (o->ok && deprovision && !shared) {
         PQfinish(tenant);
         tenant = NULL;
         if (ft_tenant_db_drop(&w->cfg.tenant, job->instance_id, &err) != FT_OK)
             fail(o, 1, NULL, "removing the database: %s", err.message);
     }
 out:
-    if (tenant != NULL)
+    if (tenant != NULL && tenant != t->shared)
         PQfinish(tenant);
     ft_entitlements_release(ent);
     if (have_row)
@@ -299,7 +312,7 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
 
     outcome_t o = {0};
     json_t *location = NULL;
-    run_steps(w, *control, &job, &location, &o);
+    run_steps(t, *control, &job, &location, &o);
 
     if (o.ok) {
         if (ft_job_succeeded(*control, &job, event_id, CONSUMER, location, &err) == FT_OK) {
@@ -392,6 +405,7 @@ static void *worker_main(void *arg)
         natsSubscription_Destroy(sub);
     if (control != NULL)
         PQfinish(control);
+    PQfinish(t->shared);
     return NULL;
 }
 
