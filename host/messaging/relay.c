@@ -38,6 +38,7 @@ struct ft_relay {
     pthread_mutex_t mutex; /* guards rows, which the ack handler (a cnats thread) marks */
     batch_row_t *rows;
     size_t nrows;
+    size_t ack_hint;       /* acks come back in publish order: search from after the last match */
 };
 
 static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
@@ -46,9 +47,11 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
     const char *id = NULL;
     if (pa != NULL && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id != NULL) {
         pthread_mutex_lock(&r->mutex);
-        for (size_t i = 0; i < r->nrows; i++) {
+        for (size_t k = 0; k < r->nrows; k++) {
+            size_t i = (r->ack_hint + k) % r->nrows;
             if (strcmp(r->rows[i].id, id) == 0) {
                 r->rows[i].acked = 1;
+                r->ack_hint = i + 1;
                 break;
             }
         }
@@ -113,6 +116,7 @@ static int publish_batch(ft_relay_t *r, PGconn *c)
     pthread_mutex_lock(&r->mutex);
     r->rows = ft_mem_realloc(r->rows, (size_t)n * sizeof(*r->rows));
     r->nrows = (size_t)n;
+    r->ack_hint = 0;
     for (int i = 0; i < n; i++) {
         snprintf(r->rows[i].id, sizeof(r->rows[i].id), "%s", PQgetvalue(res, i, 0));
         r->rows[i].acked = 0;
@@ -189,7 +193,14 @@ static void *relay_main(void *arg)
                 PQfinish(c);
             ft_error_t err = {0};
             c = ft_db_connect(r->url, "farutech-relay", &err);
-            PGresult *res = c != NULL ? PQexec(c, "LISTEN ft_outbox") : NULL;
+            /*
+             * The outbox fills in bursts faster than autovacuum's statistics follow. With stale
+             * statistics the planner reads every unpublished row through a bitmap, taking each
+             * row's aggregate lock, and sorts them (30 ms for 500 of 50,000 rows measured)
+             * instead of walking the partial index in seq order and stopping at the limit
+             * (1.8 ms). This connection runs nothing but the claim and the marking.
+             */
+            PGresult *res = c != NULL ? PQexec(c, "SET enable_bitmapscan = off; LISTEN ft_outbox") : NULL;
             if (res != NULL)
                 PQclear(res);
             if (c == NULL) {
