@@ -29,6 +29,8 @@ const char *ft_strerror(int code)
         return "timed out";
     case FT_ESTATE:
         return "not allowed in the current state";
+    case FT_EAUTH:
+        return "not authenticated";
     }
     return "unknown error";
 }

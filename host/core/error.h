@@ -18,6 +18,7 @@ enum {
     FT_ENATS = -7,        /* NATS or JetStream refused a request */
     FT_ETIMEOUT = -8,     /* a bounded wait ran out */
     FT_ESTATE = -9,       /* the operation is not allowed in the current state */
+    FT_EAUTH = -10,       /* a credential is missing, malformed, expired or does not verify */
 };
 
 /* A failure's explanation; the owner keeps it on its stack. */

@@ -1,0 +1,2 @@
+/* placeholder */
+typedef int ft_placeholder_crypto_t;
