@@ -1,6 +1,7 @@
 #!/bin/sh
 # Entitlements served from memory: with 10,000 instances resolved, wrk on
-# GET /api/v1/instances/{id}/entitlements and on the OFREP single-flag POST (random instances),
+# GET /api/v1/instances/{id}/entitlements and on the OFREP single-flag POST (random instances,
+# each request with its instance's own child-app API key, as child apps send them),
 # against nginx serving static files of the same sizes in the same run; then the host's RSS
 # with 100,000 instances resolved. Usage: bench/entitlements.sh
 #   (FT_BENCH_INSTANCES=10000 FT_BENCH_RSS_INSTANCES=100000 FT_BENCH_DURATION=10s)
@@ -49,16 +50,27 @@ kill $pids 2>/dev/null || true
 wait 2>/dev/null || true
 pids=""
 seed_instances "$instances"
-psql -X -qAt "$FT_DATABASE_URL" -c "SELECT id FROM ft_instances WHERE code LIKE 'b-%' ORDER BY random()" >"$work/ids"
+# one child-app key per instance, as each child app holds its own: "ftk_<prefix>_<secret>" with
+# the secret's SHA-256 stored, the same format the API issues (hex digits are base64url too)
+psql -X -qAt -F ' ' "$FT_DATABASE_URL" >"$work/ids" <<'SQL'
+CREATE TEMP TABLE bench_keys AS
+SELECT i.id AS instance_id, i.customer_id, substr(md5(random()::text || i.id::text), 1, 12) AS prefix,
+       substr(md5(random()::text) || md5(random()::text), 1, 43) AS secret
+FROM ft_instances i WHERE i.code LIKE 'b-%';
+INSERT INTO ft_api_keys (prefix, secret_hash, name, customer_id, instance_id, roles, created_by)
+SELECT prefix, sha256(convert_to(secret, 'UTF8')), 'bench', customer_id, instance_id, ARRAY['child-app'], 'bench' FROM bench_keys;
+SELECT instance_id, 'ftk_' || prefix || '_' || secret FROM bench_keys ORDER BY random();
+SQL
 export FT_BENCH_IDS="$work/ids"
 
 start_host "$port" FT_PLUGIN_DIR="$products"
 wait_warm
 grep -o '"entitlements: [^"]*' "$work/host.log" | tail -1 | sed 's/^"/host: /'
 
-id=$(head -1 "$work/ids")
-curl -s "http://127.0.0.1:$port/api/v1/instances/$id/entitlements" >"$work/ent.json"
-curl -s -XPOST -H 'Content-Type: application/json' -d "{\"context\":{\"targetingKey\":\"$id\"}}" \
+id=$(head -1 "$work/ids" | cut -d' ' -f1)
+key=$(head -1 "$work/ids" | cut -d' ' -f2)
+curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:$port/api/v1/instances/$id/entitlements" >"$work/ent.json"
+curl -s -XPOST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d '{"context":{}}' \
     "http://127.0.0.1:$port/ofrep/v1/evaluate/flags/telemedicine" >"$work/flag.json"
 nport=$(free_port)
 start_nginx "$nport" ent.json "$(cat "$work/ent.json")"

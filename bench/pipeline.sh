@@ -93,7 +93,7 @@ SELECT u, 'instance', j.instance_id::text, 'ft.jobs.features_changed', 'dev.faru
 FROM (SELECT gen_random_uuid() AS u, j.* FROM j) j;
 SQL
 stop_host
-start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api,relay,worker FT_WORKER_THREADS=2
+start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api,relay,worker FT_WORKER_THREADS=2 FT_RATE_LIMIT_RPS=100000000 FT_RATE_LIMIT_BURST=100000000
 while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench' AND status <> 'succeeded'")" != 0 ]; do
     if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench' AND status = 'failed'")" != 0 ]; then
         echo "a job failed:" >&2
@@ -108,16 +108,18 @@ sql -c "SELECT format('no-op jobs: %s in %s ms with 2 workers = %s jobs/s', coun
         FROM ft_jobs WHERE correlation_id = 'bench'"
 
 # ---- 3. Standard-tier provisions through the API
-cid=$(curl -s -XPOST -H 'Content-Type: application/json' -d '{"legal_name":"Bench provisions","tax_id":"BP1","country":"CO"}' \
+key=$(admin_key)
+cid=$(curl -s -XPOST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d '{"legal_name":"Bench provisions","tax_id":"BP1","country":"CO"}' \
     "http://127.0.0.1:$port/api/v1/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 t0=$(now_ms)
-python3 - "$port" "$cid" "$provisions" <<'PY'
+python3 - "$port" "$cid" "$provisions" "$key" <<'PY'
 import http.client, json, sys
-port, cid, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+port, cid, n, key = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port)
 for i in range(n):
     body = json.dumps({"code": f"v-{i}", "product": "vet", "plan": "professional", "settings": {"admin_email": f"a{i}@b.test"}})
-    c.request("POST", f"/api/v1/customers/{cid}/instances", body=body, headers={"Content-Type": "application/json"})
+    c.request("POST", f"/api/v1/customers/{cid}/instances", body=body,
+              headers={"Content-Type": "application/json", "Authorization": "Bearer " + key})
     r = c.getresponse()
     r.read()
     assert r.status == 202, r.status

@@ -24,6 +24,8 @@ typedef struct ft_app {
     ft_router_t *router;
     ft_registry_t *registry;
     struct ft_ent_service *entitlements;
+    struct ft_identity *identity;
+    struct ft_ratelimit *limit_credential, *limit_ip;
 } ft_app_t;
 
 #endif

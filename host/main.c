@@ -3,6 +3,9 @@
  * with a message naming the setting, migration or address at fault, before any request is served.
  */
 #include "app.h"
+#include "auth/identity.h"
+#include "auth/ratelimit.h"
+#include "cli.h"
 #include "core/mem.h"
 #include "http/routes.h"
 #include "http/request.h"
@@ -31,11 +34,16 @@
 static void usage(FILE *out)
 {
     fputs("usage: farutech-host [--config FILE] [serve | migrate | config]\n"
+          "       farutech-host [--config FILE] create-admin --email ADDRESS [--name NAME]\n"
+          "       farutech-host [--config FILE] create-api-key --name NAME --role ROLE [--customer ID] [--instance ID]\n"
           "       farutech-host --version\n"
           "\n"
-          "  serve    run the roles named by FT_ROLES (the default command)\n"
-          "  migrate  apply pending control-plane migrations and exit\n"
-          "  config   validate the configuration, print it (secrets masked) and exit\n"
+          "  serve           run the roles named by FT_ROLES (the default command)\n"
+          "  migrate         apply pending control-plane migrations and exit\n"
+          "  config          validate the configuration, print it (secrets masked) and exit\n"
+          "  create-admin    create a platform admin; the password is read from FT_ADMIN_PASSWORD,\n"
+          "                  else from the first line of standard input (12 characters at least)\n"
+          "  create-api-key  create an API key and print it (shown once)\n"
           "\n"
           "Settings come from FILE (KEY=VALUE lines) and the environment, which wins.\n",
           out);
@@ -187,6 +195,35 @@ static void entitlement_metrics(FILE *out, void *arg)
             ft_ent_cache_count(c), (unsigned long long)ft_ent_cache_invalidations(c));
 }
 
+/* Credentials: the signing keys (the first is generated here) and the rate limiters. */
+static int start_identity(ft_app_t *app)
+{
+    ft_error_t err = {0};
+    ft_jwt_alg_t alg;
+    ft_jwt_alg_parse(app->config.jwt_alg, &alg);
+    ft_identity_config_t icfg = {.database_url = app->config.database_url,
+                                 .alg = alg,
+                                 .issuer = app->config.jwt_issuer,
+                                 .audience = app->config.jwt_audience,
+                                 .access_ttl_s = app->config.access_token_ttl_s,
+                                 .leeway_s = app->config.jwt_leeway_s};
+    PGconn *conn = ft_db_acquire(app->db, &err);
+    if (conn != NULL) {
+        app->identity = ft_identity_start(&icfg, conn, &err);
+        ft_db_release(app->db, conn);
+    }
+    if (app->identity == NULL) {
+        /* the host still serves /health, /ready and /metrics; credentialed routes answer 503 */
+        ft_log(FT_LOG_ERROR, NULL, "signing keys unavailable, authenticated routes will answer 503: %s", err.message);
+    }
+    /* 64k tracked keys each: a bounded table, however many addresses or credentials call */
+    if (app->config.rate_limit_rps > 0)
+        app->limit_credential = ft_ratelimit_new(app->config.rate_limit_rps, app->config.rate_limit_burst, 65536);
+    if (app->config.rate_limit_ip_rps > 0)
+        app->limit_ip = ft_ratelimit_new(app->config.rate_limit_ip_rps, app->config.rate_limit_ip_burst, 65536);
+    return 0;
+}
+
 static int serve(ft_app_t *app)
 {
     char roles[32];
@@ -239,6 +276,8 @@ static int serve(ft_app_t *app)
     }
 
     if (app->config.roles & FT_ROLE_API) {
+        if (start_identity(app) != 0)
+            goto out;
         app->router = ft_router_create();
         if (ft_routes_register_all(app) != 0)
             goto out;
@@ -277,6 +316,9 @@ out:
         pthread_join(warmer, NULL);
     if (drained) {
         ft_ent_service_stop(app->entitlements);
+        ft_identity_stop(app->identity);
+        ft_ratelimit_free(app->limit_credential);
+        ft_ratelimit_free(app->limit_ip);
         ft_registry_destroy(app->registry); /* after the HTTP threads: no reader is left */
     }
     ft_readiness_stop(app->readiness);
@@ -291,6 +333,8 @@ out:
 int main(int argc, char **argv)
 {
     const char *config_file = NULL, *command = "serve";
+    int cmd_argc = 0;
+    char **cmd_argv = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_file = argv[++i];
@@ -305,6 +349,11 @@ int main(int argc, char **argv)
         } else if (argv[i][0] != '-' && (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 ||
                                          strcmp(argv[i], "config") == 0)) {
             command = argv[i];
+        } else if (strcmp(argv[i], "create-admin") == 0 || strcmp(argv[i], "create-api-key") == 0) {
+            command = argv[i];
+            cmd_argc = argc - i - 1;
+            cmd_argv = argv + i + 1;
+            break;
         } else {
             fprintf(stderr, "farutech-host: unknown argument %s\n", argv[i]);
             usage(stderr);
@@ -327,6 +376,8 @@ int main(int argc, char **argv)
         return 2;
     }
     ft_log_init(app.config.log_level);
+    if (strncmp(command, "create-", 7) == 0)
+        ft_log_to_stderr();
 
     if (strcmp(command, "config") == 0) {
         ft_config_dump(&app.config, STDOUT_FILENO);
@@ -339,7 +390,15 @@ int main(int argc, char **argv)
 
     nats_Open(-1);
     ft_metrics_init(FT_VERSION_STRING, FT_GIT_COMMIT);
-    int rc = strcmp(command, "migrate") == 0 ? (run_migrations(&app) == 0 ? 0 : 1) : serve(&app);
+    int rc;
+    if (strcmp(command, "migrate") == 0)
+        rc = run_migrations(&app) == 0 ? 0 : 1;
+    else if (strcmp(command, "create-admin") == 0)
+        rc = run_migrations(&app) == 0 ? ft_cli_create_admin(&app, cmd_argc, cmd_argv) : 1;
+    else if (strcmp(command, "create-api-key") == 0)
+        rc = run_migrations(&app) == 0 ? ft_cli_create_api_key(&app, cmd_argc, cmd_argv) : 1;
+    else
+        rc = serve(&app);
 
     ft_router_destroy(app.router);
     ft_migrations_free(&app.migrations);

@@ -31,7 +31,10 @@ function(farutech_add_plugin target product)
   if(TARGET ft_build_flags)
     target_link_libraries(${target} PRIVATE ft_build_flags)
   endif()
-  target_link_options(${target} PRIVATE
-    "-Wl,--version-script=${_FARUTECH_PLUGIN_API_DIR}/ftp.map"
-    "-Wl,-z,defs")
+  target_link_options(${target} PRIVATE "-Wl,--version-script=${_FARUTECH_PLUGIN_API_DIR}/ftp.map")
+  # clang links its sanitizer runtime into the executable only: a sanitized module leaves
+  # __asan_* undefined until dlopen resolves them against the host.
+  if(NOT (FT_SANITIZE AND CMAKE_C_COMPILER_ID MATCHES "Clang"))
+    target_link_options(${target} PRIVATE "-Wl,-z,defs")
+  endif()
 endfunction()

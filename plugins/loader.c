@@ -93,6 +93,24 @@ static int check_header(const ftp_header_t *h, ft_error_t *err)
     if (h->struct_size < FTP_PLUGIN_SIZE_1_0)
         return ft_error_set(err, FT_EINVAL, "descriptor is %u bytes, smaller than ABI 1.0's %zu", h->struct_size,
                             (size_t)FTP_PLUGIN_SIZE_1_0);
+    /* every layout's size is a multiple of the pointer size: any other would cut a pointer in two */
+    if (h->struct_size % sizeof(void *) != 0)
+        return ft_error_set(err, FT_EINVAL, "descriptor is %u bytes, not a multiple of the pointer size", h->struct_size);
+    return FT_OK;
+}
+
+int ft_plugin_descriptor_read(const ftp_plugin_t *raw, ftp_plugin_t *out, ft_error_t *err)
+{
+    int rc = check_header(&raw->header, err);
+    if (rc != FT_OK)
+        return rc;
+    /* An older plugin's descriptor is shorter: what it lacks reads as zero. */
+    memset(out, 0, sizeof(*out));
+    memcpy(out, raw, raw->header.struct_size < sizeof(*out) ? raw->header.struct_size : sizeof(*out));
+    if (out->init == NULL || out->fini == NULL)
+        return ft_error_set(err, FT_EINVAL, "required callback %s is NULL", out->init == NULL ? "init" : "fini");
+    if (out->product_code == NULL)
+        return ft_error_set(err, FT_EINVAL, "product_code is NULL");
     return FT_OK;
 }
 
@@ -125,20 +143,9 @@ int ft_plugin_load(const char *path, const char *runtime_dir, unsigned long long
         rc = ft_error_set(err, FT_EINVAL, "%s returned NULL", FTP_ENTRY_SYMBOL);
         goto fail;
     }
-    if ((rc = check_header(&raw->header, err)) != FT_OK)
-        goto fail;
-    /* An older plugin's descriptor is shorter: what it lacks reads as zero. */
     ftp_plugin_t desc;
-    memset(&desc, 0, sizeof(desc));
-    memcpy(&desc, raw, raw->header.struct_size < sizeof(desc) ? raw->header.struct_size : sizeof(desc));
-    if (desc.init == NULL || desc.fini == NULL) {
-        rc = ft_error_set(err, FT_EINVAL, "required callback %s is NULL", desc.init == NULL ? "init" : "fini");
+    if ((rc = ft_plugin_descriptor_read(raw, &desc, err)) != FT_OK)
         goto fail;
-    }
-    if (desc.product_code == NULL) {
-        rc = ft_error_set(err, FT_EINVAL, "product_code is NULL");
-        goto fail;
-    }
     out->handle = h;
     out->loaded_path = copy;
     out->product = ft_product_copy(&desc);

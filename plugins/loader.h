@@ -19,6 +19,11 @@ typedef struct ft_loaded {
 /* Loads `path`. `tag` makes the private copy's name unique (the generation number).
  * On failure nothing stays loaded and err says which check failed. */
 int ft_plugin_load(const char *path, const char *runtime_dir, unsigned long long tag, ft_loaded_t *out, ft_error_t *err);
+/* Checks a descriptor's ABI header, its required callbacks and product_code, and copies it into
+ * *out as this host's ftp_plugin_t (what an older plugin's shorter descriptor lacks reads as
+ * zero). FT_EINVAL with err saying which check failed. No dlopen: the fuzzer calls it too. */
+int ft_plugin_descriptor_read(const ftp_plugin_t *raw, ftp_plugin_t *out, ft_error_t *err);
+
 /* dlclose and free; the product must no longer be in use. */
 void ft_plugin_unload(ft_loaded_t *l);
 

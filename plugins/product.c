@@ -35,12 +35,15 @@ static void free_codes(char **codes, size_t n)
     free(codes);
 }
 
-/* Copies item i of a table into `out` (sizeof_out bytes, zero-filled beyond what the plugin has). */
+/* Copies item i of a table into `out` (sizeof_out bytes, zero-filled beyond what the plugin has).
+ * Every item layout's size is a multiple of the pointer size, so only whole words are copied: an
+ * item_size that would cut a pointer in two leaves that field zero instead. */
 static void read_item(const ftp_table_t *t, size_t i, void *out, size_t sizeof_out)
 {
     memset(out, 0, sizeof_out);
     const char *item = (const char *)t->items + i * t->item_size;
-    memcpy(out, item, t->item_size < sizeof_out ? t->item_size : sizeof_out);
+    size_t n = t->item_size < sizeof_out ? t->item_size : sizeof_out;
+    memcpy(out, item, n - n % sizeof(void *));
 }
 
 static size_t table_count(const ftp_table_t *t)

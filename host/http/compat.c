@@ -162,11 +162,10 @@ typedef struct provision_args {
     char code[48];
 } provision_args_t;
 
-static void encode_provision(ft_req_t *r, ft_op_t *op)
+static json_t *encode_provision(ft_op_t *op)
 {
     json_t *i = op->out, *job = json_object_get(i, "latest_job");
-    ft_respond_json(r, op->status,
-                    json_pack("{s:O, s:O, s:O, s:O, s:O}", "tenantInstanceId", json_object_get(i, "id"), "tenantCode",
+    return (json_pack("{s:O, s:O, s:O, s:O, s:O}", "tenantInstanceId", json_object_get(i, "id"), "tenantCode",
                               json_object_get(i, "code"), "status", json_object_get(i, "status"), "taskId",
                               job != NULL ? json_object_get(job, "id") : json_null(), "createdAt", json_object_get(i, "created_at")));
 }
@@ -177,8 +176,10 @@ static int provision_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     a->spec.overrides = a->overrides.items;
     a->spec.noverrides = a->overrides.n;
     int rc = ft_instance_create(c, &op->call, &a->spec, &op->out, &op->problem, err);
-    if (rc == FT_OK)
+    if (rc == FT_OK) {
         snprintf(op->location, sizeof(op->location), "/api/v1/instances/%s", json_string_value(json_object_get(op->out, "id")));
+        snprintf(op->audit_entity, sizeof(op->audit_entity), "%s", json_string_value(json_object_get(op->out, "id")));
+    }
     free(a->steps);
     free(a->overrides.items);
     json_decref(a->settings);
@@ -248,11 +249,10 @@ static void provision(ft_req_t *r)
     ft_op_run(r, op, provision_work, 202);
 }
 
-static void encode_removal(ft_req_t *r, ft_op_t *op)
+static json_t *encode_removal(ft_op_t *op)
 {
     json_t *i = op->out, *job = json_object_get(i, "latest_job");
-    ft_respond_json(r, op->status,
-                    json_pack("{s:O, s:O, s:O, s:O}", "tenantInstanceId", json_object_get(i, "id"), "tenantCode",
+    return (json_pack("{s:O, s:O, s:O, s:O}", "tenantInstanceId", json_object_get(i, "id"), "tenantCode",
                               json_object_get(i, "code"), "status", json_object_get(i, "status"), "taskId",
                               job != NULL ? json_object_get(job, "id") : json_null()));
 }
@@ -266,11 +266,10 @@ static void deprovision(ft_req_t *r)
     ft_op_run(r, op, ft_op_deprovision_work, 202);
 }
 
-static void encode_features(ft_req_t *r, ft_op_t *op)
+static json_t *encode_features(ft_op_t *op)
 {
     json_t *i = op->out;
-    ft_respond_json(r, op->status,
-                    json_pack("{s:O, s:O, s:O, s:s, s:O}", "tenantInstanceId", json_object_get(i, "id"), "tenantCode",
+    return (json_pack("{s:O, s:O, s:O, s:s, s:O}", "tenantInstanceId", json_object_get(i, "id"), "tenantCode",
                               json_object_get(i, "code"), "status", json_object_get(i, "status"), "taskId", op->id2, "updatedAt",
                               json_object_get(i, "updated_at")));
 }
@@ -320,11 +319,11 @@ static void replace_features(ft_req_t *r)
 void ft_routes_compat(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "POST", .pattern = "/api/provisioning/provision", .permission = "instances:write",
+        {.method = "POST", .pattern = "/api/provisioning/provision", .permission = "instances:create", .action = "instance.create",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = provision_schema, .handler = provision},
-        {.method = "DELETE", .pattern = "/api/provisioning/{tenantInstanceId}", .permission = "instances:write",
+        {.method = "DELETE", .pattern = "/api/provisioning/{tenantInstanceId}", .permission = "instances:delete", .action = "instance.deprovision",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = deprovision},
-        {.method = "PUT", .pattern = "/api/provisioning/{tenantInstanceId}/features", .permission = "overrides:write",
+        {.method = "PUT", .pattern = "/api/provisioning/{tenantInstanceId}/features", .permission = "overrides:write", .action = "override.set",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = features_schema,
          .handler = replace_features},
     };

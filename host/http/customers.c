@@ -120,13 +120,13 @@ void ft_routes_customers(ft_router_t *router)
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/customers", .permission = "customers:read", .flags = FT_ROUTE_CHAIN,
          .handler = list_customers},
-        {.method = "POST", .pattern = "/api/v1/customers", .permission = "customers:write",
+        {.method = "POST", .pattern = "/api/v1/customers", .permission = "customers:create", .action = "customer.create",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_customer},
         {.method = "GET", .pattern = "/api/v1/customers/{id}", .permission = "customers:read", .flags = FT_ROUTE_CHAIN,
          .handler = get_customer},
-        {.method = "PATCH", .pattern = "/api/v1/customers/{id}", .permission = "customers:write",
+        {.method = "PATCH", .pattern = "/api/v1/customers/{id}", .permission = "customers:update", .action = "customer.update",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = update_schema, .handler = update_customer},
-        {.method = "DELETE", .pattern = "/api/v1/customers/{id}", .permission = "customers:write",
+        {.method = "DELETE", .pattern = "/api/v1/customers/{id}", .permission = "customers:delete", .action = "customer.delete",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_customer},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

@@ -240,13 +240,13 @@ void ft_routes_instances(ft_router_t *router)
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/customers/{id}/instances", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
          .handler = list_of_customer},
-        {.method = "POST", .pattern = "/api/v1/customers/{id}/instances", .permission = "instances:write",
+        {.method = "POST", .pattern = "/api/v1/customers/{id}/instances", .permission = "instances:create", .action = "instance.create",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_instance},
         {.method = "GET", .pattern = "/api/v1/instances", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
          .handler = list_all},
         {.method = "GET", .pattern = "/api/v1/instances/{id}", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
          .handler = get_instance},
-        {.method = "DELETE", .pattern = "/api/v1/instances/{id}", .permission = "instances:write",
+        {.method = "DELETE", .pattern = "/api/v1/instances/{id}", .permission = "instances:delete", .action = "instance.deprovision",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = remove_instance},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

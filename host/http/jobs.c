@@ -77,9 +77,9 @@ void ft_routes_jobs(ft_router_t *router)
         {.method = "GET", .pattern = "/api/v1/instances/{id}/jobs", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN,
          .handler = list_jobs},
         {.method = "GET", .pattern = "/api/v1/dlq", .permission = "dlq:read", .flags = FT_ROUTE_CHAIN, .handler = list_dlq},
-        {.method = "POST", .pattern = "/api/v1/dlq/{id}/replay", .permission = "dlq:write", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE,
+        {.method = "POST", .pattern = "/api/v1/dlq/{id}/replay", .permission = "dlq:write", .action = "dlq.replay", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE,
          .handler = replay},
-        {.method = "DELETE", .pattern = "/api/v1/dlq/{id}", .permission = "dlq:write", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE,
+        {.method = "DELETE", .pattern = "/api/v1/dlq/{id}", .permission = "dlq:write", .action = "dlq.discard", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE,
          .handler = discard},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

@@ -4,25 +4,229 @@
  */
 #include "http/middleware.h"
 
+#include "auth/crypto.h"
+#include "auth/identity.h"
+#include "auth/ratelimit.h"
+#include "auth/rbac.h"
+#include "core/mem.h"
 #include "domain/jsonschema.h"
+#include "http/audit.h"
 #include "infra/log.h"
+#include "store/credential_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <string.h>
 #include <strings.h>
 
-/* The caller's identity. No credential scheme is configured in this build, so every caller is
- * anonymous; routes stay reachable and the audit trail records "anonymous". */
-static ft_stage_result_t stage_authenticate(ft_req_t *r)
+/* ---- rate limits */
+
+static void too_many(ft_req_t *r, const ft_ratelimit_result_t *res, const char *whose)
 {
-    r->principal.authenticated = 0;
-    snprintf(r->principal.subject, sizeof(r->principal.subject), "anonymous");
-    return FT_STAGE_NEXT;
+    char v[24];
+    unsigned secs = (res->retry_after_ms + 999) / 1000;
+    snprintf(v, sizeof(v), "%u", secs > 0 ? secs : 1);
+    ft_req_add_header(r, "retry-after", v);
+    snprintf(v, sizeof(v), "%u", res->limit);
+    ft_req_add_header(r, "ratelimit-limit", v);
+    ft_req_add_header(r, "ratelimit-remaining", "0");
+    snprintf(v, sizeof(v), "%u", (res->reset_ms + 999) / 1000);
+    ft_req_add_header(r, "ratelimit-reset", v);
+    ft_respond_problem(r, 429, "rate-limited", "Too Many Requests", json_pack("{s:s, s:i}", "limited_by", whose, "retry_after_ms",
+                                                                             (json_int_t)res->retry_after_ms),
+                       "Too many requests from this %s; retry in %u s.", whose, secs > 0 ? secs : 1);
 }
 
-/* Admission control per caller. No limits are configured in this build: every request passes. */
-static ft_stage_result_t stage_rate_limit(ft_req_t *r)
+/* Per client address, before anything else is spent on the request. */
+static ft_stage_result_t stage_limit_ip(ft_req_t *r)
 {
-    return FT_STAGE_NEXT;
+    if (r->app->limit_ip == NULL)
+        return FT_STAGE_NEXT;
+    const char *ip = ft_req_client_ip(r);
+    ft_ratelimit_result_t res;
+    ft_ratelimit_take(r->app->limit_ip, ip, strlen(ip), ft_now_ns(), &res);
+    if (res.allowed)
+        return FT_STAGE_NEXT;
+    too_many(r, &res, "client address");
+    return FT_STAGE_HALT;
+}
+
+/* Per credential, once it is known. */
+static ft_stage_result_t stage_limit_credential(ft_req_t *r)
+{
+    if (r->app->limit_credential == NULL || !r->principal.authenticated)
+        return FT_STAGE_NEXT;
+    ft_ratelimit_result_t res;
+    ft_ratelimit_take(r->app->limit_credential, r->principal.subject, strlen(r->principal.subject), ft_now_ns(), &res);
+    if (res.allowed)
+        return FT_STAGE_NEXT;
+    too_many(r, &res, "credential");
+    return FT_STAGE_HALT;
+}
+
+/* ---- authentication */
+
+/* 401 with the RFC 6750 challenge; `why` is safe to show (no token material). */
+static void unauthenticated(ft_req_t *r, const char *why, int invalid_token)
+{
+    char challenge[320];
+    if (invalid_token)
+        snprintf(challenge, sizeof(challenge), "Bearer realm=\"farutech\", error=\"invalid_token\", error_description=\"%s\"", why);
+    else
+        snprintf(challenge, sizeof(challenge), "Bearer realm=\"farutech\"");
+    ft_req_add_header(r, "www-authenticate", challenge);
+    ft_respond_problem(r, 401, "unauthenticated", "Unauthorized", NULL, "%s", why);
+}
+
+static void accept_credential(ft_req_t *r, const ft_credential_t *cred)
+{
+    r->principal.authenticated = 1;
+    snprintf(r->principal.subject, sizeof(r->principal.subject), "%s", cred->subject);
+    r->principal.roles = cred->roles;
+    snprintf(r->principal.customer_id, sizeof(r->principal.customer_id), "%s", cred->customer_id);
+    snprintf(r->principal.instance_id, sizeof(r->principal.instance_id), "%s", cred->instance_id);
+}
+
+typedef struct key_lookup {
+    char prefix[FT_API_KEY_PREFIX_LEN + 1];
+    char secret[FT_API_KEY_SECRET_LEN + 1];
+    int found;
+    ft_api_key_row_t row;
+} key_lookup_t;
+
+static int key_lookup_work(PGconn *c, void *arg, ft_error_t *err)
+{
+    key_lookup_t *k = arg;
+    int rc = ft_api_key_lookup(c, k->prefix, &k->row, err);
+    if (rc == FT_ENOTFOUND)
+        return FT_OK;
+    k->found = rc == FT_OK;
+    if (k->found && !k->row.revoked) {
+        ft_error_t ignored = {0};
+        ft_api_key_touch(c, k->row.id, &ignored); /* a minute's precision is enough for last_used_at */
+    }
+    return rc;
+}
+
+static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
+{
+    key_lookup_t *k = arg;
+    if (status == FT_OK)
+        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns());
+    if (ft_req_alive(r)) {
+        if (status != FT_OK) {
+            ft_respond_internal(r, 503, err);
+        } else {
+            ft_credential_t cred;
+            ft_error_t why = {0};
+            /* judged on the row itself: the cache may be emptied meanwhile (a NOTIFY, a reconnect) */
+            if (ft_identity_check_row(k->found ? &k->row : NULL, k->secret, &cred, &why) == FT_KEY_VALID) {
+                accept_credential(r, &cred);
+                ft_pipeline_next(r);
+            } else {
+                unauthenticated(r, why.message[0] ? why.message : "the API key is not valid", 1);
+            }
+        }
+    }
+    memset(k->secret, 0, sizeof(k->secret));
+    free(k);
+}
+
+static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t len)
+{
+    char prefix[FT_API_KEY_PREFIX_LEN + 1];
+    const char *secret;
+    if (ft_api_key_split(key, len, prefix, &secret) != 0) {
+        unauthenticated(r, "the API key is malformed", 1);
+        return FT_STAGE_HALT;
+    }
+    ft_credential_t cred;
+    ft_error_t why = {0};
+    switch (ft_identity_check_key(r->app->identity, prefix, secret, ft_now_ns(), &cred, &why)) {
+    case FT_KEY_VALID:
+        accept_credential(r, &cred);
+        return FT_STAGE_NEXT;
+    case FT_KEY_INVALID:
+        unauthenticated(r, why.message, 1);
+        return FT_STAGE_HALT;
+    case FT_KEY_UNKNOWN_HERE:
+        break;
+    }
+    key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
+    memcpy(k->prefix, prefix, sizeof(k->prefix));
+    snprintf(k->secret, sizeof(k->secret), "%s", secret);
+    ft_req_defer_db(r, key_lookup_work, key_lookup_done, k);
+    return FT_STAGE_HALT;
+}
+
+/*
+ * Who is calling: "Authorization: Bearer <access token | API key>" or "X-API-Key: <API key>".
+ * Access tokens verify in memory; an API key not yet cached here is looked up once.
+ */
+static ft_stage_result_t stage_authenticate(ft_req_t *r)
+{
+    snprintf(r->principal.subject, sizeof(r->principal.subject), "anonymous");
+    if (r->route->flags & FT_ROUTE_PUBLIC)
+        return FT_STAGE_NEXT;
+    if (r->app->identity == NULL) {
+        ft_respond_problem(r, 503, "unavailable", "Service Unavailable", NULL, "Authentication is not available on this host.");
+        return FT_STAGE_HALT;
+    }
+    const char *auth = ft_req_header(r, "authorization");
+    const char *apikey = ft_req_header(r, "x-api-key");
+    if (auth != NULL) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0) {
+            unauthenticated(r, "the Authorization header must use the Bearer scheme", 0);
+            return FT_STAGE_HALT;
+        }
+        const char *tok = auth + 7;
+        while (*tok == ' ')
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && tok[len - 1] == ' ')
+            len--;
+        if (len == 0) {
+            unauthenticated(r, "the Bearer credential is empty", 1);
+            return FT_STAGE_HALT;
+        }
+        if (len > 4 && memcmp(tok, "ftk_", 4) == 0)
+            return authenticate_key(r, tok, len);
+        ft_credential_t cred;
+        ft_error_t err = {0};
+        if (ft_identity_verify_token(r->app->identity, tok, len, &cred, &err) != FT_OK) {
+            unauthenticated(r, err.message, 1);
+            return FT_STAGE_HALT;
+        }
+        accept_credential(r, &cred);
+        return FT_STAGE_NEXT;
+    }
+    if (apikey != NULL)
+        return authenticate_key(r, apikey, strlen(apikey));
+    unauthenticated(r, "this resource needs a credential: an access token or an API key (Authorization: Bearer ...)", 0);
+    return FT_STAGE_HALT;
+}
+
+/* ---- authorization */
+
+static ft_stage_result_t stage_authorize(ft_req_t *r)
+{
+    if (r->route->flags & FT_ROUTE_PUBLIC)
+        return FT_STAGE_NEXT;
+    if (ft_rbac_allows(r->principal.roles, r->route->permission))
+        return FT_STAGE_NEXT;
+    char held[160] = "";
+    size_t n;
+    const unsigned *all = ft_roles_all(&n);
+    for (size_t i = 0; i < n; i++)
+        if (r->principal.roles & all[i])
+            snprintf(held + strlen(held), sizeof(held) - strlen(held), "%s%s", held[0] ? ", " : "", ft_role_name(all[i]));
+    if (r->route->flags & FT_ROUTE_WRITE)
+        ft_audit_request(r, "denied", "lacks permission %s", r->route->permission);
+    ft_respond_problem(r, 403, "forbidden", "Forbidden", json_pack("{s:s}", "required_permission", r->route->permission),
+                       "%s %s needs permission %s, which your credential (roles: %s) does not grant.", r->route->method,
+                       r->route->pattern, r->route->permission, held[0] ? held : "none");
+    return FT_STAGE_HALT;
 }
 
 /* application/json, or any application/<x>+json, with optional parameters. */
@@ -89,7 +293,44 @@ static ft_stage_result_t stage_decode_body(ft_req_t *r)
     return FT_STAGE_NEXT;
 }
 
-static const ft_stage_fn chain[] = {stage_authenticate, stage_rate_limit, stage_decode_body};
+/* Idempotency-Key on writes: checked here, honoured by the op runner in the change's transaction.
+ * The request's fingerprint is the method, the path and the body re-serialised with sorted
+ * keys, so formatting and member order do not make "another" request. */
+static ft_stage_result_t stage_idempotency(ft_req_t *r)
+{
+    if (!(r->route->flags & FT_ROUTE_WRITE))
+        return FT_STAGE_NEXT;
+    const char *key = ft_req_header(r, "idempotency-key");
+    if (key == NULL)
+        return FT_STAGE_NEXT;
+    size_t len = strlen(key);
+    int ok = len >= 1 && len <= 255;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = key[i] > 0x20 && key[i] < 0x7f;
+    if (!ok) {
+        ft_respond_problem(r, 400, "invalid-idempotency-key", "Invalid Idempotency-Key",
+                           json_pack("{s:[{s:s, s:s}]}", "errors", "header", "Idempotency-Key", "detail", "1 to 255 visible ASCII characters"),
+                           "The Idempotency-Key header must be 1 to 255 visible ASCII characters.");
+        return FT_STAGE_HALT;
+    }
+    snprintf(r->idem_key, sizeof(r->idem_key), "%s", key);
+    /* a password never goes into a stored fingerprint */
+    json_t *shown = r->body != NULL ? json_copy(r->body) : NULL;
+    json_object_del(shown, "password");
+    char *canon = shown != NULL ? json_dumps(shown, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(shown);
+    h2o_req_t *req = r->req;
+    size_t n = req->path.len + strlen(r->method) + (canon != NULL ? strlen(canon) : 0) + 3;
+    char *buf = ft_mem_alloc(n);
+    int w = snprintf(buf, n, "%s %.*s\n%s", r->method, (int)req->path.len, req->path.base, canon != NULL ? canon : "");
+    ft_sha256_hex(buf, (size_t)w, r->idem_hash);
+    free(buf);
+    free(canon);
+    return FT_STAGE_NEXT;
+}
+
+static const ft_stage_fn chain[] = {stage_limit_ip,          stage_authenticate, stage_authorize,
+                                    stage_limit_credential, stage_decode_body,  stage_idempotency};
 #define NSTAGES (sizeof(chain) / sizeof(chain[0]))
 
 void ft_pipeline_next(ft_req_t *r)
@@ -133,12 +374,14 @@ void ft_pipeline_begin(ft_req_t *r)
     }
 }
 
-/* The audit stage. State-changing calls are recorded with who, what, and the outcome. */
+/* Writes that end without a change (refused, failed before their work ran) are recorded here;
+ * those that ran their work are recorded by the op runner, in their own transaction. */
 void ft_middleware_on_response(ft_req_t *r)
 {
-    if (r->route == NULL || !(r->route->flags & FT_ROUTE_WRITE))
+    if (r->route == NULL || !(r->route->flags & FT_ROUTE_WRITE) || r->audited)
         return;
-    json_t *entry = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "msg", "audit", "request_id", r->request_id, "actor",
-                              r->principal.subject, "method", r->route->method, "route", r->route->pattern, "status", r->status);
-    ft_log_json(FT_LOG_INFO, entry);
+    if (r->status == 401 || r->status == 429)
+        return; /* no credential to attribute, or a flood: the log line is the record */
+    if (r->status >= 400)
+        ft_audit_request(r, "failure", "answered %d before any change", r->status);
 }

@@ -1,11 +1,12 @@
 /*
  * The OpenFeature Remote Evaluation Protocol (OFREP): any OpenFeature SDK's OFREP provider
  * reads entitlements here. Flag key = feature code; flags evaluate to booleans, limits to
- * integers. The instance is the one the credential is bound to; otherwise the evaluation
- * context's targetingKey names it. Error bodies follow the protocol, not problem+json.
+ * integers. The instance is the one the child-app API key is bound to, whatever the evaluation
+ * context says. Evaluation errors follow the protocol's body, not problem+json.
  */
 #include "core/append.h"
 #include "core/mem.h"
+#include "domain/ofrep_context.h"
 #include "http/ent_lookup.h"
 #include "http/routes.h"
 #include "infra/log.h"
@@ -26,59 +27,24 @@ static void ofrep_error(ft_req_t *r, int status, const char *key, const char *co
     ft_respond_json(r, status, body);
 }
 
-/* Which instance to evaluate: the credential's, else context.targetingKey. On failure answers
- * (400) and returns -1. */
+/* Which instance to evaluate: the one the credential is bound to, and only that. A credential
+ * not bound to an instance answers 403; context.targetingKey is the application's own business
+ * (a user id, usually) and never selects a tenant. On failure answers and returns -1. */
 static int target(ft_req_t *r, const char *key, char instance[40])
 {
-    json_t *doc = NULL, *ctx = NULL;
+    if (r->principal.instance_id[0] == '\0') {
+        ft_respond_problem(r, 403, "instance-credential-required", "Instance credential required", NULL,
+                           "OFREP evaluates the instance a child-app API key is bound to; %s is not bound to an instance.",
+                           r->principal.subject);
+        return -1;
+    }
+    ft_ofrep_context_t ctx;
     h2o_iovec_t body = r->req->entity;
-    if (body.base != NULL && body.len > 0) {
-        json_error_t jerr;
-        doc = json_loadb(body.base, body.len, 0, &jerr);
-        if (doc == NULL || !json_is_object(doc)) {
-            char detail[300];
-            if (doc == NULL)
-                snprintf(detail, sizeof(detail), "the request body is not valid JSON: %s at line %d, column %d", jerr.text,
-                         jerr.line, jerr.column);
-            else
-                snprintf(detail, sizeof(detail), "the request body must be a JSON object such as {\"context\":{}}");
-            json_decref(doc);
-            ofrep_error(r, 400, key, "PARSE_ERROR", detail);
-            return -1;
-        }
-        ctx = json_object_get(doc, "context");
-        if (ctx != NULL && !json_is_null(ctx) && !json_is_object(ctx)) {
-            json_decref(doc);
-            ofrep_error(r, 400, key, "INVALID_CONTEXT", "context must be a JSON object");
-            return -1;
-        }
-    }
-    json_t *tk = ctx != NULL ? json_object_get(ctx, "targetingKey") : NULL;
-    if (tk != NULL && !json_is_string(tk) && !json_is_null(tk)) {
-        json_decref(doc);
-        ofrep_error(r, 400, key, "INVALID_CONTEXT", "context.targetingKey must be a string");
+    if (ft_ofrep_context_parse(body.base, body.len, &ctx) != FT_OK) {
+        ofrep_error(r, 400, key, ctx.error_code, ctx.detail);
         return -1;
     }
-    if (r->principal.instance_id[0] != '\0') {
-        /* an instance-bound credential decides; the context cannot point elsewhere */
-        snprintf(instance, 40, "%s", r->principal.instance_id);
-        json_decref(doc);
-        return 0;
-    }
-    const char *t = json_string_value(tk);
-    if (t == NULL || *t == '\0') {
-        json_decref(doc);
-        ofrep_error(r, 400, key, "TARGETING_KEY_MISSING",
-                    "context.targetingKey must name the tenant instance (its id) when the credential is not bound to one");
-        return -1;
-    }
-    if (!ft_uuid_valid(t)) {
-        json_decref(doc);
-        ofrep_error(r, 400, key, "INVALID_CONTEXT", "context.targetingKey must be a tenant instance id (a UUID)");
-        return -1;
-    }
-    snprintf(instance, 40, "%s", t);
-    json_decref(doc);
+    snprintf(instance, 40, "%s", r->principal.instance_id);
     return 0;
 }
 

@@ -7,6 +7,9 @@
 #include "domain/entitlement_service.h"
 #include "http/server.h"
 #include "infra/log.h"
+#include "http/audit.h"
+#include "store/audit_store.h"
+#include "store/idempotency_store.h"
 #include "store/instance_store.h"
 #include "store/sql.h"
 
@@ -33,13 +36,131 @@ ft_op_t *ft_op_new(ft_req_t *r)
     if (r->body != NULL)
         op->body = json_incref(r->body);
     op->catalog = ft_req_catalog(r);
+    op->route = r->route;
+    op->write = r->route != NULL && (r->route->flags & FT_ROUTE_WRITE) && r->route->action != NULL;
+    if (op->write) {
+        snprintf(op->client_ip, sizeof(op->client_ip), "%s", ft_req_client_ip(r));
+        memcpy(op->idem_key, r->idem_key, sizeof(op->idem_key));
+        memcpy(op->idem_hash, r->idem_hash, sizeof(op->idem_hash));
+        op->idem_ttl_s = r->app->config.idempotency_ttl_s;
+        r->audited = 1; /* the op runner records this request */
+    }
     return op;
+}
+
+static const char *out_str(ft_op_t *op, const char *key)
+{
+    json_t *v = json_object_get(op->out, key);
+    return json_is_string(v) && ft_uuid_valid(json_string_value(v)) ? json_string_value(v) : NULL;
+}
+
+/* The audit row of a write: the entity is what the path names, else what the answer names. */
+static int op_audit(PGconn *c, ft_op_t *op, const char *result, const char *reason, ft_error_t *err)
+{
+    char type[32];
+    ft_audit_entity_type(op->route->action, type, sizeof(type));
+    const char *verb = strchr(op->route->action, '.');
+    int creates = verb != NULL && strcmp(verb, ".create") == 0;
+    const char *entity = op->audit_entity[0] ? op->audit_entity
+                         : creates          ? out_str(op, "id")
+                         : op->id[0]        ? op->id
+                                            : out_str(op, "id");
+    int instance_level = strcmp(type, "instance") == 0 || strcmp(type, "subscription") == 0 || strcmp(type, "override") == 0;
+    json_t *details = op->audit_details != NULL ? json_incref(op->audit_details) : json_object();
+    char route[200];
+    snprintf(route, sizeof(route), "%s %s", op->route->method, op->route->pattern);
+    json_object_set_new(details, "route", json_string(route));
+    if (op->id2[0] != '\0')
+        json_object_set_new(details, "key", json_string(op->id2));
+    if (op->replayed)
+        json_object_set_new(details, "idempotent_replay", json_true());
+    ft_audit_entry_t e = {.actor = op->actor,
+                          .action = op->route->action,
+                          .entity_type = type,
+                          .entity_id = entity,
+                          .customer_id = strcmp(type, "customer") == 0 ? entity : out_str(op, "customer_id"),
+                          .instance_id = instance_level ? entity : out_str(op, "instance_id"),
+                          .result = result,
+                          .reason = reason,
+                          .request_id = op->correlation_id,
+                          .client_ip = op->client_ip,
+                          .details = details};
+    int rc = ft_audit_write(c, &e, err);
+    json_decref(details);
+    return rc;
+}
+
+/* A write: the store's transaction(s), the idempotency record and the audit row commit together. */
+static int op_write(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    int rc = ft_sql_outer_begin(c, err);
+    if (rc != FT_OK)
+        return rc;
+    if (op->idem_key[0] != '\0') {
+        ft_idem_verdict_t verdict;
+        ft_idem_replay_t replay;
+        rc = ft_idem_claim(c, op->actor, op->idem_key, op->route->method, op->route->pattern, op->idem_hash, op->idem_ttl_s, &verdict,
+                           &replay, err);
+        if (rc == FT_OK && verdict == FT_IDEM_MISMATCH) {
+            ft_sql_outer_end(c, 0, err);
+            return ft_problem(&op->problem, FT_ECONFLICT, 422, "idempotency-key-reused", "Idempotency-Key reused",
+                              json_pack("{s:s}", "idempotency_key", op->idem_key),
+                              "Idempotency-Key %s was already used for a different request (another method, path or body); "
+                              "use a new key for a new request.",
+                              op->idem_key);
+        }
+        if (rc == FT_OK && verdict == FT_IDEM_REPLAY) {
+            ft_sql_outer_end(c, 0, err);
+            op->replayed = 1;
+            op->status = replay.status;
+            json_decref(op->out);
+            op->out = replay.body;
+            snprintf(op->location, sizeof(op->location), "%s", replay.location);
+            op->invalidate[0] = '\0';
+            return FT_OK;
+        }
+        if (rc != FT_OK) {
+            ft_sql_outer_end(c, 0, err);
+            return rc;
+        }
+    }
+    rc = op->fn(c, op, err);
+    if (rc == FT_OK && op->encode != NULL) {
+        /* what the client receives is what a replay must receive */
+        json_t *body = op->encode(op);
+        json_decref(op->out);
+        op->out = body;
+        op->encode = NULL;
+    }
+    int open = ft_sql_outer_open();
+    if (rc == FT_OK && open) {
+        if (op->idem_key[0] != '\0')
+            rc = ft_idem_store(c, op->actor, op->idem_key, op->status, op->status == 204 ? NULL : op->out, op->location, err);
+        if (rc == FT_OK)
+            rc = op_audit(c, op, "success", NULL, err);
+        ft_error_t end_err = {0};
+        if (ft_sql_outer_end(c, rc == FT_OK, &end_err) != FT_OK && rc == FT_OK) {
+            *err = end_err;
+            rc = end_err.code;
+        }
+        return rc;
+    }
+    ft_sql_outer_end(c, 0, err);
+    /* nothing of the request is committed: record the outcome on its own */
+    ft_error_t audit_err = {0};
+    if (rc == FT_OK)
+        op_audit(c, op, "success", "no change was needed", &audit_err); /* the store found nothing to do */
+    else if (op->problem.status != 0)
+        op_audit(c, op, "failure", op->problem.detail, &audit_err);
+    else
+        op_audit(c, op, "failure", "internal error", &audit_err);
+    return rc;
 }
 
 static int op_work(PGconn *c, void *arg, ft_error_t *err)
 {
     ft_op_t *op = arg;
-    return op->fn(c, op, err);
+    return op->write ? op_write(c, op, err) : op->fn(c, op, err);
 }
 
 void ft_respond_problem_struct(ft_req_t *r, ft_problem_t *p)
@@ -55,13 +176,20 @@ static void op_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
     ft_op_t *op = arg;
     if (op->invalidate[0] != '\0' && r->app->entitlements != NULL)
         ft_ent_cache_invalidate(ft_ent_service_cache(r->app->entitlements), op->invalidate); /* read-your-writes here */
+    if (op->after != NULL)
+        op->after(r, op, status == FT_OK);
     if (ft_req_alive(r)) {
         if (status == FT_OK) {
+            if (op->replayed)
+                ft_req_add_header(r, "idempotent-replayed", "true");
             if (op->location[0] != '\0')
                 ft_req_add_header(r, "location", op->location);
-            if (op->encode != NULL)
-                op->encode(r, op);
-            else if (op->status == 204)
+            if (op->encode != NULL) {
+                json_t *body = op->encode(op);
+                json_decref(op->out);
+                op->out = body;
+            }
+            if (op->status == 204)
                 ft_respond_empty(r, 204);
             else
                 ft_respond_json(r, op->status, op->out != NULL ? json_incref(op->out) : json_object());
@@ -73,6 +201,7 @@ static void op_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
     }
     json_decref(op->out);
     json_decref(op->body);
+    json_decref(op->audit_details);
     ft_problem_clear(&op->problem);
     free(op->arg);
     free(op);
@@ -130,6 +259,17 @@ int ft_query_copy(ft_req_t *r, const char *name, char *dst, size_t len, const ch
     }
     snprintf(dst, len, "%s", v);
     *out = dst;
+    return 0;
+}
+
+int ft_query_uuid(ft_req_t *r, const char *name, char *dst, size_t len, const char **out)
+{
+    if (ft_query_copy(r, name, dst, len, out) != 0)
+        return -1;
+    if (*out != NULL && !ft_uuid_valid(*out)) {
+        ft_respond_bad_param(r, name, "must be a UUID");
+        return -1;
+    }
     return 0;
 }
 

@@ -31,7 +31,20 @@ struct ft_op {
     ft_problem_t problem;
     char location[256];
     char invalidate[40]; /* instance whose cached entitlements the change made stale */
-    void (*encode)(ft_req_t *r, ft_op_t *op); /* custom answer instead of JSON out, or NULL */
+    json_t *(*encode)(ft_op_t *op); /* the answer's body built from out (new reference), or NULL: out itself */
+    /* writes: one transaction with their audit row and idempotency record */
+    const ft_route_t *route; /* static; NULL for ops not started by a route */
+    int write;
+    char client_ip[48];
+    char idem_key[256], idem_hash[65];
+    unsigned idem_ttl_s;
+    int replayed;               /* answered from an earlier request with the same Idempotency-Key */
+    char audit_entity[64];      /* the changed entity's id when neither the path nor out.id names it */
+    json_t *audit_details;      /* extra audit details (owned), or NULL */
+    /* runs on the request's thread once the work is done (ok: it succeeded), before the answer,
+     * even when the client is gone; for what must not be stored (a secret shown once) or must
+     * happen here (dropping a cache entry) */
+    void (*after)(ft_req_t *r, ft_op_t *op, int ok);
 };
 
 /* A new op for r: copies the caller (principal, scope, request id), the body and the catalog. */
@@ -44,6 +57,8 @@ void ft_op_run(ft_req_t *r, ft_op_t *op, ft_op_fn work, int status);
 ft_op_t *ft_op_with_id(ft_req_t *r, const char *param);
 /* Copies an optional query parameter (*out NULL when absent); -1 (answered 400) when too long. */
 int ft_query_copy(ft_req_t *r, const char *name, char *dst, size_t len, const char **out);
+/* ft_query_copy for a parameter that must be a UUID when present; -1 (answered 400) otherwise. */
+int ft_query_uuid(ft_req_t *r, const char *name, char *dst, size_t len, const char **out);
 /* ?limit=1..200, default 50; -1 (answered 400) when invalid. */
 int ft_query_limit(ft_req_t *r, int *limit);
 

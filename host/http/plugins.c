@@ -3,6 +3,7 @@
  * Reloads block (dlopen, init, catalog sync), so they run on a worker thread.
  */
 #include "core/mem.h"
+#include "http/audit.h"
 #include "http/request.h"
 #include "http/routes.h"
 
@@ -30,6 +31,10 @@ static int reload_work(void *arg, ft_error_t *err)
 static void reload_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     reload_job_t *job = arg;
+    if (status == FT_OK)
+        ft_audit_request(r, "success", NULL);
+    else
+        ft_audit_request(r, "failure", "%s", err->message);
     if (ft_req_alive(r)) {
         if (status == FT_ENOTFOUND) {
             ft_respond_problem(r, 404, "plugin-not-found", "Plugin not found", json_pack("{s:s}", "product", job->product),
@@ -93,9 +98,9 @@ void ft_routes_plugins(ft_router_t *router)
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/plugins", .permission = "plugins:read", .flags = FT_ROUTE_CHAIN,
          .handler = list_plugins},
-        {.method = "POST", .pattern = "/api/v1/plugins/reload", .permission = "plugins:reload",
+        {.method = "POST", .pattern = "/api/v1/plugins/reload", .permission = "plugins:reload", .action = "plugin.reload",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = reload_all},
-        {.method = "POST", .pattern = "/api/v1/plugins/{product}/reload", .permission = "plugins:reload",
+        {.method = "POST", .pattern = "/api/v1/plugins/{product}/reload", .permission = "plugins:reload", .action = "plugin.reload",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = reload_product},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)

@@ -12,6 +12,7 @@
 
 #include <ctype.h>
 #include <stdarg.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -125,6 +126,21 @@ ft_req_t *ft_req_start(ft_http_thread_t *t, h2o_req_t *req)
     *guard = r;
     t->inflight++;
     return r;
+}
+
+const char *ft_req_client_ip(ft_req_t *r)
+{
+    if (r->client_ip[0] != '\0' || r->req == NULL)
+        return r->client_ip;
+    struct sockaddr_storage ss;
+    socklen_t len = r->req->conn->callbacks->get_peername(r->req->conn, (struct sockaddr *)&ss);
+    if (len == 0)
+        return r->client_ip;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, r->client_ip, sizeof(r->client_ip));
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, r->client_ip, sizeof(r->client_ip));
+    return r->client_ip;
 }
 
 void ft_req_hold(ft_req_t *r)

@@ -20,7 +20,8 @@ typedef struct ft_http_thread ft_http_thread_t;
 
 typedef struct ft_principal {
     int authenticated; /* 0: anonymous */
-    char subject[128];
+    char subject[128];    /* "user:<id>", "key:<id>", "anonymous" */
+    unsigned roles;       /* ft_role_t bits */
     char customer_id[40]; /* set: the credential is bound to this customer's data */
     char instance_id[40]; /* set: the credential is bound to one instance (a child app) */
 } ft_principal_t;
@@ -40,6 +41,10 @@ struct ft_req {
     unsigned stage; /* next middleware stage */
     unsigned refs;
     ft_catalog_t *catalog; /* pinned on first use, unpinned when the context is freed */
+    char client_ip[48];    /* the peer address, found on first use */
+    char idem_key[256];    /* Idempotency-Key of a write, or "" */
+    char idem_hash[65];    /* the request's fingerprint for it */
+    int audited;           /* an audit row for this request is written or on its way */
 };
 
 /* Creates the request context for h2o's req on thread; its lifetime ends with the request. */
@@ -57,6 +62,8 @@ const char *ft_req_query(ft_req_t *r, const char *name);
 const char *ft_req_header(ft_req_t *r, const char *name);
 
 void ft_req_add_header(ft_req_t *r, const char *name, const char *value);
+/* The client's address as text ("127.0.0.1", "::1"), found on first use; "" if unknown. */
+const char *ft_req_client_ip(ft_req_t *r);
 
 /* Answers with `body` serialised as JSON (reference stolen). */
 void ft_respond_json(ft_req_t *r, int status, json_t *body);

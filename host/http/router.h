@@ -16,6 +16,7 @@ enum {
     FT_ROUTE_JSON_BODY = 1u << 1, /* expects a JSON document; decoded before the handler */
     FT_ROUTE_WRITE = 1u << 2,     /* changes state: audited */
     FT_ROUTE_OPTIONAL_BODY = 1u << 3, /* like FT_ROUTE_JSON_BODY, but an empty body is fine */
+    FT_ROUTE_PUBLIC = 1u << 4,    /* in the chain, but no credential needed: the body carries one (sign-in) */
 };
 
 #define FT_ROUTE_MAX_PARAMS 6
@@ -23,7 +24,8 @@ enum {
 typedef struct ft_route {
     const char *method;
     const char *pattern;    /* "/api/v1/products/{code}/plans" */
-    const char *permission; /* "catalog:read"; NULL for routes outside the chain */
+    const char *permission; /* "catalog:read"; NULL for routes outside the chain and public ones */
+    const char *action;     /* audit action of a write, "customer.create"; entity type before the dot */
     unsigned flags;
     ft_handler_fn handler;
     const char *body_schema; /* JSON Schema the body must satisfy (FT_ROUTE_JSON_BODY), or NULL */

@@ -17,6 +17,10 @@ void ft_routes_entitlements(ft_router_t *router);
 void ft_routes_ofrep(ft_router_t *router);
 void ft_routes_compat(ft_router_t *router);
 void ft_routes_jobs(ft_router_t *router);
+void ft_routes_auth(ft_router_t *router);
+void ft_routes_users(ft_router_t *router);
+void ft_routes_api_keys(ft_router_t *router);
+void ft_routes_audit(ft_router_t *router);
 
 /* Registers every route of the host in order, their metrics series and their body schemas.
  * Returns -1 (logged) if a route's schema does not compile. */

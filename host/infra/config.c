@@ -23,7 +23,7 @@
 #define FT_DEFAULT_MIGRATIONS_DIR "migrations"
 #endif
 
-typedef enum { K_STRING, K_OPTSTRING, K_LISTEN, K_UINT, K_SIZE, K_BOOL, K_ROLES, K_LOGLEVEL, K_PGURL, K_NATSURL } kind_t;
+typedef enum { K_STRING, K_OPTSTRING, K_LISTEN, K_UINT, K_SIZE, K_BOOL, K_ROLES, K_LOGLEVEL, K_PGURL, K_NATSURL, K_JWTALG } kind_t;
 
 typedef struct setting {
     const char *name;
@@ -70,6 +70,19 @@ static const setting_t settings[] = {
     {"FT_RELAY_POLL_MS", K_UINT, OFF(relay_poll_ms), "5000", 10, 600000, "relay poll when no notification arrives"},
     {"FT_RELAY_CRASH_AFTER_PUBLISH", K_BOOL, OFF(relay_crash_after_publish), "false", 0, 0,
      "fault injection for tests: exit after publishing, before marking rows"},
+    {"FT_JWT_ALG", K_JWTALG, OFF(jwt_alg), "RS256", 0, 0, "the one JWT algorithm signed and accepted: RS256, ES256 or EdDSA"},
+    {"FT_JWT_ISSUER", K_STRING, OFF(jwt_issuer), "farutech", 0, 0, "iss of the access tokens issued and required"},
+    {"FT_JWT_AUDIENCE", K_STRING, OFF(jwt_audience), "farutech-api", 0, 0, "aud of the access tokens issued and required"},
+    {"FT_ACCESS_TOKEN_TTL_S", K_UINT, OFF(access_token_ttl_s), "900", 10, 86400, "access token lifetime in seconds"},
+    {"FT_REFRESH_TOKEN_TTL_S", K_UINT, OFF(refresh_token_ttl_s), "2592000", 60, 31536000, "refresh token lifetime in seconds"},
+    {"FT_JWT_LEEWAY_S", K_UINT, OFF(jwt_leeway_s), "0", 0, 300, "clock skew allowed on exp and nbf, in seconds"},
+    {"FT_LOGIN_MAX_FAILURES", K_UINT, OFF(login_max_failures), "5", 1, 1000, "failed sign-ins in a row that lock an address"},
+    {"FT_LOGIN_LOCKOUT_S", K_UINT, OFF(login_lockout_s), "900", 1, 86400, "how long a locked address waits, in seconds"},
+    {"FT_RATE_LIMIT_RPS", K_UINT, OFF(rate_limit_rps), "100", 0, 10000000, "requests per second per credential (0: no limit)"},
+    {"FT_RATE_LIMIT_BURST", K_UINT, OFF(rate_limit_burst), "200", 1, 10000000, "burst per credential"},
+    {"FT_RATE_LIMIT_IP_RPS", K_UINT, OFF(rate_limit_ip_rps), "300", 0, 10000000, "requests per second per client IP (0: no limit)"},
+    {"FT_RATE_LIMIT_IP_BURST", K_UINT, OFF(rate_limit_ip_burst), "600", 1, 10000000, "burst per client IP"},
+    {"FT_IDEMPOTENCY_TTL_S", K_UINT, OFF(idempotency_ttl_s), "86400", 60, 2592000, "how long an Idempotency-Key is remembered"},
     {"FT_SWEEP_INTERVAL_MS", K_UINT, OFF(sweep_interval_ms), "30000", 100, 3600000, "subscription period roll-over check"},
 };
 
@@ -261,6 +274,14 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         *(char **)field = ft_mem_strdup(value);
         return;
     case K_OPTSTRING:
+        free(*(char **)field);
+        *(char **)field = ft_mem_strdup(value);
+        return;
+    case K_JWTALG:
+        if (strcmp(value, "RS256") != 0 && strcmp(value, "ES256") != 0 && strcmp(value, "EdDSA") != 0) {
+            add_error(eb, "%s=%s (from %s): expected RS256, ES256 or EdDSA", s->name, value, source);
+            return;
+        }
         free(*(char **)field);
         *(char **)field = ft_mem_strdup(value);
         return;
@@ -466,7 +487,7 @@ void ft_config_free(ft_config_t *cfg)
 {
     for (size_t i = 0; i < NSETTINGS; i++) {
         kind_t k = settings[i].kind;
-        if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL) {
+        if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL || k == K_JWTALG) {
             char **f = (char **)((char *)cfg + settings[i].offset);
             free(*f);
             *f = NULL;
@@ -515,6 +536,7 @@ void ft_config_dump(const ft_config_t *cfg, int fd)
         case K_STRING:
         case K_OPTSTRING:
         case K_LISTEN:
+        case K_JWTALG:
             snprintf(line, sizeof(line), "%s=%s\n", s->name, *(char *const *)field);
             break;
         case K_PGURL:

@@ -43,6 +43,12 @@ typedef struct ft_config {
     unsigned relay_batch, relay_poll_ms;
     int relay_crash_after_publish;
     unsigned sweep_interval_ms;
+    char *jwt_alg; /* "RS256", "ES256" or "EdDSA" */
+    char *jwt_issuer, *jwt_audience;
+    unsigned access_token_ttl_s, refresh_token_ttl_s, jwt_leeway_s;
+    unsigned login_max_failures, login_lockout_s;
+    unsigned rate_limit_rps, rate_limit_burst, rate_limit_ip_rps, rate_limit_ip_burst;
+    unsigned idempotency_ttl_s;
 } ft_config_t;
 
 /*

@@ -29,9 +29,16 @@ typedef struct log_buf {
 
 static _Thread_local log_buf_t *tls_buf;
 
+static int log_fd = STDOUT_FILENO;
+
 void ft_log_init(int level)
 {
     min_level = level;
+}
+
+void ft_log_to_stderr(void)
+{
+    log_fd = STDERR_FILENO;
 }
 
 int ft_log_enabled(int level)
@@ -43,7 +50,7 @@ static void write_all(const char *p, size_t n)
 {
     pthread_mutex_lock(&write_mutex);
     while (n > 0) {
-        ssize_t w = write(STDOUT_FILENO, p, n);
+        ssize_t w = write(log_fd, p, n);
         if (w <= 0)
             break;
         p += w;

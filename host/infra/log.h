@@ -12,6 +12,8 @@
 #include "infra/config.h" /* FT_LOG_* levels */
 
 void ft_log_init(int min_level);
+/* Sends log lines to standard error (commands whose standard output is their result). */
+void ft_log_to_stderr(void);
 int ft_log_enabled(int level);
 
 /* One line {"time","level","msg"[,"request_id"]}. request_id may be NULL. */

@@ -11,6 +11,7 @@
 #include "infra/log.h"
 #include "plugins/invoke.h"
 #include "store/entitlement_store.h"
+#include "store/idempotency_store.h"
 #include "store/job_run_store.h"
 
 #include <openssl/rand.h>
@@ -426,7 +427,7 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
-/* Subscription periods that ended, and archives past their retention. */
+/* Subscription periods that ended, archives past their retention, expired idempotency keys. */
 static void *sweeper_main(void *arg)
 {
     ft_workers_t *w = arg;
@@ -441,6 +442,9 @@ static void *sweeper_main(void *arg)
         if (c != NULL && ft_subscriptions_roll_periods(c, &changed, &err) == FT_OK && changed > 0)
             ft_log(FT_LOG_INFO, NULL, "sweeper: %d subscription(s) started a new period", changed);
         ft_tenant_db_prune_archives(&w->cfg.tenant);
+        long expired = 0;
+        if (c != NULL && ft_idem_sweep(c, &expired, &err) == FT_OK && expired > 0)
+            ft_log(FT_LOG_DEBUG, NULL, "sweeper: %ld expired idempotency key(s) forgotten", expired);
     } while (!nap(w, w->cfg.sweep_ms));
     PQfinish(c);
     return NULL;

@@ -29,10 +29,7 @@ static const char *contact(json_t *in, const char *key)
 
 static int one_json(PGresult *res, json_t **out, ft_error_t *err)
 {
-    json_error_t jerr;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
-    PQclear(res);
-    return *out != NULL ? FT_OK : ft_error_set(err, FT_EDB, "customer JSON from the database does not parse: %s", jerr.text);
+    return ft_sql_take_json(res, "customer", out, err);
 }
 
 static int not_found(ft_problem_t *p, const char *id)
@@ -51,20 +48,7 @@ static int tax_id_taken(ft_problem_t *p, json_t *in)
 /* Commits the change with its customer.<what>.v1 event, or rolls back. */
 static int finish(PGconn *c, const ft_call_t *call, const char *what, const char *id, json_t *body, int rc, ft_error_t *err)
 {
-    if (rc == FT_OK) {
-        char name[64];
-        snprintf(name, sizeof(name), "customer.%s.v1", what);
-        ft_event_meta_t meta = {.correlation_id = call->correlation_id};
-        rc = ft_outbox_emit(c, "customer", id, name, &meta,
-                            body != NULL ? json_pack("{s:O, s:s}", "customer", body, "actor", call->actor)
-                                         : json_pack("{s:s, s:s}", "customer_id", id, "actor", call->actor),
-                            err);
-    }
-    if (rc == FT_OK)
-        rc = ft_sql_commit(c, err);
-    else
-        ft_sql_rollback(c);
-    return rc;
+    return ft_outbox_finish(c, call, "customer", what, id, body, rc, err);
 }
 
 int ft_customer_create(PGconn *c, const ft_call_t *call, json_t *in, json_t **out, ft_problem_t *problem, ft_error_t *err)

@@ -33,3 +33,22 @@ int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_
     json_decref(ev);
     return rc;
 }
+
+int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, const char *what, const char *id, json_t *entity, int rc,
+                     ft_error_t *err)
+{
+    if (rc == FT_OK) {
+        char name[96], id_member[64];
+        snprintf(name, sizeof(name), "%s.%s.v1", aggregate, what);
+        snprintf(id_member, sizeof(id_member), "%s_id", aggregate);
+        ft_event_meta_t meta = {.correlation_id = call->correlation_id};
+        json_t *data = entity != NULL ? json_pack("{s:O, s:s}", aggregate, entity, "actor", call->actor)
+                                      : json_pack("{s:s, s:s}", id_member, id, "actor", call->actor);
+        rc = ft_outbox_emit(c, aggregate, id, name, &meta, data, err);
+    }
+    if (rc == FT_OK)
+        rc = ft_sql_commit(c, err);
+    else
+        ft_sql_rollback(c);
+    return rc;
+}

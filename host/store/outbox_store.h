@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "domain/events.h"
+#include "store/scope.h"
 
 /* Appends `event` (a CloudEvents envelope) for publication on `subject`. The caller's
  * transaction must be open; ordering is kept per (aggregate_type, aggregate_id). */
@@ -20,5 +21,11 @@ int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregat
  * <aggregate_type>s/<aggregate_id> and appends it for subject ft.events.<name>. */
 int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *name, const ft_event_meta_t *meta,
                    json_t *data, ft_error_t *err);
+
+/* Ends a store's change of one entity: when rc is FT_OK, emits "<aggregate>.<what>.v1" with data
+ * {"<aggregate>": entity, "actor"} (or {"<aggregate>_id": id, "actor"} when entity is NULL;
+ * entity is borrowed) and commits; otherwise rolls back. Returns the outcome. */
+int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, const char *what, const char *id, json_t *entity, int rc,
+                     ft_error_t *err);
 
 #endif

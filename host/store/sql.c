@@ -50,19 +50,77 @@ int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, con
     return rc;
 }
 
+/* The outer transaction of this thread, if any (request work runs one op per thread at a time). */
+static _Thread_local struct {
+    PGconn *conn; /* NULL: not in outer mode */
+    int open;
+} outer;
+
 int ft_sql_begin(PGconn *conn, ft_error_t *err)
 {
+    if (outer.conn == conn && conn != NULL) {
+        if (outer.open)
+            return FT_OK;
+        int rc = ft_sql(conn, "BEGIN", "BEGIN", 0, NULL, NULL, err);
+        outer.open = rc == FT_OK;
+        return rc;
+    }
     return ft_sql(conn, "BEGIN", "BEGIN", 0, NULL, NULL, err);
 }
 
 int ft_sql_commit(PGconn *conn, ft_error_t *err)
 {
+    if (outer.conn == conn && conn != NULL)
+        return FT_OK; /* the outer transaction commits */
     return ft_sql(conn, "COMMIT", "COMMIT", 0, NULL, NULL, err);
 }
 
 void ft_sql_rollback(PGconn *conn)
 {
     PQclear(PQexec(conn, "ROLLBACK"));
+    if (outer.conn == conn)
+        outer.open = 0;
+}
+
+int ft_sql_outer_begin(PGconn *conn, ft_error_t *err)
+{
+    int rc = ft_sql(conn, "BEGIN", "BEGIN", 0, NULL, NULL, err);
+    if (rc == FT_OK) {
+        outer.conn = conn;
+        outer.open = 1;
+    }
+    return rc;
+}
+
+int ft_sql_outer_open(void)
+{
+    return outer.conn != NULL && outer.open;
+}
+
+int ft_sql_outer_end(PGconn *conn, int commit, ft_error_t *err)
+{
+    int rc = FT_OK, was_open = outer.conn == conn && outer.open;
+    outer.conn = NULL;
+    outer.open = 0;
+    if (!was_open)
+        return commit ? ft_error_set(err, FT_ESTATE, "the transaction was rolled back") : FT_OK;
+    if (commit)
+        rc = ft_sql(conn, "COMMIT", "COMMIT", 0, NULL, NULL, err);
+    else
+        PQclear(PQexec(conn, "ROLLBACK"));
+    return rc;
+}
+
+void ft_sql_bytea_param(const unsigned char *bytes, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    *out++ = '\\';
+    *out++ = 'x';
+    for (size_t i = 0; i < n; i++) {
+        *out++ = hex[bytes[i] >> 4];
+        *out++ = hex[bytes[i] & 15];
+    }
+    *out = '\0';
 }
 
 const char *ft_sql_constraint(const ft_error_t *err)
@@ -96,6 +154,14 @@ json_t *ft_sql_page(PGresult *res, int limit)
     json_t *next = more ? json_string(PQgetvalue(res, limit - 1, 1)) : json_null();
     PQclear(res);
     return json_pack("{s:o, s:o}", "items", items, "next_cursor", next);
+}
+
+int ft_sql_take_json(PGresult *res, const char *what, json_t **out, ft_error_t *err)
+{
+    json_error_t jerr;
+    *out = json_loads(PQgetvalue(res, 0, 0), 0, &jerr);
+    PQclear(res);
+    return *out != NULL ? FT_OK : ft_error_set(err, FT_EDB, "%s JSON from the database does not parse: %s", what, jerr.text);
 }
 
 int ft_sql_json(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, json_t **out,

@@ -23,6 +23,19 @@ int ft_sql_begin(PGconn *conn, ft_error_t *err);
 int ft_sql_commit(PGconn *conn, ft_error_t *err);
 void ft_sql_rollback(PGconn *conn);
 
+/*
+ * One transaction around a request's whole write, although each store begins and commits its
+ * own: between ft_sql_outer_begin and ft_sql_outer_end (same thread, same connection),
+ * ft_sql_begin joins the open transaction, ft_sql_commit leaves it open, and ft_sql_rollback
+ * really rolls back (a later ft_sql_begin opens a fresh one). The op runner uses this to write
+ * the audit row and the idempotency record in the change's own transaction.
+ */
+int ft_sql_outer_begin(PGconn *conn, ft_error_t *err);
+/* 1 while the outer transaction is open (no store rolled it back). */
+int ft_sql_outer_open(void);
+/* Commits (commit != 0 and still open) or rolls back, and leaves outer mode. */
+int ft_sql_outer_end(PGconn *conn, int commit, ft_error_t *err);
+
 /* The constraint named by the last failed statement's error (stored by ft_sql), or "". */
 const char *ft_sql_constraint(const ft_error_t *err);
 
@@ -31,9 +44,17 @@ const char *ft_sql_constraint(const ft_error_t *err);
 int ft_sql_json(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, json_t **out,
                 ft_error_t *err);
 
+/* Parses the first row's first column of res (JSON text) into *out and clears res; `what` names
+ * the thing for the error when the database's JSON does not parse. */
+int ft_sql_take_json(PGresult *res, const char *what, json_t **out, ft_error_t *err);
+
 /* Keyset pages: rows of (json text, cursor text), fetched with LIMIT limit + 1. Builds
  * {"items": [...], "next_cursor": <the last item's cursor, or null>} and clears res. */
 json_t *ft_sql_page(PGresult *res, int limit);
+
+/* A bytea parameter in hex input form ("\\x0a1b..."): out holds FT_SQL_BYTEA_PARAM(n) bytes. */
+#define FT_SQL_BYTEA_PARAM(n) (2 * (n) + 3)
+void ft_sql_bytea_param(const unsigned char *bytes, size_t n, char *out);
 
 /* 1 when s is a canonical or upper-case UUID (8-4-4-4-12 hex). */
 int ft_uuid_valid(const char *s);

@@ -26,7 +26,16 @@ def entitlements(h, instance_id):
     return r.json()
 
 
-def ofrep(h, key, instance_id, extra_context=None, headers=None):
-    ctx = {"targetingKey": instance_id}
+def child_key(h, instance_id):
+    """A child-app API key bound to the instance, made through the API."""
+    r = h.post("/api/v1/api-keys", body={"name": "child app", "roles": ["child-app"], "instance_id": instance_id})
+    assert r.status == 201, r
+    return r.json()["key"]
+
+
+def ofrep(h, flag, credential, extra_context=None, headers=None):
+    """Evaluates one flag as a child app does: its key names the instance; the context carries
+    the app's own attributes (a user as targetingKey, which never selects a tenant)."""
+    ctx = {"targetingKey": "user-42"}
     ctx.update(extra_context or {})
-    return h.post(f"/ofrep/v1/evaluate/flags/{key}", body={"context": ctx}, headers=headers)
+    return h.request("POST", f"/ofrep/v1/evaluate/flags/{flag}", body={"context": ctx}, headers=headers, auth=credential)

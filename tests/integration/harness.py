@@ -56,6 +56,7 @@ class Stack:
         os.makedirs(base, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix=name + "-", dir=base)
         os.chmod(self.dir, 0o755)
+        self.admin_keys = {}  # database name -> a platform-admin API key
         self.env = dict(os.environ)
         self.env.update({
             "FT_VAR_DIR": self.dir,
@@ -146,6 +147,10 @@ class Host:
             "FT_THREADS": str(threads),
             "FT_READY_INTERVAL_MS": "200",
             "FT_LOG_LEVEL": "debug",
+            # functional tests drive bursts from one address and one credential; the
+            # security tests set limits of their own
+            "FT_RATE_LIMIT_RPS": "0",
+            "FT_RATE_LIMIT_IP_RPS": "0",
             "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
             "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
         })
@@ -211,10 +216,47 @@ class Host:
             if marker in text:
                 raise AssertionError(f"sanitizer report in host output:\n{text[-6000:]}")
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def cli(self, *args, stdin=None, env=None):
+        """Runs farutech-host with args against this host's database; returns (code, stdout, stderr)."""
+        e = dict(self.env)
+        e.update(env or {})
+        p = subprocess.run([HOST_BIN, *args], env=e, input=stdin, capture_output=True, timeout=120)
+        return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+
+    def make_key(self, *roles, name="tests", customer=None, instance=None):
+        """A new API key made with the create-api-key command (roles default: platform-admin)."""
+        args = ["create-api-key", "--name", name]
+        for r in roles or ("platform-admin",):
+            args += ["--role", r]
+        if customer:
+            args += ["--customer", customer]
+        if instance:
+            args += ["--instance", instance]
+        code, out, err = self.cli(*args)
+        if code != 0:
+            raise AssertionError(f"create-api-key failed ({code}): {err}")
+        return out.strip()
+
+    @property
+    def admin_key(self):
+        """A platform-admin API key for this host's database, made on first use and shared by
+        every host on that database."""
+        keys = self.stack.admin_keys
+        if self.dbname not in keys:
+            keys[self.dbname] = self.make_key("platform-admin", name="test harness")
+        return keys[self.dbname]
+
+    def request(self, method, path, body=None, headers=None, timeout=30, auth="admin"):
+        """auth: "admin" (the harness's platform-admin key, for /api and /ofrep paths), None (no
+        credential), or a credential to send as a Bearer token."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             hdrs = dict(headers or {})
+            if auth == "admin":
+                if (path.startswith("/api/") or path.startswith("/ofrep/")) and "Authorization" not in hdrs and "X-API-Key" not in hdrs:
+                    hdrs["Authorization"] = "Bearer " + self.admin_key
+            elif auth is not None:
+                hdrs["Authorization"] = "Bearer " + auth
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
                 hdrs.setdefault("Content-Type", "application/json")

@@ -3,7 +3,7 @@ onto the v1 model."""
 import uuid
 
 from fixtures import customer, entitlements
-from harness import ProductsTestCase, main
+from harness import ProductsTestCase, main, wait_until
 
 
 class Compat(ProductsTestCase):
@@ -37,6 +37,9 @@ class Compat(ProductsTestCase):
         self.assertEqual(f["max_users"]["value"], 12)
         self.assertFalse(f["payroll"]["enabled"])  # replaced: moduleIds no longer list it
 
+        # removal waits for provisioning to end (409 instance-busy meanwhile)
+        wait_until(lambda: h.get(f"/api/v1/instances/{b['tenantInstanceId']}").json()["status"] in ("active", "failed"), 60,
+                   what="provisioning to end")
         r = h.request("DELETE", f"/api/provisioning/{b['tenantInstanceId']}")
         self.assertEqual(r.status, 202, r)
         d = r.json()

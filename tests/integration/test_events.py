@@ -47,6 +47,12 @@ class Events(PipelineCase):
         self.wait_status(h, doomed["id"], ["deleted"])
         other = customer(h)
         h.request("DELETE", f"/api/v1/customers/{other['id']}")
+        u = h.post("/api/v1/users", body={"email": "events@example.test", "password": "a long enough password", "customer_id": c["id"],
+                                          "roles": ["customer-viewer"]}).json()
+        h.request("PATCH", f"/api/v1/users/{u['id']}", body={"status": "disabled"})
+        h.request("DELETE", f"/api/v1/users/{u['id']}")
+        k = h.post("/api/v1/api-keys", body={"name": "child", "roles": ["child-app"], "instance_id": vet["id"]}).json()
+        h.request("DELETE", f"/api/v1/api-keys/{k['id']}")
 
         events = self.stack.psql("SELECT event::text FROM ft_outbox ORDER BY seq", h.dbname)
         out = subprocess.run([os.path.join(BUILD, "tests", "check_events"), os.path.join(ROOT, "docs", "events")],

@@ -1,7 +1,8 @@
 """The OpenFeature Remote Evaluation Protocol, every answer shape: 200 (flags and limits),
-304, 400 (PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING), 404 FLAG_NOT_FOUND, bulk."""
+304, 400 (PARSE_ERROR, INVALID_CONTEXT), 403 for a credential not bound to an instance,
+404 FLAG_NOT_FOUND, bulk. The instance evaluated is always the child-app key's."""
 
-from fixtures import customer, instance, ofrep
+from fixtures import child_key, customer, instance, ofrep
 from harness import ProductsTestCase, main
 
 
@@ -12,6 +13,10 @@ class Ofrep(ProductsTestCase):
         self.h = self.host()
         c = customer(self.h)
         self.i = instance(self.h, c["id"], plan="professional")
+        self.key = child_key(self.h, self.i["id"])
+
+    def post(self, path, body, headers=None, credential=None):
+        return self.h.request("POST", path, body=body, headers=headers, auth=credential or self.key)
 
     def assertSuccess(self, r, key):
         self.assertEqual(r.status, 200, r)
@@ -37,55 +42,72 @@ class Ofrep(ProductsTestCase):
         return body
 
     def test_a_flag_evaluates_to_a_boolean(self):
-        b = self.assertSuccess(ofrep(self.h, "telemedicine", self.i["id"]), "telemedicine")
+        b = self.assertSuccess(ofrep(self.h, "telemedicine", self.key), "telemedicine")
         self.assertIs(b["value"], True)
         self.assertEqual((b["reason"], b["variant"]), ("TARGETING_MATCH", "on"))
-        b = self.assertSuccess(ofrep(self.h, "lab_integrations", self.i["id"]), "lab_integrations")
+        b = self.assertSuccess(ofrep(self.h, "lab_integrations", self.key), "lab_integrations")
         self.assertIs(b["value"], False)
         self.assertEqual((b["reason"], b["variant"]), ("DISABLED", "off"))
 
     def test_a_limit_evaluates_to_a_number(self):
-        b = self.assertSuccess(ofrep(self.h, "max_users", self.i["id"]), "max_users")
+        b = self.assertSuccess(ofrep(self.h, "max_users", self.key), "max_users")
         self.assertEqual(b["value"], 25)
         self.assertIsInstance(b["value"], int)
 
     def test_an_override_shows_in_the_evaluation(self):
         self.h.request("PUT", f"/api/v1/instances/{self.i['id']}/overrides/max_users", body={"enabled": True, "limit": 99})
-        b = self.assertSuccess(ofrep(self.h, "max_users", self.i["id"]), "max_users")
+        b = self.assertSuccess(ofrep(self.h, "max_users", self.key), "max_users")
         self.assertEqual(b["value"], 99)
         self.assertEqual(b["metadata"]["source"], "override")
 
-    def test_empty_or_missing_context_is_accepted_and_needs_a_targeting_key(self):
+    def test_empty_or_missing_context_is_accepted(self):
         for body in (b"", b"{}", b'{"context":{}}', b'{"context":null}'):
             with self.subTest(body=body):
-                r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=body, headers={"Content-Type": "application/json"})
-                self.assertError(r, 400, "TARGETING_KEY_MISSING", "telemedicine")
+                r = self.post("/ofrep/v1/evaluate/flags/telemedicine", body=body, headers={"Content-Type": "application/json"})
+                self.assertIs(self.assertSuccess(r, "telemedicine")["value"], True)
+
+    def test_only_the_key_decides_the_instance(self):
+        # another instance whose plan turns telemedicine off: naming it in the context changes nothing
+        other = instance(self.h, customer(self.h)["id"], plan="essentials")
+        for tk in (other["id"], "not-a-uuid", "00000000-0000-4000-8000-000000000009"):
+            with self.subTest(targetingKey=tk):
+                b = self.assertSuccess(ofrep(self.h, "telemedicine", self.key, {"targetingKey": tk}), "telemedicine")
+                self.assertIs(b["value"], True)
+        # the other instance's own key sees its own plan
+        b = self.assertSuccess(ofrep(self.h, "telemedicine", child_key(self.h, other["id"])), "telemedicine")
+        self.assertIs(b["value"], False)
+
+    def test_a_credential_not_bound_to_an_instance_is_refused(self):
+        for path in ("/ofrep/v1/evaluate/flags/telemedicine", "/ofrep/v1/evaluate/flags"):
+            with self.subTest(path=path):
+                r = self.h.post(path, body={"context": {"targetingKey": self.i["id"]}})  # the harness's platform-admin key
+                self.assertProblem(r, 403, "instance-credential-required")
+        self.assertProblem(self.h.request("POST", "/ofrep/v1/evaluate/flags", body={}, auth=None), 401, "unauthenticated")
 
     def test_parse_error(self):
-        r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=b"{not json", headers={"Content-Type": "application/json"})
+        r = self.post("/ofrep/v1/evaluate/flags/telemedicine", body=b"{not json", headers={"Content-Type": "application/json"})
         self.assertError(r, 400, "PARSE_ERROR", "telemedicine")
-        r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=b"[]", headers={"Content-Type": "application/json"})
+        r = self.post("/ofrep/v1/evaluate/flags/telemedicine", body=b"[]", headers={"Content-Type": "application/json"})
         self.assertError(r, 400, "PARSE_ERROR", "telemedicine")
 
     def test_invalid_context(self):
-        for body in ({"context": "x"}, {"context": {"targetingKey": 5}}, {"context": {"targetingKey": "not-a-uuid"}},
-                     {"context": {"targetingKey": "00000000-0000-4000-8000-000000000009"}}):
+        for body in ({"context": "x"}, {"context": {"targetingKey": 5}}, {"context": []}):
             with self.subTest(body=body):
-                self.assertError(self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=body), 400, "INVALID_CONTEXT",
+                self.assertError(self.post("/ofrep/v1/evaluate/flags/telemedicine", body=body), 400, "INVALID_CONTEXT",
                                  "telemedicine")
 
     def test_unknown_flag_is_404_flag_not_found(self):
-        b = self.assertError(ofrep(self.h, "warp_drive", self.i["id"]), 404, "FLAG_NOT_FOUND", "warp_drive")
+        b = self.assertError(ofrep(self.h, "warp_drive", self.key), 404, "FLAG_NOT_FOUND", "warp_drive")
         self.assertIn("vet", b["errorDetails"])
 
     def test_single_flag_etag_and_304(self):
-        r = ofrep(self.h, "telemedicine", self.i["id"])
+        r = ofrep(self.h, "telemedicine", self.key)
         etag = r.headers["etag"]
-        r2 = ofrep(self.h, "telemedicine", self.i["id"], headers={"If-None-Match": etag})
+        r2 = ofrep(self.h, "telemedicine", self.key, headers={"If-None-Match": etag})
         self.assertEqual(r2.status, 304)
 
     def test_bulk_evaluation_with_etag(self):
-        r = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": self.i["id"]}})
+        r = self.post("/ofrep/v1/evaluate/flags", body={"context": {}})
         self.assertEqual(r.status, 200, r)
         self.assertTrue(r.headers["content-type"].startswith("application/json"))
         body = r.json()
@@ -98,27 +120,25 @@ class Ofrep(ProductsTestCase):
             for member in ("key", "value", "reason", "variant"):
                 self.assertIn(member, f)
         etag = r.headers["etag"]
-        r2 = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": self.i["id"]}},
-                         headers={"If-None-Match": etag})
+        r2 = self.post("/ofrep/v1/evaluate/flags", body={"context": {}}, headers={"If-None-Match": etag})
         self.assertEqual(r2.status, 304)
         self.h.request("PUT", f"/api/v1/instances/{self.i['id']}/overrides/telemedicine", body={"enabled": False})
-        r3 = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": self.i["id"]}},
-                         headers={"If-None-Match": etag})
+        r3 = self.post("/ofrep/v1/evaluate/flags", body={"context": {}}, headers={"If-None-Match": etag})
         self.assertEqual(r3.status, 200)
         self.assertNotEqual(r3.headers["etag"], etag)
 
     def test_bulk_errors_have_no_key(self):
-        r = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {}})
-        b = self.assertError(r, 400, "TARGETING_KEY_MISSING")
+        r = self.post("/ofrep/v1/evaluate/flags", body={"context": "x"})
+        b = self.assertError(r, 400, "INVALID_CONTEXT")
         self.assertNotIn("key", b)
 
     def test_configuration(self):
-        r = self.h.get("/ofrep/v1/configuration")
+        r = self.h.request("GET", "/ofrep/v1/configuration", auth=self.key)
         self.assertEqual(r.status, 200)
         self.assertIn("flagEvaluation", r.json()["capabilities"])
 
     def test_other_context_attributes_are_fine(self):
-        b = self.assertSuccess(ofrep(self.h, "telemedicine", self.i["id"], {"user": "u1", "plan": "x", "n": 3}), "telemedicine")
+        b = self.assertSuccess(ofrep(self.h, "telemedicine", self.key, {"user": "u1", "plan": "x", "n": 3}), "telemedicine")
         self.assertIs(b["value"], True)
 
 
