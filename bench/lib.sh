@@ -48,7 +48,7 @@ start_host() {
     # still runs and is paid for); per-credential limits stay at their defaults unless a
     # script says otherwise
     env FT_HTTP_LISTEN="127.0.0.1:$_host_port" FT_THREADS="${FT_BENCH_THREADS:-$(nproc)}" \
-        FT_RATE_LIMIT_IP_RPS=100000000 FT_RATE_LIMIT_IP_BURST=100000000 "$@" \
+        FT_RATE_LIMIT_IP_RPS=10000000 FT_RATE_LIMIT_IP_BURST=10000000 "$@" \
         "$root/build/release/host/farutech-host" >"$work/host.log" 2>&1 &
     pids="$pids $!"
     for _ in $(seq 1 100); do

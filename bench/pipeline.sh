@@ -93,7 +93,7 @@ SELECT u, 'instance', j.instance_id::text, 'ft.jobs.features_changed', 'dev.faru
 FROM (SELECT gen_random_uuid() AS u, j.* FROM j) j;
 SQL
 stop_host
-start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api,relay,worker FT_WORKER_THREADS=2 FT_RATE_LIMIT_RPS=100000000 FT_RATE_LIMIT_BURST=100000000
+start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api,relay,worker FT_WORKER_THREADS=2 FT_RATE_LIMIT_RPS=10000000 FT_RATE_LIMIT_BURST=10000000
 while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench' AND status <> 'succeeded'")" != 0 ]; do
     if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench' AND status = 'failed'")" != 0 ]; then
         echo "a job failed:" >&2

@@ -19,7 +19,7 @@ key=$(admin_key)
 kill $pids 2>/dev/null || true
 wait 2>/dev/null || true
 pids=""
-start_host "$port" FT_PLUGIN_DIR="$root/build/release/products" FT_RATE_LIMIT_RPS=100000000 FT_RATE_LIMIT_BURST=100000000
+start_host "$port" FT_PLUGIN_DIR="$root/build/release/products" FT_RATE_LIMIT_RPS=10000000 FT_RATE_LIMIT_BURST=10000000
 auth="Authorization: Bearer $key"
 
 wrk -t1 -c"$conns" -d2s -H "$auth" "$url" >/dev/null

@@ -16,7 +16,7 @@ static const char *const platform_admin[] = {"*", NULL};
 static const char *const operator_[] = {
     "catalog:read",   "plugins:read",      "plugins:reload",      "customers:read",    "customers:create", "customers:update",
     "instances:read", "instances:create",  "instances:delete",    "subscriptions:read", "subscriptions:write",
-    "overrides:read", "overrides:write",   "entitlements:read",   "jobs:read",         "dlq:read",         "dlq:write",
+    "subscriptions:manage", "overrides:read", "overrides:write",   "entitlements:read",   "jobs:read",         "dlq:read",         "dlq:write",
     "audit:read",     "users:read",        "api-keys:read",       "self:read",        NULL};
 static const char *const product_manager[] = {"catalog:read",   "plugins:read",       "customers:read",    "instances:read",
                                               "subscriptions:read", "overrides:read", "overrides:write", "entitlements:read",

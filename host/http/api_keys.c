@@ -60,6 +60,8 @@ static void reveal(ft_req_t *r, ft_op_t *op, int ok)
 static void create_key(ft_req_t *r)
 {
     json_t *b = r->body;
+    if (ft_op_own_customer(r, "customer_id") != 0)
+        return;
     unsigned roles = ft_roles_from_json(json_object_get(b, "roles"));
     const char *customer = r->principal.customer_id[0] ? r->principal.customer_id : json_string_value(json_object_get(b, "customer_id"));
     const char *instance = json_string_value(json_object_get(b, "instance_id"));

@@ -167,20 +167,18 @@ static void answer(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 
 /* ---- POST /api/v1/auth/login */
 
-static int login_work(PGconn *c, void *arg, ft_error_t *err)
+/* The judgement of one attempt, inside the caller's transaction. */
+static int login_judge(PGconn *c, auth_op_t *a, json_t *details, ft_error_t *err)
 {
-    auth_op_t *a = arg;
     const ft_config_t *cfg = &a->app->config;
     long locked = 0;
     int rc = ft_login_locked_for(c, a->email, cfg->login_max_failures, cfg->login_lockout_s, &locked, err);
     if (rc != FT_OK)
         return rc;
-    json_t *details = json_pack("{s:s}", "email", a->email);
     if (locked > 0) {
         /* no password check while locked: the attempt is refused and recorded */
         rc = ft_login_record(c, a->email, NULL, 0, "locked", a->client_ip, err);
         audit(c, a, "anonymous", "auth.login", NULL, NULL, "denied", "address locked after repeated failures", details);
-        json_decref(details);
         refuse(a, 429, "login-locked", "Too many failed sign-ins",
                "Too many failed sign-ins for this address; it is locked for a while. Retry after the time in Retry-After.");
         a->retry_after = locked;
@@ -189,10 +187,8 @@ static int login_work(PGconn *c, void *arg, ft_error_t *err)
     ft_user_auth_t u;
     memset(&u, 0, sizeof(u));
     rc = ft_user_auth_by_email(c, a->email, &u, err);
-    if (rc != FT_OK && rc != FT_ENOTFOUND) {
-        json_decref(details);
+    if (rc != FT_OK && rc != FT_ENOTFOUND)
         return rc;
-    }
     int known = rc == FT_OK;
     pthread_once(&dummy_once, make_dummy);
     int match = ft_password_verify(known ? u.password_hash : dummy_hash, a->password) == 1;
@@ -201,23 +197,34 @@ static int login_work(PGconn *c, void *arg, ft_error_t *err)
     if (why != NULL) {
         rc = ft_login_record(c, a->email, known ? u.id : NULL, 0, why, a->client_ip, err);
         audit(c, a, "anonymous", "auth.login", known ? u.id : NULL, known ? u.customer_id : NULL, "failure", why, details);
-        json_decref(details);
         refuse(a, 401, "invalid-credentials", "Invalid credentials", "The e-mail address or the password is wrong.");
         return rc;
     }
     char actor[48];
     snprintf(actor, sizeof(actor), "user:%s", u.id);
-    rc = ft_sql_begin(c, err);
-    if (rc == FT_OK)
-        rc = ft_login_record(c, a->email, u.id, 1, NULL, a->client_ip, err);
+    rc = ft_login_record(c, a->email, u.id, 1, NULL, a->client_ip, err);
     if (rc == FT_OK)
         rc = issue_tokens(c, a, &u, NULL, NULL, err);
-    if (rc == FT_OK) {
+    if (rc == FT_OK)
         audit(c, a, actor, "auth.login", u.id, u.customer_id, "success", NULL, details);
+    return rc;
+}
+
+/* One transaction per attempt, serialised per address: attempts at the same address run one
+ * after the other, so parallel guesses meet the lock like sequential ones. */
+static int login_work(PGconn *c, void *arg, ft_error_t *err)
+{
+    auth_op_t *a = arg;
+    json_t *details = json_pack("{s:s}", "email", a->email);
+    int rc = ft_sql_begin(c, err);
+    if (rc == FT_OK)
+        rc = ft_login_serialize(c, a->email, err);
+    if (rc == FT_OK)
+        rc = login_judge(c, a, details, err);
+    if (rc == FT_OK)
         rc = ft_sql_commit(c, err);
-    } else {
+    else
         ft_sql_rollback(c);
-    }
     json_decref(details);
     return rc;
 }

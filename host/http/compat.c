@@ -180,10 +180,16 @@ static int provision_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         snprintf(op->location, sizeof(op->location), "/api/v1/instances/%s", json_string_value(json_object_get(op->out, "id")));
         snprintf(op->audit_entity, sizeof(op->audit_entity), "%s", json_string_value(json_object_get(op->out, "id")));
     }
+    return rc;
+}
+
+static void free_provision_args(void *arg)
+{
+    provision_args_t *a = arg;
     free(a->steps);
     free(a->overrides.items);
     json_decref(a->settings);
-    return rc;
+    free(a);
 }
 
 static void provision(ft_req_t *r)
@@ -245,6 +251,7 @@ static void provision(ft_req_t *r)
     snprintf(op->id, sizeof(op->id), "%s", json_string_value(json_object_get(b, "customerId")));
     a->spec.customer_id = op->id;
     op->arg = a;
+    op->arg_free = free_provision_args;
     op->encode = encode_provision;
     ft_op_run(r, op, provision_work, 202);
 }

@@ -67,6 +67,13 @@ static int update_work(PGconn *c, ft_op_t *op, ft_error_t *err)
 
 static void update_customer(ft_req_t *r)
 {
+    /* a customer edits its own details; its standing (status) is the platform's to set */
+    if (r->principal.customer_id[0] != '\0' && json_object_get(r->body, "status") != NULL) {
+        ft_respond_problem(r, 403, "forbidden", "Forbidden", json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", "#/status", "detail",
+                                                                     "set by platform staff only"),
+                           "A customer credential cannot change the customer's status; platform staff do.");
+        return;
+    }
     ft_op_t *op = ft_op_with_id(r, "id");
     if (op != NULL)
         ft_op_run(r, op, update_work, 200);

@@ -93,9 +93,15 @@ static int create_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     int rc = ft_instance_create(c, &op->call, &a->spec, &op->out, &op->problem, err);
     if (rc == FT_OK)
         snprintf(op->location, sizeof(op->location), "/api/v1/instances/%s", json_string_value(json_object_get(op->out, "id")));
+    return rc;
+}
+
+static void free_create_args(void *arg)
+{
+    create_args_t *a = arg;
     free(a->steps);
     json_decref(a->settings);
-    return rc;
+    free(a);
 }
 
 static void create_instance(ft_req_t *r)
@@ -147,6 +153,7 @@ static void create_instance(ft_req_t *r)
     a->spec.settings = a->settings;
     a->spec.trial_ends_at = a->trial_ends_at[0] ? a->trial_ends_at : NULL;
     op->arg = a;
+    op->arg_free = free_create_args;
     ft_op_run(r, op, create_work, 202);
     return;
 discard:

@@ -382,6 +382,8 @@ void ft_middleware_on_response(ft_req_t *r)
         return;
     if (r->status == 401 || r->status == 429)
         return; /* no credential to attribute, or a flood: the log line is the record */
-    if (r->status >= 400)
+    if (r->status == 403)
+        ft_audit_request(r, "denied", "answered 403 before any change");
+    else if (r->status >= 400)
         ft_audit_request(r, "failure", "answered %d before any change", r->status);
 }

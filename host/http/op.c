@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 ft_op_t *ft_op_new(ft_req_t *r)
 {
@@ -43,7 +44,6 @@ ft_op_t *ft_op_new(ft_req_t *r)
         memcpy(op->idem_key, r->idem_key, sizeof(op->idem_key));
         memcpy(op->idem_hash, r->idem_hash, sizeof(op->idem_hash));
         op->idem_ttl_s = r->app->config.idempotency_ttl_s;
-        r->audited = 1; /* the op runner records this request */
     }
     return op;
 }
@@ -78,7 +78,9 @@ static int op_audit(PGconn *c, ft_op_t *op, const char *result, const char *reas
                           .action = op->route->action,
                           .entity_type = type,
                           .entity_id = entity,
-                          .customer_id = strcmp(type, "customer") == 0 ? entity : out_str(op, "customer_id"),
+                          .customer_id = strcmp(type, "customer") == 0 ? entity
+                                         : op->audit_customer[0]        ? op->audit_customer
+                                                                        : out_str(op, "customer_id"),
                           .instance_id = instance_level ? entity : out_str(op, "instance_id"),
                           .result = result,
                           .reason = reason,
@@ -117,6 +119,7 @@ static int op_write(PGconn *c, ft_op_t *op, ft_error_t *err)
             op->out = replay.body;
             snprintf(op->location, sizeof(op->location), "%s", replay.location);
             op->invalidate[0] = '\0';
+            op->encode = NULL; /* what was stored is what the client received */
             return FT_OK;
         }
         if (rc != FT_OK) {
@@ -203,7 +206,10 @@ static void op_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
     json_decref(op->body);
     json_decref(op->audit_details);
     ft_problem_clear(&op->problem);
-    free(op->arg);
+    if (op->arg_free != NULL)
+        op->arg_free(op->arg);
+    else
+        free(op->arg);
     free(op);
 }
 
@@ -211,6 +217,8 @@ void ft_op_run(ft_req_t *r, ft_op_t *op, ft_op_fn work, int status)
 {
     op->status = status;
     op->fn = work;
+    if (op->write)
+        r->audited = 1; /* the op runner records this request, whatever its outcome */
     ft_req_defer_db(r, op_work, op_done, op);
 }
 
@@ -260,6 +268,19 @@ int ft_query_copy(ft_req_t *r, const char *name, char *dst, size_t len, const ch
     snprintf(dst, len, "%s", v);
     *out = dst;
     return 0;
+}
+
+int ft_op_own_customer(ft_req_t *r, const char *member)
+{
+    const char *named = json_string_value(json_object_get(r->body, member));
+    if (r->principal.customer_id[0] == '\0' || named == NULL || strcasecmp(named, r->principal.customer_id) == 0)
+        return 0;
+    char pointer[64];
+    snprintf(pointer, sizeof(pointer), "#/%s", member);
+    ft_respond_problem(r, 403, "outside-your-customer", "Outside your customer",
+                       json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", pointer, "detail", "not the credential's customer"),
+                       "A customer credential acts within its own customer only; %s names another.", member);
+    return -1;
 }
 
 int ft_query_uuid(ft_req_t *r, const char *name, char *dst, size_t len, const char **out)

@@ -23,7 +23,8 @@ struct ft_op {
     json_t *body;                /* the decoded body (a reference), or NULL */
     char id[64], id2[96];        /* path parameters */
     char actor[160], correlation_id[FT_REQUEST_ID_MAX + 1], scope_customer[40], scope_instance[40];
-    void *arg;                   /* handler-specific input, freed with free() */
+    void *arg;                   /* handler-specific input, freed with arg_free, else free() */
+    void (*arg_free)(void *arg);
     ft_op_fn fn;
     /* results */
     int status;
@@ -40,6 +41,7 @@ struct ft_op {
     unsigned idem_ttl_s;
     int replayed;               /* answered from an earlier request with the same Idempotency-Key */
     char audit_entity[64];      /* the changed entity's id when neither the path nor out.id names it */
+    char audit_customer[40];    /* the tenant when neither the entity nor out names it */
     json_t *audit_details;      /* extra audit details (owned), or NULL */
     /* runs on the request's thread once the work is done (ok: it succeeded), before the answer,
      * even when the client is gone; for what must not be stored (a secret shown once) or must
@@ -76,6 +78,9 @@ int ft_op_deprovision_work(PGconn *c, ft_op_t *op, ft_error_t *err);
 
 /* Copies a path parameter into dst, answering 400 (and returning -1) unless it is a UUID. */
 int ft_op_uuid_param(ft_req_t *r, const char *name, char *dst, size_t len);
+/* A customer-bound caller naming another customer in body member `member`: answers 403 and
+ * returns -1; 0 otherwise (also when the member is absent or the caller is staff). */
+int ft_op_own_customer(ft_req_t *r, const char *member);
 /* Answers a problem described by p (clears it). */
 void ft_respond_problem_struct(ft_req_t *r, ft_problem_t *p);
 /* 400 naming a query parameter. */

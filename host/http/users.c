@@ -107,6 +107,8 @@ static user_args_t *take_password(ft_req_t *r)
 static void create_user(ft_req_t *r)
 {
     json_t *body = r->body;
+    if (ft_op_own_customer(r, "customer_id") != 0)
+        return;
     int customer_user = r->principal.customer_id[0] != '\0' || json_is_string(json_object_get(body, "customer_id"));
     if (may_grant(r, json_object_get(body, "roles"), customer_user) != 0)
         return;
@@ -167,6 +169,9 @@ static void update_user(ft_req_t *r)
 
 static int delete_work(PGconn *c, ft_op_t *op, ft_error_t *err)
 {
+    ft_user_auth_t u;
+    if (ft_user_auth_by_id(c, &op->call, op->id, &u, err) == FT_OK)
+        snprintf(op->audit_customer, sizeof(op->audit_customer), "%s", u.customer_id); /* the row outlives the user */
     return ft_user_delete(c, &op->call, op->id, &op->problem, err);
 }
 

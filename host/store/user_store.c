@@ -243,6 +243,13 @@ int ft_login_locked_for(PGconn *c, const char *email, unsigned max_failures, uns
     return rc;
 }
 
+int ft_login_serialize(PGconn *c, const char *email, ft_error_t *err)
+{
+    const char *params[] = {email};
+    return ft_sql(c, "serialising sign-in attempts", "SELECT pg_advisory_xact_lock(hashtext('ft_login:' || lower($1)))", 1, params,
+                  NULL, err);
+}
+
 int ft_login_record(PGconn *c, const char *email, const char *user_id, int success, const char *reason, const char *client_ip,
                     ft_error_t *err)
 {

@@ -44,6 +44,8 @@ int ft_user_auth_by_email(PGconn *c, const char *email, ft_user_auth_t *u, ft_er
 /* Seconds until `email` may try again: its last `max_failures` attempts within `window_s` all
  * failed. 0 when it may try now. */
 int ft_login_locked_for(PGconn *c, const char *email, unsigned max_failures, unsigned window_s, long *seconds, ft_error_t *err);
+/* Serialises sign-in attempts at one address until the caller's transaction ends. */
+int ft_login_serialize(PGconn *c, const char *email, ft_error_t *err);
 /* Records an attempt (user_id may be NULL); on success also stamps the user's last_login_at. */
 int ft_login_record(PGconn *c, const char *email, const char *user_id, int success, const char *reason, const char *client_ip,
                     ft_error_t *err);
