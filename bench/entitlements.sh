@@ -82,7 +82,8 @@ run() { # run URL MODE [PATH]: "req/s p99 non-2xx"
     wrk_run "$1" -t1 -c"$conns" -d"$duration" -s "$root/bench/wrk/ids.lua"
 }
 export FT_BENCH_MODE=entitlements
-wrk -t1 -c"$conns" -d2s -s "$root/bench/wrk/ids.lua" "http://127.0.0.1:$port" >/dev/null
+# warm-up: every child app's key is looked up once, as in the first minute of a real day
+wrk -t1 -c"$conns" -d5s -s "$root/bench/wrk/ids.lua" "http://127.0.0.1:$port" >/dev/null
 set -- $(run "http://127.0.0.1:$nport" static /ent.json); n1=$1; n1p=$2; n1b=$3
 set -- $(run "http://127.0.0.1:$port" entitlements); h1=$1; h1p=$2; h1b=$3
 set -- $(run "http://127.0.0.1:$nport" static /flag.json); n2=$1; n2p=$2; n2b=$3

@@ -5,6 +5,7 @@
 #include "auth/crypto.h"
 
 #include <argon2.h>
+#include <pthread.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -132,10 +133,22 @@ int ft_base64url_decode(const char *in, size_t len, void *out, size_t outcap, si
     return FT_OK;
 }
 
+/* SHA-256 fetched once: an implicit fetch (EVP_sha256() in EVP_Digest) looks the algorithm up
+ * in OpenSSL's shared store, under its lock, on every call — on every API key check. The
+ * fetched method is kept for the life of the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void fetch_sha256(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void ft_sha256(const void *data, size_t len, unsigned char out[32])
 {
+    pthread_once(&sha256_once, fetch_sha256);
     /* EVP_Digest can only fail to allocate: treated like any allocation failure. */
-    if (EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) != 1)
+    if (sha256_md == NULL || EVP_Digest(data, len, out, NULL, sha256_md, NULL) != 1)
         abort();
 }
 

@@ -34,6 +34,7 @@ typedef struct key_entry {
     char prefix[FT_API_KEY_PREFIX_LEN + 1];
     int missing;
     ft_api_key_row_t row;
+    ft_credential_t cred; /* what the row grants, worked out once when it is learned */
     uint64_t fetched_ns;
 } key_entry_t;
 
@@ -245,9 +246,9 @@ static void fill_from_row(const ft_api_key_row_t *row, ft_credential_t *cred)
     snprintf(cred->instance_id, sizeof(cred->instance_id), "%s", row->instance_id);
 }
 
-/* The verdict on a presented secret (its digest) against a stored key. */
-static ft_key_check_t judge(const ft_api_key_row_t *row, int missing, const unsigned char digest[32], ft_credential_t *cred,
-                            ft_error_t *err)
+/* The verdict on a presented secret (its digest) against a stored key and what it grants. */
+static ft_key_check_t judge(const ft_api_key_row_t *row, const ft_credential_t *grants, int missing, const unsigned char digest[32],
+                            ft_credential_t *cred, ft_error_t *err)
 {
     if (missing || !ft_ct_equal(digest, row->secret_hash, 32)) {
         ft_error_set(err, FT_EAUTH, "the API key is not valid");
@@ -261,7 +262,7 @@ static ft_key_check_t judge(const ft_api_key_row_t *row, int missing, const unsi
         ft_error_set(err, FT_EAUTH, "the API key expired");
         return FT_KEY_INVALID;
     }
-    fill_from_row(row, cred);
+    *cred = *grants;
     if (cred->roles == 0) {
         ft_error_set(err, FT_EAUTH, "the API key holds no known role");
         return FT_KEY_INVALID;
@@ -282,7 +283,7 @@ ft_key_check_t ft_identity_check_key(ft_identity_t *id, const char *prefix, cons
     if (e == NULL || now - e->fetched_ns > (e->missing ? MISSING_TTL_NS : KEY_TTL_NS))
         verdict = FT_KEY_UNKNOWN_HERE;
     else
-        verdict = judge(&e->row, e->missing, digest, cred, err);
+        verdict = judge(&e->row, &e->cred, e->missing, digest, cred, err);
     pthread_mutex_unlock(&s->mutex);
     return verdict;
 }
@@ -290,8 +291,12 @@ ft_key_check_t ft_identity_check_key(ft_identity_t *id, const char *prefix, cons
 ft_key_check_t ft_identity_check_row(const ft_api_key_row_t *row, const char *secret, ft_credential_t *cred, ft_error_t *err)
 {
     unsigned char digest[32];
+    ft_credential_t grants;
+    memset(&grants, 0, sizeof(grants));
+    if (row != NULL)
+        fill_from_row(row, &grants);
     ft_sha256(secret, strlen(secret), digest);
-    return judge(row, row == NULL, digest, cred, err);
+    return judge(row, &grants, row == NULL, digest, cred, err);
 }
 
 void ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_key_row_t *row, uint64_t now)
@@ -309,10 +314,13 @@ void ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_k
     }
     key_entry_t *e = *pp;
     e->missing = row == NULL;
-    if (row != NULL)
+    memset(&e->cred, 0, sizeof(e->cred));
+    if (row != NULL) {
         e->row = *row;
-    else
+        fill_from_row(row, &e->cred);
+    } else {
         memset(&e->row, 0, sizeof(e->row));
+    }
     e->fetched_ns = now;
     pthread_mutex_unlock(&s->mutex);
 }

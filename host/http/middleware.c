@@ -79,13 +79,17 @@ static void unauthenticated(ft_req_t *r, const char *why, int invalid_token)
     ft_respond_problem(r, 401, "unauthenticated", "Unauthorized", NULL, "%s", why);
 }
 
+/* On every authenticated request: plain copies (the fields are NUL-terminated and fit). */
 static void accept_credential(ft_req_t *r, const ft_credential_t *cred)
 {
+    _Static_assert(sizeof(r->principal.subject) >= sizeof(cred->subject), "subject fits");
+    _Static_assert(sizeof(r->principal.customer_id) >= sizeof(cred->customer_id), "customer fits");
+    _Static_assert(sizeof(r->principal.instance_id) >= sizeof(cred->instance_id), "instance fits");
     r->principal.authenticated = 1;
-    snprintf(r->principal.subject, sizeof(r->principal.subject), "%s", cred->subject);
+    memcpy(r->principal.subject, cred->subject, sizeof(cred->subject));
     r->principal.roles = cred->roles;
-    snprintf(r->principal.customer_id, sizeof(r->principal.customer_id), "%s", cred->customer_id);
-    snprintf(r->principal.instance_id, sizeof(r->principal.instance_id), "%s", cred->instance_id);
+    memcpy(r->principal.customer_id, cred->customer_id, sizeof(cred->customer_id));
+    memcpy(r->principal.instance_id, cred->instance_id, sizeof(cred->instance_id));
 }
 
 typedef struct key_lookup {
@@ -102,11 +106,20 @@ static int key_lookup_work(PGconn *c, void *arg, ft_error_t *err)
     if (rc == FT_ENOTFOUND)
         return FT_OK;
     k->found = rc == FT_OK;
-    if (k->found && !k->row.revoked) {
-        ft_error_t ignored = {0};
-        ft_api_key_touch(c, k->row.id, &ignored); /* a minute's precision is enough for last_used_at */
-    }
     return rc;
+}
+
+/* last_used_at, stamped after the request went on: its commit is nobody's wait. */
+static int touch_work(PGconn *c, void *arg, ft_error_t *err)
+{
+    return ft_api_key_touch(c, arg, err); /* at most once a minute per key */
+}
+
+static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
+{
+    if (status != FT_OK)
+        ft_log(FT_LOG_DEBUG, r->request_id, "API key last_used_at not stamped: %s", err->message);
+    free(arg);
 }
 
 static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
@@ -124,6 +137,7 @@ static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t
             if (ft_identity_check_row(k->found ? &k->row : NULL, k->secret, &cred, &why) == FT_KEY_VALID) {
                 accept_credential(r, &cred);
                 ft_pipeline_next(r);
+                ft_req_defer_db(r, touch_work, touch_done, ft_mem_strdup(k->row.id));
             } else {
                 unauthenticated(r, why.message[0] ? why.message : "the API key is not valid", 1);
             }
@@ -166,7 +180,7 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
  */
 static ft_stage_result_t stage_authenticate(ft_req_t *r)
 {
-    snprintf(r->principal.subject, sizeof(r->principal.subject), "anonymous");
+    memcpy(r->principal.subject, "anonymous", sizeof("anonymous"));
     if (r->route->flags & FT_ROUTE_PUBLIC)
         return FT_STAGE_NEXT;
     if (r->app->identity == NULL) {
