@@ -43,5 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (ctx.error_code != NULL || strnlen(ctx.targeting_key, sizeof(ctx.targeting_key)) == sizeof(ctx.targeting_key))
         abort();
+    rc = ft_ofrep_context_instance(&ctx);
+    if (rc == FT_OK) {
+        if (strlen(ctx.targeting_key) != 36)
+            abort();
+    } else {
+        if (rc != FT_EINVAL || strcmp(ctx.error_code, "PARSE_ERROR") == 0)
+            abort();
+        check_failure(&ctx);
+    }
     return 0;
 }

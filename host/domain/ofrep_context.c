@@ -57,3 +57,13 @@ out:
     json_decref(doc);
     return rc;
 }
+
+int ft_ofrep_context_instance(ft_ofrep_context_t *ctx)
+{
+    if (ctx->targeting_key[0] == '\0')
+        return fail(ctx, "TARGETING_KEY_MISSING",
+                    "context.targetingKey must name the tenant instance (its id) when the credential is not bound to one");
+    if (!ft_uuid_valid(ctx->targeting_key))
+        return fail(ctx, "INVALID_CONTEXT", "context.targetingKey must be a tenant instance id (a UUID)");
+    return FT_OK;
+}

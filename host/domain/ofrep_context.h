@@ -12,7 +12,7 @@
 #define FT_OFREP_TARGETING_KEY_MAX 256
 
 typedef struct ft_ofrep_context {
-    const char *error_code; /* on failure: "PARSE_ERROR" or "INVALID_CONTEXT" (static) */
+    const char *error_code; /* on failure: "PARSE_ERROR", "INVALID_CONTEXT" or "TARGETING_KEY_MISSING" (static) */
     char detail[300];       /* on failure: the errorDetails text */
     char targeting_key[FT_OFREP_TARGETING_KEY_MAX]; /* context.targetingKey; "" when absent, null or empty */
 } ft_ofrep_context_t;
@@ -25,5 +25,12 @@ typedef struct ft_ofrep_context {
  * is neither a string nor null.
  */
 int ft_ofrep_context_parse(const char *body, size_t len, ft_ofrep_context_t *out);
+
+/*
+ * The tenant instance a parsed context names, for a credential not bound to one: FT_OK when
+ * ctx->targeting_key is an instance id (a UUID), else FT_EINVAL with ctx->error_code and
+ * ctx->detail set (TARGETING_KEY_MISSING when it is empty, INVALID_CONTEXT otherwise).
+ */
+int ft_ofrep_context_instance(ft_ofrep_context_t *ctx);
 
 #endif

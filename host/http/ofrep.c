@@ -2,7 +2,8 @@
  * The OpenFeature Remote Evaluation Protocol (OFREP): any OpenFeature SDK's OFREP provider
  * reads entitlements here. Flag key = feature code; flags evaluate to booleans, limits to
  * integers. The instance is the one the child-app API key is bound to, whatever the evaluation
- * context says. Evaluation errors follow the protocol's body, not problem+json.
+ * context says; for other credentials, context.targetingKey names it (within their scope).
+ * Evaluation errors follow the protocol's body, not problem+json.
  */
 #include "core/append.h"
 #include "core/mem.h"
@@ -27,24 +28,26 @@ static void ofrep_error(ft_req_t *r, int status, const char *key, const char *co
     ft_respond_json(r, status, body);
 }
 
-/* Which instance to evaluate: the one the credential is bound to, and only that. A credential
- * not bound to an instance answers 403; context.targetingKey is the application's own business
- * (a user id, usually) and never selects a tenant. On failure answers and returns -1. */
+/* Which instance to evaluate. An instance-bound credential (a child app's key) decides alone:
+ * the context cannot point elsewhere. Any other credential names the instance in
+ * context.targetingKey, within what its scope may see. On failure answers and returns -1. */
 static int target(ft_req_t *r, const char *key, char instance[40])
 {
-    if (r->principal.instance_id[0] == '\0') {
-        ft_respond_problem(r, 403, "instance-credential-required", "Instance credential required", NULL,
-                           "OFREP evaluates the instance a child-app API key is bound to; %s is not bound to an instance.",
-                           r->principal.subject);
-        return -1;
-    }
     ft_ofrep_context_t ctx;
     h2o_iovec_t body = r->req->entity;
     if (ft_ofrep_context_parse(body.base, body.len, &ctx) != FT_OK) {
         ofrep_error(r, 400, key, ctx.error_code, ctx.detail);
         return -1;
     }
-    snprintf(instance, 40, "%s", r->principal.instance_id);
+    if (r->principal.instance_id[0] != '\0') {
+        snprintf(instance, 40, "%s", r->principal.instance_id);
+        return 0;
+    }
+    if (ft_ofrep_context_instance(&ctx) != FT_OK) {
+        ofrep_error(r, 400, key, ctx.error_code, ctx.detail);
+        return -1;
+    }
+    snprintf(instance, 40, "%s", ctx.targeting_key);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 """The OpenFeature Remote Evaluation Protocol, every answer shape: 200 (flags and limits),
-304, 400 (PARSE_ERROR, INVALID_CONTEXT), 403 for a credential not bound to an instance,
-404 FLAG_NOT_FOUND, bulk. The instance evaluated is always the child-app key's."""
+304, 400 (PARSE_ERROR, INVALID_CONTEXT, TARGETING_KEY_MISSING), 404 FLAG_NOT_FOUND, bulk. A
+child-app key decides alone which instance is evaluated; other credentials name it in
+context.targetingKey, within their scope."""
 
 from fixtures import child_key, customer, instance, ofrep
 from harness import ProductsTestCase, main
@@ -77,11 +78,26 @@ class Ofrep(ProductsTestCase):
         b = self.assertSuccess(ofrep(self.h, "telemedicine", child_key(self.h, other["id"])), "telemedicine")
         self.assertIs(b["value"], False)
 
-    def test_a_credential_not_bound_to_an_instance_is_refused(self):
-        for path in ("/ofrep/v1/evaluate/flags/telemedicine", "/ofrep/v1/evaluate/flags"):
-            with self.subTest(path=path):
-                r = self.h.post(path, body={"context": {"targetingKey": self.i["id"]}})  # the harness's platform-admin key
-                self.assertProblem(r, 403, "instance-credential-required")
+    def test_other_credentials_name_the_instance_in_the_targeting_key(self):
+        staff = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body={"context": {"targetingKey": self.i["id"]}})
+        self.assertIs(self.assertSuccess(staff, "telemedicine")["value"], True)
+        for body in (b"", b"{}", b'{"context":{}}', b'{"context":null}'):
+            with self.subTest(body=body):
+                r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body=body, headers={"Content-Type": "application/json"})
+                self.assertError(r, 400, "TARGETING_KEY_MISSING", "telemedicine")
+        for tk in ("not-a-uuid", 5):
+            with self.subTest(targetingKey=tk):
+                r = self.h.post("/ofrep/v1/evaluate/flags/telemedicine", body={"context": {"targetingKey": tk}})
+                self.assertError(r, 400, "INVALID_CONTEXT", "telemedicine")
+        b = self.assertError(self.h.post("/ofrep/v1/evaluate/flags", body={"context": {}}), 400, "TARGETING_KEY_MISSING")
+        self.assertNotIn("key", b)
+        # a customer's credential reaches its own instances only
+        other = customer(self.h)
+        theirs = self.h.make_key("customer-viewer", customer=other["id"])
+        r = self.h.request("POST", "/ofrep/v1/evaluate/flags/telemedicine", body={"context": {"targetingKey": self.i["id"]}},
+                           auth=theirs)
+        self.assertError(r, 400, "INVALID_CONTEXT", "telemedicine")  # as for an instance that does not exist
+        self.assertNotIn("TARGETING_MATCH", r.body.decode())
         self.assertProblem(self.h.request("POST", "/ofrep/v1/evaluate/flags", body={}, auth=None), 401, "unauthenticated")
 
     def test_parse_error(self):

@@ -1069,20 +1069,25 @@ class Security(SecurityCase):
                 flags = {f["key"]: f["value"] for f in bulk.json()["flags"]}
                 self.assertTrue(flags["telemedicine"])
 
-    def test_ofrep_refuses_credentials_not_bound_to_an_instance(self):
-        # Expected per the security design: OFREP evaluates only the instance of a child-app key; a
-        # credential not bound to an instance gets 403, never an evaluation of context.targetingKey.
+    def test_ofrep_targeting_key_reaches_only_what_the_credential_may_see(self):
+        # credentials not bound to an instance name it in context.targetingKey, within their scope
         h = self.host()
-        a = self.customer(h)
+        a, b = self.customer(h), self.customer(h)
         a1 = self.instance(h, a["id"])
-        for who, cred in (("platform-admin key", h.admin_key), ("customer-admin key of A", h.make_key("customer-admin", customer=a["id"])),
-                          ("operator key", h.make_key("operator"))):
+        for who, cred, allowed in (("platform-admin key", h.admin_key, True), ("operator key", h.make_key("operator"), True),
+                                   ("customer-admin key of A", h.make_key("customer-admin", customer=a["id"]), True),
+                                   ("customer-admin key of B", h.make_key("customer-admin", customer=b["id"]), False),
+                                   ("customer-viewer key of B", h.make_key("customer-viewer", customer=b["id"]), False)):
             with self.subTest(who):
-                r = h.post("/ofrep/v1/evaluate/flags/telemedicine", body={"context": {"targetingKey": a1["id"]}}, auth=cred)
-                self.assertEqual(r.status, 403, f"{who}: {r}")
-                self.assertNotIn('"value"', r.body.decode())
-                r = h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": a1["id"]}}, auth=cred)
-                self.assertEqual(r.status, 403, f"{who} (bulk): {r}")
+                for path in ("/ofrep/v1/evaluate/flags/telemedicine", "/ofrep/v1/evaluate/flags"):
+                    r = h.post(path, body={"context": {"targetingKey": a1["id"]}}, auth=cred)
+                    if allowed:
+                        self.assertEqual(r.status, 200, f"{who}: {r}")
+                    else:
+                        self.assertEqual(r.status, 400, f"{who}: {r}")
+                        self.assertEqual(r.json()["errorCode"], "INVALID_CONTEXT")
+                        self.assertNotIn('"value"', r.body.decode())
+                        self.assertNotIn('"flags"', r.body.decode())
 
     # ================================================================ the audit log
 
