@@ -16,7 +16,7 @@ static const char *const platform_admin[] = {"*", NULL};
 static const char *const operator_[] = {
     "catalog:read",   "plugins:read",      "plugins:reload",      "customers:read",    "customers:create", "customers:update",
     "instances:read", "instances:create",  "instances:delete",    "subscriptions:read", "subscriptions:write",
-    "subscriptions:manage", "overrides:read", "overrides:write",   "entitlements:read",   "jobs:read",         "dlq:read",         "dlq:write",
+    "subscriptions:manage", "actions:run", "overrides:read", "overrides:write",   "entitlements:read",   "jobs:read",         "dlq:read",         "dlq:write",
     "audit:read",     "users:read",        "api-keys:read",       "self:read",        NULL};
 static const char *const product_manager[] = {"catalog:read",   "plugins:read",       "customers:read",    "instances:read",
                                               "subscriptions:read", "overrides:read", "overrides:write", "entitlements:read",
@@ -25,10 +25,10 @@ static const char *const customer_admin[] = {"catalog:read",       "customers:re
                                              "instances:create",   "instances:delete",    "subscriptions:read",
                                              "subscriptions:write", "overrides:read",     "entitlements:read", "jobs:read",
                                              "audit:read",         "users:read",          "users:write",      "api-keys:read",
-                                             "api-keys:write",     "self:read",            NULL};
+                                             "api-keys:write",     "self:read",            "actions:run",      NULL};
 static const char *const customer_viewer[] = {"catalog:read",       "customers:read", "instances:read", "subscriptions:read",
                                               "overrides:read",     "entitlements:read", "jobs:read",   "self:read", NULL};
-static const char *const child_app[] = {"entitlements:read", "self:read", NULL};
+static const char *const child_app[] = {"entitlements:read", "actions:run", "self:read", NULL};
 
 static const role_def_t roles[] = {
     {FT_ROLE_PLATFORM_ADMIN, "platform-admin", platform_admin},

@@ -24,6 +24,7 @@ int ft_routes_register_all(ft_app_t *app)
     ft_routes_subscriptions(rt);
     ft_routes_compat(rt);
     ft_routes_jobs(rt);
+    ft_routes_actions(rt);
     ft_routes_auth(rt);
     ft_routes_users(rt);
     ft_routes_api_keys(rt);

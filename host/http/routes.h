@@ -17,6 +17,7 @@ void ft_routes_entitlements(ft_router_t *router);
 void ft_routes_ofrep(ft_router_t *router);
 void ft_routes_compat(ft_router_t *router);
 void ft_routes_jobs(ft_router_t *router);
+void ft_routes_actions(ft_router_t *router);
 void ft_routes_auth(ft_router_t *router);
 void ft_routes_users(ft_router_t *router);
 void ft_routes_api_keys(ft_router_t *router);

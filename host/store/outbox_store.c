@@ -52,3 +52,24 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
         ft_sql_rollback(c);
     return rc;
 }
+
+int ft_outbox_emit_instance_events(PGconn *c, const char *instance_id, const char *correlation_id, json_t *events, ft_error_t *err)
+{
+    if (json_array_size(events) == 0)
+        return FT_OK;
+    ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = correlation_id};
+    int rc = ft_sql_begin(c, err);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        if (rc != FT_OK)
+            break;
+        rc = ft_outbox_emit(c, "instance", instance_id, json_string_value(json_object_get(ev, "type")), &meta,
+                            json_incref(json_object_get(ev, "data")), err);
+    }
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    ft_sql_rollback(c);
+    return rc;
+}

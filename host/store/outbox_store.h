@@ -22,6 +22,10 @@ int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregat
 int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *name, const ft_event_meta_t *meta,
                    json_t *data, ft_error_t *err);
 
+/* Writes the events a plugin emitted for an instance ([{"type", "data"}], borrowed) in one
+ * transaction (joining the caller's outer one, if any). */
+int ft_outbox_emit_instance_events(PGconn *c, const char *instance_id, const char *correlation_id, json_t *events, ft_error_t *err);
+
 /* Ends a store's change of one entity: when rc is FT_OK, emits "<aggregate>.<what>.v1" with data
  * {"<aggregate>": entity, "actor"} (or {"<aggregate>_id": id, "actor"} when entity is NULL;
  * entity is borrowed) and commits; otherwise rolls back. Returns the outcome. */

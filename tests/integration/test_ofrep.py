@@ -4,7 +4,7 @@ child-app key decides alone which instance is evaluated; other credentials name 
 context.targetingKey, within their scope."""
 
 from fixtures import child_key, customer, instance, ofrep
-from harness import ProductsTestCase, main
+from harness import ProductsTestCase, main, wait_until
 
 
 class Ofrep(ProductsTestCase):
@@ -15,6 +15,9 @@ class Ofrep(ProductsTestCase):
         c = customer(self.h)
         self.i = instance(self.h, c["id"], plan="professional")
         self.key = child_key(self.h, self.i["id"])
+        # the instance's status is part of its entitlements (and ETag): let provisioning settle first
+        wait_until(lambda: self.h.get(f"/api/v1/instances/{self.i['id']}").json()["status"] == "active", 60,
+                   what="the instance to become active")
 
     def post(self, path, body, headers=None, credential=None):
         return self.h.request("POST", path, body=body, headers=headers, auth=credential or self.key)

@@ -873,7 +873,7 @@ class Security(SecurityCase):
         cannot fill, so a new kind of route makes this test grow with it."""
         by_segment = {"customers": ["customer"], "instances": ["instance", "instance2"], "jobs": ["job", "job2"], "dlq": ["dlq"],
                       "users": ["user"], "api-keys": ["key", "child key"], "provisioning": ["instance"]}
-        names = {"feature": "telemedicine", "code": "vet", "plan": "professional", "product": "vet", "kid": kid}
+        names = {"feature": "telemedicine", "name": "patient-count", "code": "vet", "plan": "professional", "product": "vet", "kid": kid}
         paths = [("", [])]
         segments = route.pattern.split("/")[1:]
         for n, seg in enumerate(segments):
@@ -912,6 +912,7 @@ class Security(SecurityCase):
             ("POST", "/api/provisioning/provision"): {"customerId": a["id"], "productId": "vet",
                                                       "settings": {"admin_email": "probe@beta.test"}},
             ("PUT", "/api/provisioning/{tenantInstanceId}/features"): {"customFeatures": {"telemedicine": False}},
+            ("POST", "/api/v1/instances/{id}/actions/{name}"): {},
         }
         if (route.method, route.pattern) in bodies:
             return bodies[(route.method, route.pattern)], True
@@ -935,7 +936,7 @@ class Security(SecurityCase):
         self.assertGreaterEqual(len(self.routes), 40, self.routes)
         for must in ("GET /api/v1/customers/{id}", "DELETE /api/v1/instances/{id}", "GET /api/v1/audit", "POST /api/v1/users"):
             self.assertIn(must, [repr(r) for r in self.routes])
-        self.assertEqual(self.roles["child-app"], {"entitlements:read", "self:read"})
+        self.assertEqual(self.roles["child-app"], {"entitlements:read", "self:read", "actions:run"})
         for role in CUSTOMER_ROLES:
             self.assertFalse(self.roles[role] & STAFF_ONLY, role)
         t = self.build_tenants(h)
@@ -1136,6 +1137,8 @@ class Security(SecurityCase):
         write("POST", "/api/v1/instances/{id}/subscription/cancel", base + "/subscription/cancel", {"at_period_end": True},
               entity_id=i["id"], instance_id=i["id"], **sub)
         self.wait_instance(h, i["id"], ["active"])
+        write("POST", "/api/v1/instances/{id}/actions/{name}", base + "/actions/patient-count",
+              entity_type="instance", entity_id=i["id"], customer_id=cid, instance_id=i["id"])
         write("DELETE", "/api/v1/instances/{id}", base, status=202, entity_type="instance", entity_id=i["id"], customer_id=cid,
               instance_id=i["id"])
         p = write("POST", "/api/provisioning/provision", "/api/provisioning/provision",

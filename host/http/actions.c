@@ -1,0 +1,214 @@
+/*
+ * /api/v1/instances/{id}/actions: the operations a product declares (ftp_action_t), run in
+ * the instance's own database while the caller waits.
+ *
+ * An action runs only on an active instance whose entitlements have its required feature on;
+ * its input is checked against the action's JSON Schema (defaults filled in) before the plugin
+ * sees it. The plugin's return code becomes the answer, as the ABI header says: FTP_OK 200
+ * {action, instance_id, output}, FTP_E_INVALID 422, FTP_E_NOTFOUND 404, FTP_E_CONFLICT 409,
+ * retryable codes 503, others 500. Events the action emits go to the outbox with the request's
+ * audit row. The tenant work commits in the tenant database first; if the control-plane commit
+ * then failed, the answer is a 500 although the action happened (the audit log would miss it):
+ * a window of one failed COMMIT, accepted rather than a two-phase commit across databases.
+ */
+#include "core/mem.h"
+#include "domain/entitlement_service.h"
+#include "domain/jsonschema.h"
+#include "http/op.h"
+#include "http/routes.h"
+#include "infra/tenant_db.h"
+#include "plugins/invoke.h"
+#include "store/instance_store.h"
+#include "store/outbox_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int entitlement_of(void *arg, const char *code, int64_t *value)
+{
+    const ft_ent_feature_t *f = arg != NULL ? ft_entitlements_find(arg, code) : NULL;
+    if (f == NULL || !f->enabled)
+        return 0;
+    *value = f->value;
+    return 1;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+/* The action, its compiled input schema, and the instance's entitlements: FT_OK or a problem. */
+static int prepare(PGconn *c, ft_op_t *op, json_t *inst, const ft_generation_t *g, const ft_action_t **action,
+                   ft_entitlements_t **ent, ft_error_t *err)
+{
+    const ft_product_t *p = g->product;
+    size_t ai = 0;
+    for (; ai < p->nactions && strcmp(p->actions[ai].name, op->id2) != 0; ai++)
+        ;
+    if (ai == p->nactions)
+        return ft_problem(&op->problem, FT_ENOTFOUND, 404, "action-not-found", "Action not found",
+                          json_pack("{s:s, s:s}", "action", op->id2, "product", p->code), "Product %s has no action %s.", p->code,
+                          op->id2);
+    *action = &p->actions[ai];
+    if (strcmp(str(inst, "status"), "active") != 0)
+        return ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-active", "Instance not active",
+                          json_pack("{s:s}", "status", str(inst, "status")), "Actions run on active instances; %s is %s.", op->id,
+                          str(inst, "status"));
+    json_t *errors = NULL;
+    if (g->action_schemas != NULL && g->action_schemas[ai] != NULL && ft_schema_validate(g->action_schemas[ai], op->body, 1, &errors) != FT_OK)
+        return ft_problem(&op->problem, FT_EINVAL, 422, "invalid-action-input", "Invalid action input", json_pack("{s:o}", "errors", errors),
+                          "The input does not satisfy action %s's schema (see errors).", op->id2);
+    int rc = ft_ent_service_resolve(op->app->entitlements, c, op->catalog, &op->call, op->id, ent, &op->problem, err);
+    if (rc != FT_OK)
+        return rc;
+    const char *needs = (*action)->required_feature;
+    int64_t ignored;
+    if (needs != NULL && *needs != '\0' && !entitlement_of(*ent, needs, &ignored))
+        return ft_problem(&op->problem, FT_ESTATE, 403, "feature-not-entitled", "Feature not entitled",
+                          json_pack("{s:s, s:s}", "action", op->id2, "required_feature", needs),
+                          "Action %s needs feature %s, which this instance's entitlements do not include.", op->id2, needs);
+    return FT_OK;
+}
+
+/* Maps the plugin's answer onto HTTP, as the ABI promises. */
+static int plugin_failed(ft_op_t *op, int rc, const char *message)
+{
+    int status = rc == FTP_E_INVALID ? 422 : rc == FTP_E_NOTFOUND ? 404 : rc == FTP_E_CONFLICT ? 409 : FTP_IS_RETRYABLE(rc) ? 503 : 500;
+    const char *slug = status == 422 ? "action-refused" : status == 404 ? "action-target-not-found" : status == 409 ? "action-conflict"
+                       : status == 503                                   ? "action-unavailable"
+                                                                         : "action-failed";
+    return ft_problem(&op->problem, status == 503 ? FT_EUNAVAILABLE : FT_EINVAL, status, slug, "Action failed",
+                      json_pack("{s:s, s:i}", "action", op->id2, "plugin_code", rc), "%s: %s", op->id2,
+                      message[0] ? message : "the action failed");
+}
+
+static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    json_t *inst = NULL;
+    const ft_generation_t *g = NULL;
+    const ft_action_t *action = NULL;
+    ft_entitlements_t *ent = NULL;
+    PGconn *tenant = NULL;
+    char *input = NULL, *settings = NULL, *output = NULL;
+    int rc = ft_instance_get(c, &op->call, op->id, &inst, &op->problem, err);
+    if (rc == FT_OK)
+        rc = ft_op_instance_product(c, op, &g, err);
+    if (rc == FT_OK)
+        rc = prepare(c, op, inst, g, &action, &ent, err);
+    if (rc != FT_OK)
+        goto out;
+    const ft_config_t *cfg = &op->app->config;
+    ft_tenant_db_config_t tcfg = {.shared_url = cfg->tenant_database_url, .retention_days = cfg->archive_retention_days};
+    const char *tier = str(inst, "tier");
+    rc = ft_tenant_db_open(&tcfg, tier, op->id, g->product->code, 0, &tenant, NULL, err);
+    if (rc == FT_ENOTFOUND) {
+        rc = ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-provisioned", "Instance has no database",
+                        json_pack("{s:s}", "instance_id", op->id), "%s", err->message);
+        goto out;
+    }
+    if (rc != FT_OK)
+        goto out;
+    input = json_dumps(op->body, JSON_COMPACT);
+    settings = json_dumps(json_object_get(inst, "settings") != NULL ? json_object_get(inst, "settings") : json_object(), JSON_COMPACT);
+    ft_invocation_t inv = {.product = g->product,
+                           .conn = tenant,
+                           .instance_id = op->id,
+                           .instance_code = str(inst, "code"),
+                           .customer_id = str(inst, "customer_id"),
+                           .tier = strcmp(tier, "enterprise") == 0 ? FTP_TIER_ENTERPRISE : FTP_TIER_STANDARD,
+                           .settings_json = settings,
+                           .payload_json = input,
+                           .entitlement = entitlement_of,
+                           .entitlement_arg = ent,
+                           .log_id = op->correlation_id};
+    ft_error_t perr = {0};
+    int prc = ft_invoke_action(&inv, action, &output, &perr);
+    if (prc != FTP_OK) {
+        rc = plugin_failed(op, prc, perr.message);
+    } else {
+        json_t *result = json_loads(output != NULL ? output : "{}", 0, NULL);
+        op->out = json_pack("{s:s, s:s, s:o}", "action", op->id2, "instance_id", op->id, "output",
+                            result != NULL ? result : json_object());
+        /* the events the action emitted, with the request's audit row */
+        rc = ft_outbox_emit_instance_events(c, op->id, op->correlation_id, inv.events, err);
+    }
+    json_decref(inv.events);
+out:
+    if (tenant != NULL)
+        PQfinish(tenant);
+    ft_entitlements_release(ent);
+    json_decref(inst);
+    free(input);
+    free(settings);
+    free(output);
+    return rc;
+}
+
+static void run_action(ft_req_t *r)
+{
+    const char *name = ft_req_param(r, "name");
+    size_t n = strlen(name);
+    int ok = n >= 1 && n <= 63;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') || name[i] == '-' || name[i] == '_';
+    if (!ok) {
+        ft_respond_problem(r, 400, "invalid-parameter", "Invalid parameter",
+                           json_pack("{s:[{s:s, s:s}]}", "errors", "parameter", "name", "detail", "an action name: [a-z0-9_-], 1 to 63"),
+                           "%s is not an action name.", name);
+        return;
+    }
+    ft_op_t *op = ft_op_with_id(r, "id");
+    if (op == NULL)
+        return;
+    snprintf(op->id2, sizeof(op->id2), "%s", name);
+    if (op->body == NULL)
+        op->body = json_object(); /* no body: no input */
+    ft_op_run(r, op, run_work, 200);
+}
+
+/* GET: the actions of the instance's product, with their input schemas and whether its
+ * entitlements allow each now. */
+static int list_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    const ft_generation_t *g = NULL;
+    ft_entitlements_t *ent = NULL;
+    int rc = ft_op_instance_product(c, op, &g, err);
+    if (rc == FT_OK)
+        rc = ft_ent_service_resolve(op->app->entitlements, c, op->catalog, &op->call, op->id, &ent, &op->problem, err);
+    if (rc != FT_OK)
+        return rc;
+    json_t *items = json_array();
+    for (size_t i = 0; i < g->product->nactions; i++) {
+        const ft_action_t *a = &g->product->actions[i];
+        int64_t ignored;
+        json_t *schema = a->input_schema != NULL ? json_loads(a->input_schema, 0, NULL) : NULL;
+        json_array_append_new(items, json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "name", a->name, "description", a->description,
+                                               "required_feature", a->required_feature, "input_schema",
+                                               schema != NULL ? schema : json_object(), "allowed",
+                                               a->required_feature == NULL || entitlement_of(ent, a->required_feature, &ignored)));
+    }
+    ft_entitlements_release(ent);
+    op->out = json_pack("{s:s, s:o}", "product", g->product->code, "actions", items);
+    return FT_OK;
+}
+
+static void list_actions(ft_req_t *r)
+{
+    ft_op_t *op = ft_op_with_id(r, "id");
+    if (op != NULL)
+        ft_op_run(r, op, list_work, 200);
+}
+
+void ft_routes_actions(ft_router_t *router)
+{
+    static const ft_route_t routes[] = {
+        {.method = "GET", .pattern = "/api/v1/instances/{id}/actions", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
+         .handler = list_actions},
+        {.method = "POST", .pattern = "/api/v1/instances/{id}/actions/{name}", .permission = "actions:run", .action = "instance.action",
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_OPTIONAL_BODY | FT_ROUTE_WRITE, .handler = run_action},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+        ft_router_add(router, &routes[i]);
+}

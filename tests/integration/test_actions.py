@@ -1,0 +1,95 @@
+"""Product actions, POST /api/v1/instances/{id}/actions/{name}: run in the instance's own
+database (Standard and Enterprise), input checked against the action's schema, only on active
+instances whose entitlements include the required feature, scoped to the caller, audited, and
+idempotent with an Idempotency-Key."""
+from fixtures import child_key, customer
+from harness import main
+from test_pipeline import PipelineCase
+
+PATIENT = {"name": "Luna", "species": "dog", "owner_name": "Ana Ruiz", "owner_phone": "+573001234567"}
+
+
+class Actions(PipelineCase):
+
+    def active_vet(self, h, c, tier="standard"):
+        i = self.create(h, c, product="vet", plan="professional", tier=tier)
+        self.wait_status(h, i["id"], ["active"])
+        return i
+
+    def run_action(self, h, instance_id, name, body=None, **kw):
+        return h.request("POST", f"/api/v1/instances/{instance_id}/actions/{name}", body=body if body is not None else {}, **kw)
+
+    def test_actions_run_in_the_instance_database_of_either_tier(self):
+        h = self.host()
+        c = customer(h)
+        for tier in ("standard", "enterprise"):
+            with self.subTest(tier=tier):
+                i = self.active_vet(h, c, tier)
+                listed = h.get(f"/api/v1/instances/{i['id']}/actions").json()
+                names = {a["name"]: a for a in listed["actions"]}
+                self.assertEqual(listed["product"], "vet")
+                self.assertIn("register-patient", names)
+                self.assertTrue(names["register-patient"]["allowed"])
+                self.assertEqual(names["register-patient"]["input_schema"]["type"], "object")
+                r = self.run_action(h, i["id"], "register-patient", PATIENT)
+                self.assertEqual(r.status, 200, r)
+                out = r.json()
+                self.assertEqual((out["action"], out["instance_id"]), ("register-patient", i["id"]))
+                self.assertIsInstance(out["output"], dict)
+                count = self.run_action(h, i["id"], "patient-count").json()["output"]
+                self.assertEqual(count["patients"], 1, count)
+        # each instance counts its own patients: nothing leaks between tenants of the shared database
+        a = self.active_vet(h, c)
+        self.assertEqual(self.run_action(h, a["id"], "patient-count").json()["output"]["patients"], 0)
+
+    def test_input_feature_state_and_name_are_checked(self):
+        h = self.host()
+        c = customer(h)
+        i = self.active_vet(h, c)
+        p = self.assertProblem(self.run_action(h, i["id"], "register-patient", {"name": "", "species": "Dog!"}), 422,
+                               "invalid-action-input")
+        self.assertTrue({e["pointer"] for e in p["errors"]} >= {"#/name", "#/species"}, p)
+        self.assertProblem(self.run_action(h, i["id"], "register-patient", {"species": "dog", "extra": 1}), 422,
+                           "invalid-action-input")
+        self.assertProblem(self.run_action(h, i["id"], "teleport"), 404, "action-not-found")
+        self.assertProblem(self.run_action(h, i["id"], "Bad%21Name"), 400, "invalid-parameter")
+        self.assertProblem(self.run_action(h, "00000000-0000-4000-8000-000000000009", "patient-count"), 404)
+        # switching the required feature off refuses the action
+        h.request("PUT", f"/api/v1/instances/{i['id']}/overrides/patient_records", body={"enabled": False, "reason": "test"})
+        self.assertProblem(self.run_action(h, i["id"], "patient-count"), 403, "feature-not-entitled")
+        listed = {a["name"]: a for a in h.get(f"/api/v1/instances/{i['id']}/actions").json()["actions"]}
+        self.assertFalse(listed["patient-count"]["allowed"])
+        h.request("DELETE", f"/api/v1/instances/{i['id']}/overrides/patient_records")
+        self.assertEqual(self.run_action(h, i["id"], "patient-count").status, 200)
+        # only active instances
+        h.post(f"/api/v1/instances/{i['id']}/subscription/suspend")
+        self.wait_status(h, i["id"], ["suspended"])
+        self.assertProblem(self.run_action(h, i["id"], "patient-count"), 409, "instance-not-active")
+
+    def test_child_apps_act_on_their_own_instance_only_and_writes_are_audited_and_idempotent(self):
+        h = self.host()
+        c = customer(h)
+        mine, other = self.active_vet(h, c), self.active_vet(h, c)
+        key = child_key(h, mine["id"])
+        self.assertEqual(self.run_action(h, mine["id"], "patient-count", auth=key).status, 200)
+        r = self.run_action(h, other["id"], "register-patient", PATIENT, auth=key)
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(self.run_action(h, other["id"], "patient-count").json()["output"]["patients"], 0)
+        viewer = h.make_key("customer-viewer", customer=c["id"])
+        self.assertProblem(self.run_action(h, mine["id"], "patient-count", auth=viewer), 403, "forbidden")
+        # the same Idempotency-Key registers one patient
+        hdr = {"Idempotency-Key": "register-luna-1"}
+        first = self.run_action(h, mine["id"], "register-patient", PATIENT, headers=hdr, auth=key)
+        again = self.run_action(h, mine["id"], "register-patient", PATIENT, headers=hdr, auth=key)
+        self.assertEqual((first.status, again.status), (200, 200), (first, again))
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(first.json(), again.json())
+        self.assertEqual(self.run_action(h, mine["id"], "patient-count", auth=key).json()["output"]["patients"], 1)
+        rows = h.get(f"/api/v1/audit?action=instance.action&instance_id={mine['id']}&limit=200").json()["items"]
+        self.assertTrue(rows)
+        self.assertTrue(all(r["customer_id"] == c["id"] and r["entity_id"] == mine["id"] for r in rows), rows)
+        self.assertIn("success", {r["result"] for r in rows})
+
+
+if __name__ == "__main__":
+    main()
