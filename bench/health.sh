@@ -16,7 +16,7 @@ nport=$(free_port)
 start_host "$hport"
 start_nginx "$nport" health '{"status":"ok"}'
 
-echo "wrk -t1 -c$conns -d$duration, $rounds rounds, host and nginx with ${FT_BENCH_THREADS:-$(nproc)} threads/workers"
+echo "wrk -t1 -c$conns -d$duration, $rounds rounds, host and nginx with $bench_threads threads/workers"
 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$hport/health" >/dev/null
 wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$nport/health" >/dev/null
 hsum=0

@@ -280,7 +280,8 @@ ft_key_check_t ft_identity_check_key(ft_identity_t *id, const char *prefix, cons
     ft_key_check_t verdict;
     pthread_mutex_lock(&s->mutex);
     key_entry_t *e = *find_slot(s, h, prefix);
-    if (e == NULL || now - e->fetched_ns > (e->missing ? MISSING_TTL_NS : KEY_TTL_NS))
+    /* now may be a little older than fetched_ns (the caller's request began before another's fetch ended) */
+    if (e == NULL || (now > e->fetched_ns && now - e->fetched_ns > (e->missing ? MISSING_TTL_NS : KEY_TTL_NS)))
         verdict = FT_KEY_UNKNOWN_HERE;
     else
         verdict = judge(&e->row, &e->cred, e->missing, digest, cred, err);

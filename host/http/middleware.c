@@ -45,7 +45,7 @@ static ft_stage_result_t stage_limit_ip(ft_req_t *r)
         return FT_STAGE_NEXT;
     const char *ip = ft_req_client_ip(r);
     ft_ratelimit_result_t res;
-    ft_ratelimit_take(r->app->limit_ip, ip, strlen(ip), ft_now_ns(), &res);
+    ft_ratelimit_take(r->app->limit_ip, ip, strlen(ip), r->started_ns, &res); /* one clock read per request */
     if (res.allowed)
         return FT_STAGE_NEXT;
     too_many(r, &res, "client address");
@@ -58,7 +58,7 @@ static ft_stage_result_t stage_limit_credential(ft_req_t *r)
     if (r->app->limit_credential == NULL || !r->principal.authenticated)
         return FT_STAGE_NEXT;
     ft_ratelimit_result_t res;
-    ft_ratelimit_take(r->app->limit_credential, r->principal.subject, strlen(r->principal.subject), ft_now_ns(), &res);
+    ft_ratelimit_take(r->app->limit_credential, r->principal.subject, strlen(r->principal.subject), r->started_ns, &res);
     if (res.allowed)
         return FT_STAGE_NEXT;
     too_many(r, &res, "credential");
@@ -157,7 +157,7 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     }
     ft_credential_t cred;
     ft_error_t why = {0};
-    switch (ft_identity_check_key(r->app->identity, prefix, secret, ft_now_ns(), &cred, &why)) {
+    switch (ft_identity_check_key(r->app->identity, prefix, secret, r->started_ns, &cred, &why)) {
     case FT_KEY_VALID:
         accept_credential(r, &cred);
         return FT_STAGE_NEXT;
