@@ -44,6 +44,15 @@ typedef struct key_shard {
     size_t count;
 } key_shard_t;
 
+/* "Access tokens of this user issued before not_before (unix seconds) are void": users whose
+ * access changed within an access token's lifetime (ft_user_revocations, told by NOTIFY). */
+#define REVOKED_BUCKETS 256
+typedef struct revoked {
+    struct revoked *next;
+    char user_id[37];
+    int64_t not_before;
+} revoked_t;
+
 typedef struct retired {
     struct retired *next;
     ft_jwt_keyring_t *ring;
@@ -57,6 +66,8 @@ struct ft_identity {
     pthread_mutex_t swap_mutex;
     retired_t *retired;
     key_shard_t shards[KEY_SHARDS];
+    pthread_mutex_t revoked_mutex;
+    revoked_t *revoked[REVOKED_BUCKETS];
     ft_listener_t *listener;
 };
 
@@ -387,6 +398,96 @@ int ft_api_key_make(char **full, char prefix[FT_API_KEY_PREFIX_LEN + 1], unsigne
     return FT_OK;
 }
 
+/* ---- users whose access changed */
+
+static unsigned revoked_bucket(const char *user_id)
+{
+    return prefix_hash(user_id) % REVOKED_BUCKETS;
+}
+
+/* A revocation stops mattering once every token it voids has expired anyway. */
+static int revocation_stale(const ft_identity_t *id, int64_t not_before, int64_t now)
+{
+    return not_before + (int64_t)id->cfg.access_ttl_s + (int64_t)id->cfg.leeway_s < now;
+}
+
+void ft_identity_user_revoked(ft_identity_t *id, const char *user_id, int64_t not_before)
+{
+    if (!ft_uuid_valid(user_id))
+        return;
+    int64_t now = (int64_t)time(NULL);
+    pthread_mutex_lock(&id->revoked_mutex);
+    revoked_t **pp = &id->revoked[revoked_bucket(user_id)], *found = NULL;
+    while (*pp != NULL) {
+        revoked_t *e = *pp;
+        if (strcmp(e->user_id, user_id) == 0) {
+            found = e;
+            pp = &e->next;
+        } else if (revocation_stale(id, e->not_before, now)) {
+            *pp = e->next; /* pruned on the way */
+            free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+    if (found == NULL && !revocation_stale(id, not_before, now)) {
+        found = ft_mem_calloc(1, sizeof(*found));
+        snprintf(found->user_id, sizeof(found->user_id), "%s", user_id);
+        found->next = id->revoked[revoked_bucket(user_id)];
+        id->revoked[revoked_bucket(user_id)] = found;
+    }
+    if (found != NULL && not_before > found->not_before)
+        found->not_before = not_before;
+    pthread_mutex_unlock(&id->revoked_mutex);
+}
+
+/* 1 when an access token of user_id issued at iat is void. */
+static int token_revoked(ft_identity_t *id, const char *user_id, int64_t iat)
+{
+    int revoked = 0;
+    pthread_mutex_lock(&id->revoked_mutex);
+    for (revoked_t *e = id->revoked[revoked_bucket(user_id)]; e != NULL; e = e->next) {
+        if (strcmp(e->user_id, user_id) == 0) {
+            /* whole seconds: a token issued in the same second as the change stays valid, or a
+             * sign-in just after a password change would get a token that never works */
+            revoked = iat < e->not_before;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&id->revoked_mutex);
+    return revoked;
+}
+
+static void revoked_clear(ft_identity_t *id)
+{
+    for (size_t b = 0; b < REVOKED_BUCKETS; b++) {
+        while (id->revoked[b] != NULL) {
+            revoked_t *e = id->revoked[b];
+            id->revoked[b] = e->next;
+            free(e);
+        }
+    }
+}
+
+/* Every revocation that still matters, from the database (at start and after a reconnect). */
+static int load_revocations(ft_identity_t *id, PGconn *conn, ft_error_t *err)
+{
+    char window[24];
+    snprintf(window, sizeof(window), "%u", id->cfg.access_ttl_s + id->cfg.leeway_s + 1);
+    const char *params[] = {window};
+    PGresult *res = NULL;
+    int rc = ft_sql(conn, "loading token revocations",
+                    "SELECT user_id::text, floor(extract(epoch FROM not_before))::bigint FROM ft_user_revocations "
+                    "WHERE not_before > now() - make_interval(secs => $1::int)",
+                    1, params, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    for (int i = 0; i < PQntuples(res); i++)
+        ft_identity_user_revoked(id, PQgetvalue(res, i, 0), strtoll(PQgetvalue(res, i, 1), NULL, 10));
+    PQclear(res);
+    return FT_OK;
+}
+
 /* ---- tokens */
 
 json_t *ft_identity_jwks(ft_identity_t *id)
@@ -438,6 +539,10 @@ int ft_identity_verify_token(ft_identity_t *id, const char *token, size_t len, f
         ft_error_set(err, FT_EAUTH, "the token's roles do not fit its scope");
     else
         rc = FT_OK;
+    if (rc == FT_OK && token_revoked(id, sub, (int64_t)json_integer_value(json_object_get(claims, "iat")))) {
+        ft_error_set(err, FT_EAUTH, "the access token was revoked: the user's access changed after it was issued; sign in again");
+        rc = FT_EAUTH;
+    }
     if (rc == FT_OK) {
         snprintf(cred->subject, sizeof(cred->subject), "user:%s", sub);
         cred->roles = roles;
@@ -458,12 +563,23 @@ static void on_notify(void *arg, const char *channel, const char *payload)
         PGconn *c = ft_db_connect(id->url, "farutech-keys", &err);
         if (c == NULL || ft_identity_reload_keys(id, c, &err) != FT_OK)
             ft_log(FT_LOG_WARN, NULL, "signing keys: reload failed: %s", err.message);
+        else if (channel == NULL && load_revocations(id, c, &err) != FT_OK)
+            ft_log(FT_LOG_WARN, NULL, "token revocations: reload failed: %s", err.message);
         PQfinish(c);
     }
     if (channel == NULL) {
         forget_all_keys(id); /* changes may have been missed while disconnected */
     } else if (strcmp(channel, "ft_credentials") == 0 && payload != NULL && strncmp(payload, "key:", 4) == 0) {
         ft_identity_key_forget(id, payload + 4);
+    } else if (strcmp(channel, "ft_credentials") == 0 && payload != NULL && strncmp(payload, "user:", 5) == 0) {
+        /* "user:<uuid>:<unix seconds>" */
+        char user[37];
+        const char *colon = strchr(payload + 5, ':');
+        if (colon != NULL && colon - (payload + 5) == 36) {
+            memcpy(user, payload + 5, 36);
+            user[36] = '\0';
+            ft_identity_user_revoked(id, user, strtoll(colon + 1, NULL, 10));
+        }
     }
 }
 
@@ -477,7 +593,9 @@ ft_identity_t *ft_identity_start(const ft_identity_config_t *cfg, PGconn *conn, 
     pthread_mutex_init(&id->swap_mutex, NULL);
     for (size_t i = 0; i < KEY_SHARDS; i++)
         pthread_mutex_init(&id->shards[i].mutex, NULL);
-    if (ensure_key(id, conn, err) != FT_OK || ft_identity_reload_keys(id, conn, err) != FT_OK) {
+    pthread_mutex_init(&id->revoked_mutex, NULL);
+    if (ensure_key(id, conn, err) != FT_OK || ft_identity_reload_keys(id, conn, err) != FT_OK ||
+        load_revocations(id, conn, err) != FT_OK) {
         ft_identity_stop(id);
         return NULL;
     }
@@ -502,6 +620,8 @@ void ft_identity_stop(ft_identity_t *id)
         shard_clear(&id->shards[i]);
         pthread_mutex_destroy(&id->shards[i].mutex);
     }
+    revoked_clear(id);
+    pthread_mutex_destroy(&id->revoked_mutex);
     pthread_mutex_destroy(&id->swap_mutex);
     free(id->url);
     free(id->issuer);

@@ -54,6 +54,11 @@ int ft_identity_issue(ft_identity_t *id, const char *user_id, const char *email,
 /* Verifies an access token (JWT). FT_EAUTH with err->message a reason fit for the client. */
 int ft_identity_verify_token(ft_identity_t *id, const char *token, size_t len, ft_credential_t *cred, ft_error_t *err);
 
+/* Voids the user's access tokens issued before not_before (unix seconds), on this host: the
+ * NOTIFY from ft_user_revocations does it on every host; a change made here calls it after its
+ * commit so that this host does not wait for the NOTIFY. */
+void ft_identity_user_revoked(ft_identity_t *id, const char *user_id, int64_t not_before);
+
 /* API keys: "ftk_<prefix>_<secret>". */
 #define FT_API_KEY_PREFIX_LEN 12
 #define FT_API_KEY_SECRET_LEN 43

@@ -41,10 +41,12 @@ typedef struct user_args {
     char password_hash[FT_PASSWORD_HASH_MAX];
     char password[1025];
     int has_password;
+    int64_t revoked_at; /* unix seconds: the change voided the user's access tokens (0: it did not) */
 } user_args_t;
 
 /* Roles the caller may hand out: every role for a platform admin, customer roles for a customer
- * admin. Answers 403 and returns -1 otherwise; also checks the roles fit the user's scope. */
+ * admin. Answers 403 and returns -1 otherwise; also checks the roles fit the user's scope
+ * (customer_user 1: a customer's user, 0: staff, -1: not known here). */
 static int may_grant(ft_req_t *r, json_t *roles, int customer_user)
 {
     unsigned want = ft_roles_from_json(roles);
@@ -58,7 +60,7 @@ static int may_grant(ft_req_t *r, json_t *roles, int customer_user)
                            "Your credential may not grant the roles asked for (a customer admin grants customer roles only).");
         return -1;
     }
-    if (customer_user ? (want & ~FT_ROLES_CUSTOMER) != 0 : (want & ~FT_ROLES_STAFF) != 0) {
+    if (customer_user >= 0 && (customer_user ? (want & ~FT_ROLES_CUSTOMER) != 0 : (want & ~FT_ROLES_STAFF) != 0)) {
         ft_respond_problem(r, 422, "roles-do-not-fit", "Roles do not fit the user",
                            json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", "#/roles", "detail", "do not fit the user's scope"),
                            "%s", customer_user ? "A customer's user holds customer roles only (customer-admin, customer-viewer)."
@@ -130,6 +132,32 @@ static void get_user(ft_req_t *r)
         ft_op_run(r, op, get_work, 200);
 }
 
+/* Whether this transaction voided the user's access tokens (ft_user_revocations' trigger), kept
+ * for revoked_here. */
+static int note_revocation(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    user_args_t *a = op->arg;
+    const char *params[] = {op->id};
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "reading the token revocation",
+                    "SELECT floor(extract(epoch FROM not_before))::bigint FROM ft_user_revocations "
+                    "WHERE user_id = $1 AND not_before >= transaction_timestamp()",
+                    1, params, &res, err);
+    if (rc == FT_OK && PQntuples(res) == 1)
+        a->revoked_at = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return rc;
+}
+
+/* After the commit: this host stops accepting the user's older access tokens at once (the
+ * NOTIFY tells every host, this one too, a moment later). */
+static void revoked_here(ft_req_t *r, ft_op_t *op, int ok)
+{
+    user_args_t *a = op->arg;
+    if (ok && a->revoked_at != 0 && r->app->identity != NULL)
+        ft_identity_user_revoked(r->app->identity, op->id, a->revoked_at);
+}
+
 static int update_work(PGconn *c, ft_op_t *op, ft_error_t *err)
 {
     user_args_t *a = op->arg;
@@ -153,17 +181,20 @@ static int update_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     json_object_del(in, "password");
     rc = ft_user_update(c, &op->call, op->id, in, a->has_password ? a->password_hash : NULL, &op->out, &op->problem, err);
     json_decref(in);
-    return rc;
+    return rc == FT_OK ? note_revocation(c, op, err) : rc;
 }
 
 static void update_user(ft_req_t *r)
 {
-    if (may_grant(r, json_object_get(r->body, "roles"), r->principal.customer_id[0] != '\0') != 0)
+    /* whether the roles fit the user is checked against the user itself, in update_work: a
+     * platform admin may change a customer user's roles */
+    if (may_grant(r, json_object_get(r->body, "roles"), -1) != 0)
         return;
     ft_op_t *op = ft_op_with_id(r, "id");
     if (op == NULL)
         return;
     op->arg = take_password(r);
+    op->after = revoked_here;
     ft_op_run(r, op, update_work, 200);
 }
 
@@ -172,7 +203,8 @@ static int delete_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     ft_user_auth_t u;
     if (ft_user_auth_by_id(c, &op->call, op->id, &u, err) == FT_OK)
         snprintf(op->audit_customer, sizeof(op->audit_customer), "%s", u.customer_id); /* the row outlives the user */
-    return ft_user_delete(c, &op->call, op->id, &op->problem, err);
+    int rc = ft_user_delete(c, &op->call, op->id, &op->problem, err);
+    return rc == FT_OK ? note_revocation(c, op, err) : rc;
 }
 
 static void delete_user(ft_req_t *r)
@@ -186,8 +218,11 @@ static void delete_user(ft_req_t *r)
         return;
     }
     ft_op_t *op = ft_op_with_id(r, "id");
-    if (op != NULL)
-        ft_op_run(r, op, delete_work, 204);
+    if (op == NULL)
+        return;
+    op->arg = ft_mem_calloc(1, sizeof(user_args_t));
+    op->after = revoked_here;
+    ft_op_run(r, op, delete_work, 204);
 }
 
 typedef struct list_args {

@@ -370,6 +370,62 @@ class Security(SecurityCase):
         # the real token is as good as before
         self.assertEqual(h.get("/api/v1/customers", auth=access).status, 200)
 
+    def test_access_tokens_end_when_the_users_access_changes(self):
+        """Disabling, a new password, other roles or deletion void the user's access tokens at
+        once, on this host and (through NOTIFY) on another; a fresh sign-in works again."""
+        h = self.host()
+        other = self.host(dbname=h.dbname)
+        c = self.customer(h)
+        u = self.user(h, ["customer-admin"], customer_id=c["id"])
+        me = "/api/v1/auth/me"
+
+        def refused(host, token):
+            r = host.get(me, auth=token)
+            self.assertEqual(r.status, 401, r)
+            self.assertIn('error="invalid_token"', r.headers.get("www-authenticate", ""))
+            self.assertIn("revoked", r.json()["detail"])
+
+        def fresh():
+            t = self.token(h, u["email"])["access_token"]
+            for host in (h, other):
+                self.assertEqual(host.get(me, auth=t).status, 200)
+            return t
+
+        # a change that does not decide access leaves tokens alone
+        t = fresh()
+        self.assertEqual(h.request("PATCH", f"/api/v1/users/{u['id']}", body={"display_name": "Still Me"}).status, 200)
+        for host in (h, other):
+            self.assertEqual(host.get(me, auth=t).status, 200)
+        for change in ({"status": "disabled"}, {"password": PASSWORD + "-new"}, {"roles": ["customer-viewer"]}):
+            with self.subTest(change=change):
+                t = fresh()
+                time.sleep(1.05)  # the token's iat is in whole seconds: let the change fall in a later one
+                r = h.request("PATCH", f"/api/v1/users/{u['id']}", body=change)
+                self.assertEqual(r.status, 200, r)
+                refused(h, t)  # this host: at once, with the answer
+                t0 = time.monotonic()
+                wait_until(lambda: other.get(me, auth=t).status == 401, 1.0, interval=0.01, what="the other host to hear")
+                self.assertLess(time.monotonic() - t0, 1.0)
+                refused(other, t)
+                if change.get("status") == "disabled":
+                    self.assertEqual(self.login(h, u["email"]).status, 401)
+                    self.assertEqual(h.request("PATCH", f"/api/v1/users/{u['id']}", body={"status": "active"}).status, 200)
+                    refused(h, t)  # enabling again does not bring the old token back
+                if "password" in change:
+                    self.assertEqual(h.request("PATCH", f"/api/v1/users/{u['id']}", body={"password": PASSWORD}).status, 200)
+        # roles that do not fit the user are refused whoever asks, and nothing changes
+        r = h.request("PATCH", f"/api/v1/users/{u['id']}", body={"roles": ["operator"]})
+        self.assertEqual((r.status, r.json()["type"].rsplit("/", 1)[-1]), (422, "roles-do-not-fit"), r)
+        # deleted: its tokens end too
+        t = fresh()
+        time.sleep(1.05)
+        self.assertEqual(h.request("DELETE", f"/api/v1/users/{u['id']}").status, 204)
+        refused(h, t)
+        wait_until(lambda: other.get(me, auth=t).status == 401, 1.0, interval=0.01, what="the other host to hear")
+        # a host started later learns the revocations from the database
+        late = self.host(dbname=h.dbname)
+        self.assertEqual(late.get(me, auth=t).status, 401)
+
     def test_signing_key_rotation_and_retirement(self):
         h = self.host()
         email, _ = self.create_admin(h)
