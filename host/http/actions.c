@@ -10,6 +10,12 @@
  * audit row. The tenant work commits in the tenant database first; if the control-plane commit
  * then failed, the answer is a 500 although the action happened (the audit log would miss it):
  * a window of one failed COMMIT, accepted rather than a two-phase commit across databases.
+ *
+ * With "Prefer: respond-async" the same checks run and the action is queued as a job instead
+ * (202, Location: /api/v1/jobs/{id}); a worker runs it with the usual retries and the job's
+ * "result" holds the output. A retry runs the action again only after a failure the plugin
+ * reported (its transaction rolled back), or after a worker died between the tenant commit and
+ * the record of it: an action meant to run as a job should be idempotent, as steps are.
  */
 #include "core/mem.h"
 #include "domain/entitlement_service.h"
@@ -19,11 +25,14 @@
 #include "infra/tenant_db.h"
 #include "plugins/invoke.h"
 #include "store/instance_store.h"
+#include "store/job_store.h"
 #include "store/outbox_store.h"
+#include "store/sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int entitlement_of(void *arg, const char *code, int64_t *value)
 {
@@ -146,6 +155,67 @@ out:
     return rc;
 }
 
+/* "Prefer: respond-async" (RFC 7240): the action becomes a job (kind "action", one step, the
+ * action's name) that the workers run with retries like any other; 202 with the job, its URL in
+ * Location, and the output in the job's "result" once it has run. */
+static int enqueue_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    json_t *inst = NULL;
+    const ft_generation_t *g = NULL;
+    const ft_action_t *action = NULL;
+    ft_entitlements_t *ent = NULL;
+    int rc = ft_instance_get(c, &op->call, op->id, &inst, &op->problem, err);
+    if (rc == FT_OK)
+        rc = ft_op_instance_product(c, op, &g, err);
+    if (rc == FT_OK)
+        rc = prepare(c, op, inst, g, &action, &ent, err);
+    if (rc == FT_OK)
+        rc = ft_sql_begin(c, err);
+    if (rc == FT_OK) {
+        ft_job_step_spec_t step = {.name = action->name, .version = 1};
+        json_t *payload = json_pack("{s:s, s:O}", "action", action->name, "input", op->body);
+        ft_job_spec_t spec = {.instance_id = op->id,
+                              .customer_id = str(inst, "customer_id"),
+                              .product = g->product->code,
+                              .kind = "action",
+                              .payload = payload,
+                              .steps = &step,
+                              .nsteps = 1,
+                              .correlation_id = op->correlation_id};
+        char job_id[37];
+        rc = ft_job_enqueue(c, &spec, job_id, err);
+        json_decref(payload);
+        if (rc == FT_OK)
+            rc = ft_sql_commit(c, err);
+        else
+            ft_sql_rollback(c);
+        if (rc == FT_OK) {
+            op->out = json_pack("{s:s, s:s, s:s, s:s}", "action", op->id2, "instance_id", op->id, "job_id", job_id, "status", "queued");
+            snprintf(op->location, sizeof(op->location), "/api/v1/jobs/%s", job_id);
+        }
+    }
+    ft_entitlements_release(ent);
+    json_decref(inst);
+    return rc;
+}
+
+/* 1 when the Prefer header asks for respond-async (a preference among others, any case). */
+static int prefers_async(ft_req_t *r)
+{
+    const char *prefer = ft_req_header(r, "prefer");
+    if (prefer == NULL)
+        return 0;
+    for (const char *p = prefer; *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ",;= \t");
+        if (n == 13 && strncasecmp(p, "respond-async", 13) == 0)
+            return 1;
+        p += strcspn(p, ",");
+    }
+    return 0;
+}
+
 static void run_action(ft_req_t *r)
 {
     const char *name = ft_req_param(r, "name");
@@ -165,6 +235,11 @@ static void run_action(ft_req_t *r)
     snprintf(op->id2, sizeof(op->id2), "%s", name);
     if (op->body == NULL)
         op->body = json_object(); /* no body: no input */
+    if (prefers_async(r)) {
+        ft_req_add_header(r, "preference-applied", "respond-async");
+        ft_op_run(r, op, enqueue_work, 202);
+        return;
+    }
     ft_op_run(r, op, run_work, 200);
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/mem.h"
 #include "domain/entitlements.h"
+#include "domain/jsonschema.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
 #include "plugins/invoke.h"
@@ -125,6 +126,48 @@ static void fail(outcome_t *o, int retryable, const char *step, const char *fmt,
     o->retryable = retryable;
 }
 
+/* An action job's one step: the product's action of that name, still allowed by the instance's
+ * entitlements, and its input (checked again against the action's schema: the product may have
+ * been reloaded since the job was queued). 0, or -1 with the failure in o (not retryable). */
+static int prepare_action(const ft_generation_t *g, const ft_job_row_t *job, const char *name, const ft_entitlements_t *ent,
+                          const ft_action_t **action, char **input, outcome_t *o)
+{
+    const ft_product_t *p = g->product;
+    size_t ai = 0;
+    for (; ai < p->nactions && strcmp(p->actions[ai].name, name) != 0; ai++)
+        ;
+    if (ai == p->nactions) {
+        fail(o, 0, name, "product %s %s has no action %s any more", p->code, p->version, name);
+        return -1;
+    }
+    if (strcmp(job->instance_status, "active") != 0) {
+        fail(o, 0, name, "actions run on active instances; %s is %s", job->instance_id, job->instance_status);
+        return -1;
+    }
+    const char *needs = p->actions[ai].required_feature;
+    int64_t ignored;
+    if (needs != NULL && *needs != '\0' && !entitlement_of((void *)ent, needs, &ignored)) {
+        fail(o, 0, name, "action %s needs feature %s, which the instance's entitlements no longer include", name, needs);
+        return -1;
+    }
+    json_t *in = json_deep_copy(json_object_get(job->payload, "input"));
+    if (in == NULL)
+        in = json_object();
+    json_t *errors = NULL;
+    if (g->action_schemas != NULL && g->action_schemas[ai] != NULL && ft_schema_validate(g->action_schemas[ai], in, 1, &errors) != FT_OK) {
+        char *text = json_dumps(errors, JSON_COMPACT);
+        fail(o, 0, name, "the input no longer satisfies action %s's schema: %s", name, text != NULL ? text : "");
+        free(text);
+        json_decref(errors);
+        json_decref(in);
+        return -1;
+    }
+    *input = json_dumps(in, JSON_COMPACT);
+    json_decref(in);
+    *action = &p->actions[ai];
+    return 0;
+}
+
 /* Runs the steps still to do. The tenant database work of each step is its own transaction;
  * its completion is recorded in the control plane right after. */
 static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, json_t **location, outcome_t *o)
@@ -176,15 +219,22 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
     char *settings = json_dumps(job->settings != NULL ? job->settings : json_object(), JSON_COMPACT);
     char *payload = json_dumps(job->payload != NULL ? job->payload : json_object(), JSON_COMPACT);
     uint32_t lifecycle = lifecycle_of(job->kind);
+    int is_action = strcmp(job->kind, "action") == 0;
     for (size_t i = 0; i < job->nsteps && o->ok; i++) {
         ft_job_step_row_t *s = &job->steps[i];
         if (strcmp(s->status, "succeeded") == 0)
             continue;
         const ft_step_t *step = NULL;
-        for (size_t k = 0; k < g->product->nsteps && step == NULL; k++)
+        const ft_action_t *action = NULL;
+        char *input = NULL;
+        for (size_t k = 0; k < g->product->nsteps && step == NULL && !is_action; k++)
             if (g->product->steps[k].lifecycle == lifecycle && strcmp(g->product->steps[k].name, s->name) == 0)
                 step = &g->product->steps[k];
-        if (step == NULL) {
+        if (is_action && prepare_action(g, job, s->name, ent, &action, &input, o) != 0) {
+            ft_job_step_failed(control, job->id, s->position, o->error, &err);
+            break;
+        }
+        if (step == NULL && action == NULL) {
             fail(o, 0, s->name, "product %s %s has no %s step %s any more", job->product, g->product->version, job->kind, s->name);
             break;
         }
@@ -204,14 +254,26 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
                                .entitlement_arg = ent,
                                .log_id = job->correlation_id};
         ft_error_t serr = {0};
-        rc = ft_invoke_step(&inv, step, &serr);
+        char *output = NULL, *result = NULL;
+        if (action != NULL) {
+            inv.payload_json = input;
+            rc = ft_invoke_action(&inv, action, &output, &serr);
+            json_t *out = rc == FTP_OK ? json_loads(output != NULL ? output : "{}", 0, NULL) : NULL;
+            result = rc == FTP_OK ? json_dumps(out != NULL ? out : json_object(), JSON_COMPACT) : NULL;
+            json_decref(out);
+        } else {
+            rc = ft_invoke_step(&inv, step, &serr);
+        }
         if (rc != FTP_OK) {
-            fail(o, FTP_IS_RETRYABLE(rc), s->name, "step %s: %s", s->name, serr.message);
+            fail(o, FTP_IS_RETRYABLE(rc), s->name, "%s %s: %s", action != NULL ? "action" : "step", s->name, serr.message);
             ft_job_step_failed(control, job->id, s->position, serr.message, &err);
-        } else if (ft_job_step_done(control, job, s->position, inv.events, &err) != FT_OK) {
+        } else if (ft_job_step_done(control, job, s->position, inv.events, result, &err) != FT_OK) {
             fail(o, 1, s->name, "recording step %s: %s", s->name, err.message);
         }
         json_decref(inv.events);
+        free(output);
+        free(result);
+        free(input);
     }
     free(settings);
     free(payload);

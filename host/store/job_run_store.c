@@ -18,7 +18,7 @@
     "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                 \
     " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"              \
     " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"  \
-    " 'started_at', j.started_at, 'finished_at', j.finished_at,"                                                             \
+    " 'started_at', j.started_at, 'finished_at', j.finished_at, 'result', j.result,"                                          \
     " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"     \
     "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                          \
     " 'steps', (SELECT coalesce(json_agg(json_build_object('position', s.position, 'name', s.name, 'version', s.version,"   \
@@ -175,7 +175,7 @@ static void event_id(const char *job_id, int position, size_t n, char out[37])
     uuid_unparse_lower(u, out);
 }
 
-int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, ft_error_t *err)
+int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, const char *result, ft_error_t *err)
 {
     char pos[16];
     snprintf(pos, sizeof(pos), "%d", position);
@@ -186,6 +186,9 @@ int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *e
                     "UPDATE ft_job_steps SET status = 'succeeded', finished_at = now(), last_error = NULL"
                     " WHERE job_id = $1 AND position = $2",
                     2, p, NULL, err);
+    const char *rp[] = {job->id, result};
+    if (rc == FT_OK && result != NULL)
+        rc = ft_sql(c, "recording the job's result", "UPDATE ft_jobs SET result = $2::jsonb WHERE id = $1", 2, rp, NULL, err);
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev)
@@ -294,7 +297,9 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
                     " WHERE id = $1",
                     1, ip, NULL, err);
     } else if (rc == FT_OK) {
-        name = strcmp(job->kind, "suspend") == 0  ? "instance.suspended.v1"
+        /* an action's own events were written with its step; job.succeeded says it finished */
+        name = strcmp(job->kind, "action") == 0    ? NULL
+               : strcmp(job->kind, "suspend") == 0 ? "instance.suspended.v1"
                : strcmp(job->kind, "resume") == 0 ? "instance.resumed.v1"
                                                    : "instance.features_changed.v1";
         rc = ft_sql(c, "clearing the instance's reason",
@@ -305,7 +310,7 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
         rc = inbox(c, consumer, event_id, err);
     if (rc == FT_OK)
         rc = emit(c, job, "job.succeeded.v1", json_pack("{s:i}", "attempts", job->attempts), err);
-    if (rc == FT_OK) {
+    if (rc == FT_OK && name != NULL) {
         json_t *data = json_pack("{s:s}", "tier", job->tier);
         if (data_location != NULL && strcmp(job->kind, "provision") == 0)
             json_object_set(data, "data_location", data_location);

@@ -45,8 +45,9 @@ void ft_job_release(PGconn *c, const char *job_id);
 
 int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err);
 /* Marks the step done and writes the events it emitted ([{type,data}], ids derived from the
- * job, the step and their order) to the outbox, in one transaction. */
-int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, ft_error_t *err);
+ * job, the step and their order) to the outbox, and result (JSON text, or NULL: none) as the
+ * job's result, in one transaction. */
+int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, const char *result, ft_error_t *err);
 int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *error, ft_error_t *err);
 /* Records a failed attempt and (retrying) puts the job back in the queue state. */
 int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, const char *error, int retryable, ft_error_t *err);

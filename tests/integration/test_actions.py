@@ -3,7 +3,7 @@ database (Standard and Enterprise), input checked against the action's schema, o
 instances whose entitlements include the required feature, scoped to the caller, audited, and
 idempotent with an Idempotency-Key."""
 from fixtures import child_key, customer
-from harness import main
+from harness import main, wait_until
 from test_pipeline import PipelineCase
 
 PATIENT = {"name": "Luna", "species": "dog", "owner_name": "Ana Ruiz", "owner_phone": "+573001234567"}
@@ -89,6 +89,44 @@ class Actions(PipelineCase):
         self.assertTrue(rows)
         self.assertTrue(all(r["customer_id"] == c["id"] and r["entity_id"] == mine["id"] for r in rows), rows)
         self.assertIn("success", {r["result"] for r in rows})
+
+    def test_prefer_respond_async_runs_the_action_as_a_job(self):
+        h = self.host()
+        c = customer(h)
+        i = self.active_vet(h, c, "enterprise")
+        hdr = {"Prefer": "wait=5, respond-async"}
+        r = self.run_action(h, i["id"], "register-patient", PATIENT, headers=hdr)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.headers.get("preference-applied"), "respond-async")
+        queued = r.json()
+        self.assertEqual((queued["action"], queued["instance_id"], queued["status"]), ("register-patient", i["id"], "queued"))
+        self.assertEqual(r.headers["location"], f"/api/v1/jobs/{queued['job_id']}")
+        job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(h.get(r.headers["location"]).json()),
+                         60, what="the action job to finish")
+        self.assertEqual((job["status"], job["kind"], job["attempts"]), ("succeeded", "action", 1), job)
+        self.assertEqual([(s["name"], s["status"]) for s in job["steps"]], [("register-patient", "succeeded")])
+        self.assertIsInstance(job["result"], dict)
+        self.assertEqual(job["payload"]["input"]["name"], "Luna")
+        self.assertIn(job["id"], [j["id"] for j in h.get(f"/api/v1/instances/{i['id']}/jobs").json()["items"]])
+        self.assertEqual(self.run_action(h, i["id"], "patient-count").json()["output"]["patients"], 1)
+        # the same checks as the synchronous call, before anything is queued
+        self.assertProblem(self.run_action(h, i["id"], "register-patient", {"name": ""}, headers=hdr), 422, "invalid-action-input")
+        self.assertProblem(self.run_action(h, i["id"], "teleport", headers=hdr), 404, "action-not-found")
+        jobs = h.get(f"/api/v1/instances/{i['id']}/jobs").json()["items"]
+        self.assertEqual(sorted(j["kind"] for j in jobs), ["action", "provision"])  # nothing queued for the refusals
+        # a refusal by the product fails the job for good (no retry), not the instance
+        r = self.run_action(h, i["id"], "register-patient", {"name": "Kira", "species": "dog", "owner_id": 999999}, headers=hdr)
+        self.assertEqual(r.status, 202, r)
+        job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(h.get(r.headers["location"]).json()),
+                         60, what="the refused action job to finish")
+        self.assertEqual((job["status"], job["attempts"], job["result"]), ("failed", 1, None), job)
+        self.assertIn("owner 999999 not found", job["last_error"])
+        self.assertEqual(h.get(f"/api/v1/instances/{i['id']}").json()["status"], "active")
+        dead = [d for d in h.get("/api/v1/dlq").json()["items"] if d["job_id"] == job["id"]]
+        self.assertEqual([d["kind"] for d in dead], ["action"])
+        self.assertEqual(self.run_action(h, i["id"], "patient-count").json()["output"]["patients"], 1)
+        rows = h.get(f"/api/v1/audit?action=instance.action&instance_id={i['id']}&limit=50").json()["items"]
+        self.assertGreaterEqual(len([x for x in rows if x["result"] == "success"]), 3)
 
 
 if __name__ == "__main__":

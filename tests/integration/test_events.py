@@ -1,11 +1,11 @@
 """Event contracts: drive a customer and instances through their lives (create, provision,
-overrides, plan changes, trials, suspension, cancellation, failure, DLQ, replay, discard,
+overrides, an action run as a job, plan changes, trials, suspension, cancellation, failure, DLQ, replay, discard,
 removal), then check every event written to the outbox against its JSON Schema."""
 import os
 import subprocess
 
 from fixtures import customer
-from harness import BUILD, ROOT, main
+from harness import BUILD, ROOT, main, wait_until
 from test_pipeline import PipelineCase
 
 
@@ -21,6 +21,9 @@ class Events(PipelineCase):
         h.request("PUT", base + "/overrides/telemedicine", body={"enabled": True, "reason": "pilot"})
         h.request("PUT", base + "/overrides/max_users", body={"enabled": True, "limit": 9, "expires_at": "2099-01-01T00:00:00Z"})
         h.request("DELETE", base + "/overrides/telemedicine")
+        r = h.request("POST", base + "/actions/patient-count", body={}, headers={"Prefer": "respond-async"})
+        self.assertEqual(r.status, 202, r)
+        wait_until(lambda: h.get(r.headers["location"]).json()["status"] == "succeeded", 60, what="the action job")
         h.post(base + "/subscription/plan", body={"plan": "enterprise"})
         h.post(base + "/subscription/plan", body={"plan": "essentials"})
         h.post(base + "/subscription/trial", body={"ends_at": "2099-01-01T00:00:00Z"})
