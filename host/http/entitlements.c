@@ -8,6 +8,11 @@
 
 #include <string.h>
 
+static void release_record(void *e)
+{
+    ft_entitlements_release(e);
+}
+
 static void found(ft_req_t *r, ft_entitlements_t *e, void *arg)
 {
     ft_req_add_header(r, "etag", e->etag);
@@ -18,7 +23,9 @@ static void found(ft_req_t *r, ft_entitlements_t *e, void *arg)
     }
     size_t len;
     const char *json = ft_entitlements_json(e, &len);
-    ft_respond_raw(r, 200, "application/json", json, len);
+    /* the record's own text, held until the response has been written: no copy */
+    ft_entitlements_hold(e);
+    ft_respond_borrowed(r, 200, "application/json", json, len, release_record, e);
 }
 
 static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, void *arg)

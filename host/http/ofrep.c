@@ -156,6 +156,11 @@ static const char *bulk_body(ft_entitlements_t *e)
     return expected;
 }
 
+static void release_record(void *e)
+{
+    ft_entitlements_release(e);
+}
+
 static void found_bulk(ft_req_t *r, ft_entitlements_t *e, void *arg)
 {
     ft_req_add_header(r, "etag", e->etag);
@@ -164,7 +169,8 @@ static void found_bulk(ft_req_t *r, ft_entitlements_t *e, void *arg)
         return;
     }
     const char *body = bulk_body(e);
-    ft_respond_raw(r, 200, "application/json", body, strlen(body));
+    ft_entitlements_hold(e); /* the record's own text, until the response is written */
+    ft_respond_borrowed(r, 200, "application/json", body, strlen(body), release_record, e);
 }
 
 static void evaluate_all(ft_req_t *r)

@@ -302,6 +302,31 @@ void ft_respond_raw(ft_req_t *r, int status, const char *content_type, const cha
     send_pooled(r, status, content_type, copy, len);
 }
 
+typedef struct borrowed {
+    void (*release)(void *);
+    void *arg;
+} borrowed_t;
+
+static void borrowed_done(void *p)
+{
+    borrowed_t *b = p;
+    b->release(b->arg);
+}
+
+void ft_respond_borrowed(ft_req_t *r, int status, const char *content_type, const char *body, size_t len, void (*release)(void *),
+                         void *arg)
+{
+    if (r->req == NULL) {
+        release(arg);
+        return;
+    }
+    /* the pool outlives the write of the response: the body is released with it */
+    borrowed_t *b = h2o_mem_alloc_shared(&r->req->pool, sizeof(*b), borrowed_done);
+    b->release = release;
+    b->arg = arg;
+    send_pooled(r, status, content_type, (char *)body, len);
+}
+
 void ft_respond_empty(ft_req_t *r, int status)
 {
     send_pooled(r, status, NULL, NULL, 0);

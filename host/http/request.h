@@ -69,6 +69,10 @@ const char *ft_req_client_ip(ft_req_t *r);
 void ft_respond_json(ft_req_t *r, int status, json_t *body);
 /* Answers with a copy of `body`. */
 void ft_respond_raw(ft_req_t *r, int status, const char *content_type, const char *body, size_t len);
+/* Answers with `body` itself, not a copy: `release(arg)` runs once the response is done with it
+ * (also when the client left); until then body must stay as it is. */
+void ft_respond_borrowed(ft_req_t *r, int status, const char *content_type, const char *body, size_t len, void (*release)(void *),
+                         void *arg);
 /* Answers with no body (204, 304). */
 void ft_respond_empty(ft_req_t *r, int status);
 /*
