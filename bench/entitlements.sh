@@ -79,7 +79,7 @@ start_nginx "$nport" ent.json "$(cat "$work/ent.json")"
 cp "$work/flag.json" "$work/www/flag.json"
 echo "entitlements body $(wc -c <"$work/ent.json") bytes, OFREP body $(wc -c <"$work/flag.json") bytes"
 
-run() { # run URL MODE [PATH]: "req/s p99 non-2xx"
+run() { # run URL MODE [PATH]: "req/s p99 non-2xx cpu_us_per_request" (FT_BENCH_SERVER says whose CPU)
     export FT_BENCH_MODE="$2" FT_BENCH_PATH="${3:-/}"
     wrk_run "$1" -t1 -c"$conns" -d"$duration" -s "$root/bench/wrk/ids.lua"
 }
@@ -92,10 +92,10 @@ echo "wrk -t1 -c$conns -d$duration, $rounds alternating rounds, host and nginx w
 i=1
 while [ "$i" -le "$rounds" ]; do
     # each line: what req/s p99 non-2xx
-    echo "nginx-ent $(run "http://127.0.0.1:$nport" static /ent.json)" >>"$work/rounds"
-    echo "host-ent $(run "http://127.0.0.1:$port" entitlements)" >>"$work/rounds"
-    echo "nginx-flag $(run "http://127.0.0.1:$nport" static /flag.json)" >>"$work/rounds"
-    echo "host-flag $(run "http://127.0.0.1:$port" ofrep)" >>"$work/rounds"
+    echo "nginx-ent $(FT_BENCH_SERVER=nginx run "http://127.0.0.1:$nport" static /ent.json)" >>"$work/rounds"
+    echo "host-ent $(FT_BENCH_SERVER=host run "http://127.0.0.1:$port" entitlements)" >>"$work/rounds"
+    echo "nginx-flag $(FT_BENCH_SERVER=nginx run "http://127.0.0.1:$nport" static /flag.json)" >>"$work/rounds"
+    echo "host-flag $(FT_BENCH_SERVER=host run "http://127.0.0.1:$port" ofrep)" >>"$work/rounds"
     tail -4 "$work/rounds" | awk -v i="$i" '{r[$1] = $2} END {printf "round %d: entitlements %.0f vs nginx %.0f (%.3f), OFREP %.0f vs nginx %.0f (%.3f)\n",
         i, r["host-ent"], r["nginx-ent"], r["host-ent"] / r["nginx-ent"], r["host-flag"], r["nginx-flag"], r["host-flag"] / r["nginx-flag"]}'
     i=$((i + 1))
@@ -111,6 +111,10 @@ printf 'GET entitlements            : %s req/s, p99 %s ms, non-2xx %s, ratio %.3
 printf 'nginx static %s bytes       : %s req/s, p99 %s ms, non-2xx %s\n' "$(wc -c <"$work/flag.json")" "$n2" "$n2p" "$(bad nginx-flag)"
 printf 'OFREP single flag           : %s req/s, p99 %s ms, non-2xx %s, ratio %.3f\n' "$h2" "$h2p" "$(bad host-flag)" \
     "$(awk "BEGIN {print $h2 / $n2}")"
+# the CPU each server spends per request (all its threads), a figure less moved by neighbours
+n1c=$(col nginx-ent 5); h1c=$(col host-ent 5); n2c=$(col nginx-flag 5); h2c=$(col host-flag 5)
+printf 'CPU per request: entitlements %s us vs nginx %s us (ratio nginx/host %.3f); OFREP %s us vs nginx %s us (%.3f)\n' \
+    "$h1c" "$n1c" "$(awk "BEGIN {print $n1c / $h1c}")" "$h2c" "$n2c" "$(awk "BEGIN {print $n2c / $h2c}")"
 # At $conns connections, Little's law puts the mean latency at conns / throughput (50 / 80k req/s
 # = 0.6 ms) for any server: the p99 goal is read at a light load, below.
 

@@ -58,6 +58,7 @@ start_host() {
         FT_RATE_LIMIT_IP_RPS=10000000 FT_RATE_LIMIT_IP_BURST=10000000 "$@" \
         "$root/build/release/host/farutech-host" >"$work/host.log" 2>&1 &
     pids="$pids $!"
+    host_pid=$! # env execs the host: the same process
     for _ in $(seq 1 100); do
         curl -fs "http://127.0.0.1:$_host_port/health" >/dev/null 2>&1 && return 0
         sleep 0.1
@@ -107,6 +108,7 @@ http {
 CONF
     nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" >/dev/null 2>&1 &
     pids="$pids $!"
+    nginx_pid=$! # the master; its workers serve
     for _ in $(seq 1 50); do
         curl -fs "http://127.0.0.1:$_nginx_port/$2" >/dev/null 2>&1 && return 0
         sleep 0.1
@@ -116,13 +118,36 @@ CONF
     exit 1
 }
 
-# wrk_run URL [wrk args...]: prints "requests_per_sec p99_ms non2xx"
+# cpu_ticks PID...: user + system CPU time of the processes (all their threads), in clock ticks
+cpu_ticks() {
+    for _pid in "$@"; do
+        # the fields after the command name's closing parenthesis: utime and stime are the 12th and 13th
+        sed 's/^.*) //' "/proc/$_pid/stat" 2>/dev/null | awk '{print $12 + $13}'
+    done | awk '{s += $1} END {print s + 0}'
+}
+
+# server_pids host|nginx: the processes that do a server's work (nginx: its workers)
+server_pids() {
+    if [ "$1" = host ]; then echo "$host_pid"; else pgrep -P "$nginx_pid" | tr '\n' ' '; fi
+}
+
+# wrk_run URL [wrk args...]: prints "requests_per_sec p99_ms non2xx cpu_us_per_request"; the CPU
+# figure (the server's CPU time over the run divided by the requests it answered) needs
+# FT_BENCH_SERVER=host|nginx, else it is "?". It is steadier than the rate on a shared box: a
+# neighbour's burst costs the server time, not CPU.
 wrk_run() {
     _url=$1
     shift
+    _spids=$([ -n "${FT_BENCH_SERVER:-}" ] && server_pids "$FT_BENCH_SERVER" || true)
+    _t0=$([ -n "$_spids" ] && cpu_ticks $_spids || echo 0)
     _out=$(wrk --latency "$@" "$_url")
+    _t1=$([ -n "$_spids" ] && cpu_ticks $_spids || echo 0)
     _rps=$(printf '%s\n' "$_out" | awk '/^Requests\/sec/ {print $2}')
     _p99=$(printf '%s\n' "$_out" | awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; print v}')
     _bad=$(printf '%s\n' "$_out" | awk '/Non-2xx or 3xx responses/ {print $5}')
-    echo "$_rps ${_p99:-?} ${_bad:-0}"
+    _n=$(printf '%s\n' "$_out" | awk '/requests in/ {print $1}')
+    _cpu="?"
+    [ -n "$_spids" ] && [ "${_n:-0}" -gt 0 ] &&
+        _cpu=$(awk -v t=$((_t1 - _t0)) -v hz="$(getconf CLK_TCK)" -v n="$_n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
+    echo "$_rps ${_p99:-?} ${_bad:-0} $_cpu"
 }
