@@ -28,7 +28,7 @@ static const char *const customer_admin[] = {"catalog:read",       "customers:re
                                              "api-keys:write",     "self:read",            "actions:run",      NULL};
 static const char *const customer_viewer[] = {"catalog:read",       "customers:read", "instances:read", "subscriptions:read",
                                               "overrides:read",     "entitlements:read", "jobs:read",   "self:read", NULL};
-static const char *const child_app[] = {"entitlements:read", "actions:run", "self:read", NULL};
+static const char *const child_app[] = {"entitlements:read", "actions:run", "jobs:read", "self:read", NULL};
 
 static const role_def_t roles[] = {
     {FT_ROLE_PLATFORM_ADMIN, "platform-admin", platform_admin},

@@ -85,6 +85,16 @@ class Actions(PipelineCase):
         self.assertEqual(again.headers.get("idempotent-replayed"), "true")
         self.assertEqual(first.json(), again.json())
         self.assertEqual(self.run_action(h, mine["id"], "patient-count", auth=key).json()["output"]["patients"], 1)
+        # the child app follows the jobs of its own instance (an action it queued), and no other's
+        r = self.run_action(h, mine["id"], "patient-count", headers={"Prefer": "respond-async"}, auth=key)
+        self.assertEqual(r.status, 202, r)
+        job = wait_until(lambda: (lambda j: j if j.get("status") == "succeeded" else None)(h.get(r.headers["location"], auth=key).json()),
+                         60, what="the child app's action job")
+        self.assertEqual(job["result"]["patients"], 1)
+        self.assertEqual(h.get(f"/api/v1/instances/{mine['id']}/jobs", auth=key).status, 200)
+        theirs = h.get(f"/api/v1/instances/{other['id']}/jobs").json()["items"][0]["id"]
+        self.assertEqual(h.get(f"/api/v1/jobs/{theirs}", auth=key).status, 404)
+        self.assertEqual(h.get(f"/api/v1/instances/{other['id']}/jobs", auth=key).status, 404)
         rows = h.get(f"/api/v1/audit?action=instance.action&instance_id={mine['id']}&limit=200").json()["items"]
         self.assertTrue(rows)
         self.assertTrue(all(r["customer_id"] == c["id"] and r["entity_id"] == mine["id"] for r in rows), rows)

@@ -992,7 +992,7 @@ class Security(SecurityCase):
         self.assertGreaterEqual(len(self.routes), 40, self.routes)
         for must in ("GET /api/v1/customers/{id}", "DELETE /api/v1/instances/{id}", "GET /api/v1/audit", "POST /api/v1/users"):
             self.assertIn(must, [repr(r) for r in self.routes])
-        self.assertEqual(self.roles["child-app"], {"entitlements:read", "self:read", "actions:run"})
+        self.assertEqual(self.roles["child-app"], {"entitlements:read", "self:read", "actions:run", "jobs:read"})
         for role in CUSTOMER_ROLES:
             self.assertFalse(self.roles[role] & STAFF_ONLY, role)
         t = self.build_tenants(h)
