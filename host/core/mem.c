@@ -27,6 +27,15 @@ void *ft_mem_alloc(size_t size)
     return p;
 }
 
+void *ft_mem_calloc_aligned(size_t align, size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, align, size == 0 ? align : size) != 0)
+        die_oom(size);
+    memset(p, 0, size);
+    return p;
+}
+
 void *ft_mem_calloc(size_t n, size_t size)
 {
     void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);

@@ -1,6 +1,9 @@
 /*
  * The sharded map. Keys are instance ids in their lower-case text form (36 characters), hashed
- * with FNV-1a; each shard is a chained hash table that doubles when it is full.
+ * with FNV-1a; each shard is an open-addressing table (linear probing, backward-shift deletion)
+ * of one-cache-line slots that hold the key, the record's validity and the record: a lookup
+ * reads one slot where a chained table read a bucket, a node and the record. A shard doubles
+ * when it is half full.
  */
 #include "domain/entitlement_cache.h"
 
@@ -14,17 +17,23 @@
 #define NSHARDS FT_ENT_CACHE_SHARDS
 
 #define KEY_LEN 36
+#define SLOT_SIZE 64
+#define MIN_SLOTS 16
 
-typedef struct node {
+typedef struct slot {
     char key[KEY_LEN];
-    ft_entitlements_t *e;
-    struct node *next;
-} node_t;
+    uint32_t home;          /* the key's hash bits that pick its slot (& mask) */
+    int64_t valid_until_us; /* the record's, copied: the lookup reads this line only */
+    ft_entitlements_t *e;   /* NULL: an empty slot */
+    char pad[SLOT_SIZE - KEY_LEN - 4 - 8 - sizeof(void *)];
+} slot_t;
+
+_Static_assert(sizeof(slot_t) == SLOT_SIZE, "a slot is one cache line");
 
 typedef struct shard {
     pthread_mutex_t mutex;
-    node_t **buckets;
-    size_t nbuckets, count;
+    slot_t *slots;
+    size_t nslots, count; /* nslots: a power of two */
     uint64_t epoch;
 } shard_t;
 
@@ -60,29 +69,61 @@ static shard_t *shard_of(ft_ent_cache_t *c, const char *k, uint64_t *h)
     return &c->shards[*h % NSHARDS];
 }
 
+static slot_t *slots_new(size_t n)
+{
+    return ft_mem_calloc_aligned(SLOT_SIZE, n * sizeof(slot_t));
+}
+
+/* The slot holding k, or the empty slot where it would go. The shard's mutex is held. */
+static size_t probe(const shard_t *s, const char *k, uint32_t home)
+{
+    size_t mask = s->nslots - 1, i = home & mask;
+    while (s->slots[i].e != NULL && memcmp(s->slots[i].key, k, KEY_LEN) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Empties slot i and moves later entries of its run back, so that no probe meets a hole. */
+static void remove_at(shard_t *s, size_t i)
+{
+    size_t mask = s->nslots - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (s->slots[j].e == NULL)
+            break;
+        size_t want = s->slots[j].home & mask;
+        /* the entry at j may move to i unless its home lies cyclically in (i, j] */
+        int stays = i <= j ? (i < want && want <= j) : (i < want || want <= j);
+        if (!stays) {
+            s->slots[i] = s->slots[j];
+            i = j;
+        }
+    }
+    memset(&s->slots[i], 0, sizeof(slot_t));
+    s->count--;
+}
+
+static void grow(shard_t *s)
+{
+    slot_t *old = s->slots;
+    size_t n = s->nslots;
+    s->nslots = n * 2;
+    s->slots = slots_new(s->nslots);
+    for (size_t i = 0; i < n; i++)
+        if (old[i].e != NULL)
+            s->slots[probe(s, old[i].key, old[i].home)] = old[i];
+    free(old);
+}
+
 ft_ent_cache_t *ft_ent_cache_create(void)
 {
     ft_ent_cache_t *c = ft_mem_calloc(1, sizeof(*c));
     for (int i = 0; i < NSHARDS; i++) {
         pthread_mutex_init(&c->shards[i].mutex, NULL);
-        c->shards[i].nbuckets = 16;
-        c->shards[i].buckets = ft_mem_calloc(16, sizeof(node_t *));
+        c->shards[i].nslots = MIN_SLOTS;
+        c->shards[i].slots = slots_new(MIN_SLOTS);
     }
     return c;
-}
-
-static void clear_shard(shard_t *s)
-{
-    for (size_t b = 0; b < s->nbuckets; b++) {
-        for (node_t *n = s->buckets[b]; n != NULL;) {
-            node_t *next = n->next;
-            ft_entitlements_release(n->e);
-            free(n);
-            n = next;
-        }
-        s->buckets[b] = NULL;
-    }
-    s->count = 0;
 }
 
 void ft_ent_cache_destroy(ft_ent_cache_t *c)
@@ -90,9 +131,11 @@ void ft_ent_cache_destroy(ft_ent_cache_t *c)
     if (c == NULL)
         return;
     for (int i = 0; i < NSHARDS; i++) {
-        clear_shard(&c->shards[i]);
-        free(c->shards[i].buckets);
-        pthread_mutex_destroy(&c->shards[i].mutex);
+        shard_t *s = &c->shards[i];
+        for (size_t j = 0; j < s->nslots; j++)
+            ft_entitlements_release(s->slots[j].e);
+        free(s->slots);
+        pthread_mutex_destroy(&s->mutex);
     }
     free(c);
 }
@@ -106,14 +149,10 @@ ft_entitlements_t *ft_ent_cache_get(ft_ent_cache_t *c, const char *instance_id, 
     shard_t *s = shard_of(c, k, &h);
     ft_entitlements_t *found = NULL;
     pthread_mutex_lock(&s->mutex);
-    for (node_t *n = s->buckets[(h >> 8) & (s->nbuckets - 1)]; n != NULL; n = n->next) {
-        if (memcmp(n->key, k, KEY_LEN) == 0) {
-            if (n->e->valid_until_us > now_us) {
-                found = n->e;
-                ft_entitlements_hold(found);
-            }
-            break;
-        }
+    const slot_t *sl = &s->slots[probe(s, k, (uint32_t)(h >> 8))];
+    if (sl->e != NULL && sl->valid_until_us > now_us) {
+        found = sl->e;
+        ft_entitlements_hold(found);
     }
     pthread_mutex_unlock(&s->mutex);
     return found;
@@ -149,24 +188,6 @@ uint64_t ft_ent_cache_epoch_in(const uint64_t snapshot[FT_ENT_CACHE_SHARDS], con
     return snapshot[hash_key(k) % NSHARDS];
 }
 
-static void grow(shard_t *s)
-{
-    size_t nb = s->nbuckets * 2;
-    node_t **buckets = ft_mem_calloc(nb, sizeof(node_t *));
-    for (size_t b = 0; b < s->nbuckets; b++) {
-        for (node_t *n = s->buckets[b]; n != NULL;) {
-            node_t *next = n->next;
-            size_t nbk = (hash_key(n->key) >> 8) & (nb - 1);
-            n->next = buckets[nbk];
-            buckets[nbk] = n;
-            n = next;
-        }
-    }
-    free(s->buckets);
-    s->buckets = buckets;
-    s->nbuckets = nb;
-}
-
 int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
 {
     char k[KEY_LEN];
@@ -178,25 +199,21 @@ int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
     int inserted = 0;
     pthread_mutex_lock(&s->mutex);
     if (s->epoch == epoch) {
-        node_t **slot = &s->buckets[(h >> 8) & (s->nbuckets - 1)], *n;
-        for (n = *slot; n != NULL; n = n->next)
-            if (memcmp(n->key, k, KEY_LEN) == 0)
-                break;
-        if (n == NULL) {
-            n = ft_mem_alloc(sizeof(*n));
-            memcpy(n->key, k, KEY_LEN);
-            n->e = e;
-            n->next = *slot;
-            *slot = n;
+        uint32_t home = (uint32_t)(h >> 8);
+        slot_t *sl = &s->slots[probe(s, k, home)];
+        if (sl->e == NULL || sl->e->version <= e->version) {
+            old = sl->e;
+            if (sl->e == NULL) {
+                memcpy(sl->key, k, KEY_LEN);
+                sl->home = home;
+                s->count++;
+            }
+            sl->e = e;
+            sl->valid_until_us = e->valid_until_us;
             ft_entitlements_hold(e);
             inserted = 1;
-            if (++s->count > s->nbuckets)
+            if (s->count * 2 > s->nslots)
                 grow(s);
-        } else if (n->e->version <= e->version) {
-            old = n->e;
-            n->e = e;
-            ft_entitlements_hold(e);
-            inserted = 1;
         }
     }
     pthread_mutex_unlock(&s->mutex);
@@ -211,52 +228,43 @@ void ft_ent_cache_invalidate(ft_ent_cache_t *c, const char *instance_id)
         return;
     uint64_t h;
     shard_t *s = shard_of(c, k, &h);
-    node_t *gone = NULL;
+    ft_entitlements_t *gone = NULL;
     pthread_mutex_lock(&s->mutex);
     s->epoch++;
-    for (node_t **pp = &s->buckets[(h >> 8) & (s->nbuckets - 1)]; *pp != NULL; pp = &(*pp)->next) {
-        if (memcmp((*pp)->key, k, KEY_LEN) == 0) {
-            gone = *pp;
-            *pp = gone->next;
-            s->count--;
-            break;
-        }
+    size_t i = probe(s, k, (uint32_t)(h >> 8));
+    if (s->slots[i].e != NULL) {
+        gone = s->slots[i].e;
+        remove_at(s, i);
     }
     pthread_mutex_unlock(&s->mutex);
     atomic_fetch_add(&c->invalidations, 1);
-    if (gone != NULL) {
-        ft_entitlements_release(gone->e);
-        free(gone);
-    }
+    ft_entitlements_release(gone);
 }
 
 void ft_ent_cache_invalidate_all(ft_ent_cache_t *c, const char *product)
 {
     for (int i = 0; i < NSHARDS; i++) {
         shard_t *s = &c->shards[i];
-        node_t *gone = NULL;
         pthread_mutex_lock(&s->mutex);
         s->epoch++;
-        for (size_t b = 0; b < s->nbuckets; b++) {
-            for (node_t **pp = &s->buckets[b]; *pp != NULL;) {
-                node_t *n = *pp;
-                if (product == NULL || strcmp(n->e->product, product) == 0) {
-                    *pp = n->next;
-                    n->next = gone;
-                    gone = n;
-                    s->count--;
-                } else {
-                    pp = &n->next;
-                }
-            }
+        /* the survivors go into a fresh table; the dropped records are released after the lock */
+        slot_t *old = s->slots;
+        size_t n = s->nslots;
+        s->slots = slots_new(n);
+        s->count = 0;
+        for (size_t j = 0; j < n; j++) {
+            if (old[j].e == NULL)
+                continue;
+            if (product == NULL || strcmp(old[j].e->product, product) == 0)
+                continue;
+            s->slots[probe(s, old[j].key, old[j].home)] = old[j];
+            old[j].e = NULL;
+            s->count++;
         }
         pthread_mutex_unlock(&s->mutex);
-        while (gone != NULL) {
-            node_t *next = gone->next;
-            ft_entitlements_release(gone->e);
-            free(gone);
-            gone = next;
-        }
+        for (size_t j = 0; j < n; j++)
+            ft_entitlements_release(old[j].e);
+        free(old);
     }
     atomic_fetch_add(&c->invalidations, 1);
 }
