@@ -2,7 +2,7 @@
 # The provisioning pipeline's throughput:
 #   1. outbox -> JetStream: 50,000 events committed in transactions of 500 while the relay runs;
 #      events/s and the commit-to-publish delay (p50, p99, max);
-#   2. no-op jobs: 2,000 jobs over 500 instances, two workers; jobs/s;
+#   2. no-op jobs, two workers: 2,000 jobs one per instance, then 2,000 four per instance; jobs/s;
 #   3. Standard-tier provisions of the vet product through the API; provisions per minute.
 # Usage: bench/pipeline.sh  (FT_BENCH_EVENTS=50000 FT_BENCH_JOBS=2000 FT_BENCH_PROVISIONS=200)
 set -eu
@@ -72,18 +72,22 @@ sql -c "SELECT format('commit-to-publish over %s events offered at ~10,000/s: p5
 stop_host
 
 # ---- 2. no-op jobs, two workers
-start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api FT_WORKER_THREADS=2
-sql <<SQL >/dev/null
-INSERT INTO ft_customers (legal_name, tax_id, country) VALUES ('Bench jobs', 'BJ1', 'CO');
+# noop_jobs INSTANCES TAG: $jobs no-op jobs spread over INSTANCES instances, queued in one commit;
+# jobs/s from the first start to the last finish. Jobs of one instance run in order, so with
+# several per instance a worker that draws a later one puts it back (500 ms) while another runs
+# the earlier one: both cases are measured.
+noop_jobs() {
+    sql <<SQL >/dev/null
+INSERT INTO ft_customers (legal_name, tax_id, country) VALUES ('Bench jobs $2', 'BJ-$2', 'CO');
 INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, status)
-SELECT (SELECT id FROM ft_customers WHERE tax_id = 'BJ1'), 'j-' || g, 'faulty', 'standard', 'production', 'active'
-FROM generate_series(1, 500) g;
+SELECT (SELECT id FROM ft_customers WHERE tax_id = 'BJ-$2'), 'j-$2-' || g, 'faulty', 'standard', 'production', 'active'
+FROM generate_series(1, $1) g;
 INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status)
-SELECT customer_id, id, 'faulty', 'basic', 1, 'active' FROM ft_instances WHERE code LIKE 'j-%';
+SELECT customer_id, id, 'faulty', 'basic', 1, 'active' FROM ft_instances WHERE code LIKE 'j-$2-%';
 WITH j AS (
     INSERT INTO ft_jobs (instance_id, product_code, kind, correlation_id)
-    SELECT i.id, 'faulty', 'features_changed', 'bench' FROM ft_instances i, generate_series(1, $jobs / 500) g
-    WHERE i.code LIKE 'j-%' RETURNING id, instance_id
+    SELECT i.id, 'faulty', 'features_changed', 'bench-$2' FROM ft_instances i, generate_series(1, $jobs / $1) g
+    WHERE i.code LIKE 'j-$2-%' RETURNING id, instance_id
 ), s AS (INSERT INTO ft_job_steps (job_id, position, name, version) SELECT id, 0, 'noop', 1 FROM j)
 INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)
 SELECT u, 'instance', j.instance_id::text, 'ft.jobs.features_changed', 'dev.farutech.instance.features_change_requested.v1',
@@ -92,20 +96,25 @@ SELECT u, 'instance', j.instance_id::text, 'ft.jobs.features_changed', 'dev.faru
                           'data', jsonb_build_object('job_id', j.id, 'instance_id', j.instance_id, 'kind', 'features_changed'))
 FROM (SELECT gen_random_uuid() AS u, j.* FROM j) j;
 SQL
+    while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$2' AND status <> 'succeeded'")" != 0 ]; do
+        if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$2' AND status = 'failed'")" != 0 ]; then
+            echo "a job failed:" >&2
+            sql -c "SELECT last_error FROM ft_jobs WHERE status = 'failed' LIMIT 3" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    sql -c "SELECT format('no-op jobs, %s: %s in %s ms with 2 workers = %s jobs/s', '$3', count(*),
+                          round(extract(epoch FROM max(finished_at) - min(started_at)) * 1000),
+                          round(count(*) / extract(epoch FROM max(finished_at) - min(started_at))))
+            FROM ft_jobs WHERE correlation_id = 'bench-$2'"
+}
+# a first start syncs the catalog (the faulty fixture product) into the database
+start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api
 stop_host
 start_host "$port" FT_PLUGIN_DIR="$plugins" FT_ROLES=api,relay,worker FT_WORKER_THREADS=2 FT_RATE_LIMIT_RPS=10000000 FT_RATE_LIMIT_BURST=10000000
-while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench' AND status <> 'succeeded'")" != 0 ]; do
-    if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench' AND status = 'failed'")" != 0 ]; then
-        echo "a job failed:" >&2
-        sql -c "SELECT last_error FROM ft_jobs WHERE status = 'failed' LIMIT 3" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-sql -c "SELECT format('no-op jobs: %s in %s ms with 2 workers = %s jobs/s', count(*),
-                      round(extract(epoch FROM max(finished_at) - min(started_at)) * 1000),
-                      round(count(*) / extract(epoch FROM max(finished_at) - min(started_at))))
-        FROM ft_jobs WHERE correlation_id = 'bench'"
+noop_jobs "$jobs" spread "one per instance"
+noop_jobs $((jobs / 4)) ordered "four per instance, in order"
 
 # ---- 3. Standard-tier provisions through the API
 key=$(admin_key)
