@@ -43,11 +43,6 @@ static int entitlement_of(void *arg, const char *code, int64_t *value)
     return 1;
 }
 
-static const char *str(json_t *o, const char *k)
-{
-    return json_string_value(json_object_get(o, k));
-}
-
 /* The action, its compiled input schema, and the instance's entitlements: FT_OK or a problem. */
 static int prepare(PGconn *c, ft_op_t *op, json_t *inst, const ft_generation_t *g, const ft_action_t **action,
                    ft_entitlements_t **ent, ft_error_t *err)
@@ -61,10 +56,10 @@ static int prepare(PGconn *c, ft_op_t *op, json_t *inst, const ft_generation_t *
                           json_pack("{s:s, s:s}", "action", op->id2, "product", p->code), "Product %s has no action %s.", p->code,
                           op->id2);
     *action = &p->actions[ai];
-    if (strcmp(str(inst, "status"), "active") != 0)
+    if (strcmp(ft_json_str(inst, "status"), "active") != 0)
         return ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-active", "Instance not active",
-                          json_pack("{s:s}", "status", str(inst, "status")), "Actions run on active instances; %s is %s.", op->id,
-                          str(inst, "status"));
+                          json_pack("{s:s}", "status", ft_json_str(inst, "status")), "Actions run on active instances; %s is %s.", op->id,
+                          ft_json_str(inst, "status"));
     json_t *errors = NULL;
     if (g->action_schemas != NULL && g->action_schemas[ai] != NULL && ft_schema_validate(g->action_schemas[ai], op->body, 1, &errors) != FT_OK)
         return ft_problem(&op->problem, FT_EINVAL, 422, "invalid-action-input", "Invalid action input", json_pack("{s:o}", "errors", errors),
@@ -110,7 +105,7 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         goto out;
     const ft_config_t *cfg = &op->app->config;
     ft_tenant_db_config_t tcfg = {.shared_url = cfg->tenant_database_url, .retention_days = cfg->archive_retention_days};
-    const char *tier = str(inst, "tier");
+    const char *tier = ft_json_str(inst, "tier");
     rc = ft_tenant_db_open(&tcfg, tier, op->id, g->product->code, 0, &tenant, NULL, err);
     if (rc == FT_ENOTFOUND) {
         rc = ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-provisioned", "Instance has no database",
@@ -124,8 +119,8 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     ft_invocation_t inv = {.product = g->product,
                            .conn = tenant,
                            .instance_id = op->id,
-                           .instance_code = str(inst, "code"),
-                           .customer_id = str(inst, "customer_id"),
+                           .instance_code = ft_json_str(inst, "code"),
+                           .customer_id = ft_json_str(inst, "customer_id"),
                            .tier = strcmp(tier, "enterprise") == 0 ? FTP_TIER_ENTERPRISE : FTP_TIER_STANDARD,
                            .settings_json = settings,
                            .payload_json = input,
@@ -140,8 +135,9 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         json_t *result = json_loads(output != NULL ? output : "{}", 0, NULL);
         op->out = json_pack("{s:s, s:s, s:o}", "action", op->id2, "instance_id", op->id, "output",
                             result != NULL ? result : json_object());
-        /* the events the action emitted, with the request's audit row */
-        rc = ft_outbox_emit_instance_events(c, op->id, op->correlation_id, inv.events, err);
+        /* the events the action emitted, in the request's transaction with its audit row */
+        ft_event_meta_t meta = {.tenant_id = op->id, .correlation_id = op->correlation_id};
+        rc = ft_outbox_emit_plugin_events(c, op->id, &meta, NULL, 0, inv.events, err);
     }
     json_decref(inv.events);
 out:
@@ -175,7 +171,7 @@ static int enqueue_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         ft_job_step_spec_t step = {.name = action->name, .version = 1};
         json_t *payload = json_pack("{s:s, s:O}", "action", action->name, "input", op->body);
         ft_job_spec_t spec = {.instance_id = op->id,
-                              .customer_id = str(inst, "customer_id"),
+                              .customer_id = ft_json_str(inst, "customer_id"),
                               .product = g->product->code,
                               .kind = "action",
                               .payload = payload,

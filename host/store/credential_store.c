@@ -16,12 +16,6 @@
     " 'instance_id', k.instance_id, 'roles', to_json(k.roles), 'created_by', k.created_by, 'created_at', k.created_at,"     \
     " 'expires_at', k.expires_at, 'revoked_at', k.revoked_at, 'last_used_at', k.last_used_at)::text"
 
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static int not_found(ft_problem_t *p, const char *id)
 {
     return ft_problem(p, FT_ENOTFOUND, 404, "api-key-not-found", "API key not found", json_pack("{s:s}", "api_key_id", id),
@@ -44,8 +38,8 @@ int ft_api_key_create(PGconn *c, const ft_call_t *call, json_t *in, const char *
 {
     char h[FT_SQL_BYTEA_PARAM(32)];
     ft_sql_bytea_param(secret_hash, 32, h);
-    const char *customer = call->customer_id != NULL ? call->customer_id : str(in, "customer_id");
-    const char *instance = str(in, "instance_id");
+    const char *customer = call->customer_id != NULL ? call->customer_id : ft_json_str(in, "customer_id");
+    const char *instance = ft_json_str(in, "instance_id");
     /* roles: the handler checked they are known [a-z-] names */
     json_t *roles = json_object_get(in, "roles");
     char *roles_json = json_dumps(roles, JSON_COMPACT);
@@ -77,7 +71,7 @@ int ft_api_key_create(PGconn *c, const ft_call_t *call, json_t *in, const char *
                             "No open customer %s to scope the key to.", customer);
     }
     if (rc == FT_OK) {
-        const char *params[] = {prefix, h, str(in, "name"), customer, instance, roles_json, call->actor, str(in, "expires_at")};
+        const char *params[] = {prefix, h, ft_json_str(in, "name"), customer, instance, roles_json, call->actor, ft_json_str(in, "expires_at")};
         rc = ft_sql_row(c, "inserting an API key",
                         "WITH k AS (INSERT INTO ft_api_keys (prefix, secret_hash, name, customer_id, instance_id, roles, created_by,"
                         " expires_at) SELECT $1, $2::bytea, $3,"
@@ -85,7 +79,7 @@ int ft_api_key_create(PGconn *c, const ft_call_t *call, json_t *in, const char *
                         " ARRAY(SELECT json_array_elements_text($6::json)), $7, $8::timestamptz RETURNING *)"
                         " SELECT " KEY_JSON " FROM k",
                         8, params, &res, err);
-        if (rc == FT_EDB && strstr(err->message, "ft_api_keys_scope") != NULL)
+        if (rc == FT_EDB && strcmp(ft_sql_constraint(err), "ft_api_keys_scope") == 0)
             rc = ft_problem(problem, FT_EINVAL, 422, "invalid-key-scope", "Roles do not fit the key's scope",
                             json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", "#/roles", "detail", "do not fit the scope"),
                             "Staff roles need an unscoped key, customer roles a customer key, child-app an instance key.");
@@ -93,7 +87,7 @@ int ft_api_key_create(PGconn *c, const ft_call_t *call, json_t *in, const char *
     free(roles_json);
     if (rc == FT_OK)
         rc = one_json(res, out, err);
-    return finish(c, call, "created", rc == FT_OK ? str(*out, "id") : NULL, *out, rc, err);
+    return finish(c, call, "created", rc == FT_OK ? ft_json_str(*out, "id") : NULL, *out, rc, err);
 }
 
 int ft_api_key_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)

@@ -16,15 +16,9 @@
     " 'contact', json_build_object('name', c.contact_name, 'email', c.contact_email, 'phone', c.contact_phone),"            \
     " 'status', c.status, 'created_at', c.created_at, 'updated_at', c.updated_at)::text"
 
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 static const char *contact(json_t *in, const char *key)
 {
-    return str(json_object_get(in, "contact"), key);
+    return ft_json_str(json_object_get(in, "contact"), key);
 }
 
 static int one_json(PGresult *res, json_t **out, ft_error_t *err)
@@ -42,7 +36,7 @@ static int tax_id_taken(ft_problem_t *p, json_t *in)
 {
     return ft_problem(p, FT_ECONFLICT, 409, "tax-id-taken", "Tax id already registered",
                       json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", "#/tax_id", "detail", "already registered in this country"),
-                      "A customer with tax id %s in %s already exists.", str(in, "tax_id"), str(in, "country"));
+                      "A customer with tax id %s in %s already exists.", ft_json_str(in, "tax_id"), ft_json_str(in, "country"));
 }
 
 /* Commits the change with its customer.<what>.v1 event, or rolls back. */
@@ -53,8 +47,8 @@ static int finish(PGconn *c, const ft_call_t *call, const char *what, const char
 
 int ft_customer_create(PGconn *c, const ft_call_t *call, json_t *in, json_t **out, ft_problem_t *problem, ft_error_t *err)
 {
-    const char *params[] = {str(in, "legal_name"), str(in, "tax_id"), str(in, "country"),   contact(in, "name"),
-                            contact(in, "email"),   contact(in, "phone"), str(in, "status") ? str(in, "status") : "active"};
+    const char *params[] = {ft_json_str(in, "legal_name"), ft_json_str(in, "tax_id"), ft_json_str(in, "country"),   contact(in, "name"),
+                            contact(in, "email"),   contact(in, "phone"), ft_json_str(in, "status") ? ft_json_str(in, "status") : "active"};
     PGresult *res = NULL;
     *out = NULL;
     int rc = ft_sql_begin(c, err);
@@ -98,10 +92,10 @@ int ft_customer_update(PGconn *c, const ft_call_t *call, const char *id, json_t 
     /* a member absent keeps its value; contact members present replace theirs (null clears) */
     const char *params[] = {id,
                             call->customer_id,
-                            str(in, "legal_name"),
-                            str(in, "tax_id"),
-                            str(in, "country"),
-                            str(in, "status"),
+                            ft_json_str(in, "legal_name"),
+                            ft_json_str(in, "tax_id"),
+                            ft_json_str(in, "country"),
+                            ft_json_str(in, "status"),
                             ct != NULL ? "t" : "f",
                             json_object_get(ct, "name") != NULL ? "t" : "f",
                             contact(in, "name"),

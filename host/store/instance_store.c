@@ -62,9 +62,7 @@ static int load(PGconn *c, const char *id, json_t **out, ft_error_t *err)
                         err);
     if (rc != FT_OK)
         return rc;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    return *out != NULL ? FT_OK : ft_error_set(err, FT_EDB, "instance JSON from the database does not parse");
+    return ft_sql_take_json(res, "instance", out, err);
 }
 
 int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_t *spec, json_t **out, ft_problem_t *problem,
@@ -181,9 +179,7 @@ int ft_instance_get(PGconn *c, const ft_call_t *call, const char *id, json_t **o
         return ft_instance_not_found(problem, id);
     if (rc != FT_OK)
         return rc;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    return FT_OK;
+    return ft_sql_take_json(res, "instance", out, err);
 }
 
 int ft_instance_product(PGconn *c, const ft_call_t *call, const char *id, char product[64], char status[24], ft_problem_t *problem,

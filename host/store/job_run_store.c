@@ -5,6 +5,7 @@
 
 #include "core/mem.h"
 #include "domain/events.h"
+#include "store/instance_store.h"
 #include "store/job_store.h"
 #include "store/outbox_store.h"
 #include "store/sql.h"
@@ -12,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #define JOB_JSON                                                                                                              \
     "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                 \
@@ -164,17 +164,6 @@ int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t 
                   2, p, NULL, err);
 }
 
-/* The id of the n-th event a step emitted: a name-based UUID, the same every time the step runs. */
-static void event_id(const char *job_id, int position, size_t n, char out[37])
-{
-    static const uuid_t ns = {0x6f, 0x1c, 0x2b, 0x90, 0x54, 0x1d, 0x4c, 0x5e, 0x9a, 0x4b, 0x7e, 0x33, 0x21, 0x0d, 0x8f, 0x62};
-    char name[96];
-    int len = snprintf(name, sizeof(name), "%s/%d/%zu", job_id, position, n);
-    uuid_t u;
-    uuid_generate_sha1(u, ns, name, (size_t)len);
-    uuid_unparse_lower(u, out);
-}
-
 int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, const char *result, ft_error_t *err)
 {
     char pos[16];
@@ -189,30 +178,9 @@ int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *e
     const char *rp[] = {job->id, result};
     if (rc == FT_OK && result != NULL)
         rc = ft_sql(c, "recording the job's result", "UPDATE ft_jobs SET result = $2::jsonb WHERE id = $1", 2, rp, NULL, err);
-    size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev)
-    {
-        if (rc != FT_OK)
-            break;
-        char id[37], subject[200], name[160];
-        event_id(job->id, position, i, id);
-        snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(ev, "type")));
-        snprintf(subject, sizeof(subject), "ft.events.%s", name);
-        ft_event_meta_t meta = {.tenant_id = job->instance_id, .correlation_id = job->correlation_id, .causation_id = job->id};
-        char path[96];
-        snprintf(path, sizeof(path), "instances/%s", job->instance_id);
-        json_t *e = ft_event_new_with_id(id, name, path, &meta, json_incref(json_object_get(ev, "data")));
-        /* a step that runs again emits the same ids: the first write wins */
-        char *text = json_dumps(e, JSON_COMPACT);
-        const char *op[] = {id, job->instance_id, subject, json_string_value(json_object_get(e, "type")), text};
-        rc = ft_sql(c, "writing a step's event",
-                    "INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
-                    " VALUES ($1, 'instance', $2, $3, $4, $5::jsonb) ON CONFLICT (id) DO NOTHING",
-                    5, op, NULL, err);
-        free(text);
-        json_decref(e);
-    }
+    ft_event_meta_t meta = {.tenant_id = job->instance_id, .correlation_id = job->correlation_id, .causation_id = job->id};
+    if (rc == FT_OK)
+        rc = ft_outbox_emit_plugin_events(c, job->instance_id, &meta, job->id, position, events, err);
     if (rc == FT_OK)
         return ft_sql_commit(c, err);
     return rollback(c, rc);
@@ -387,9 +355,7 @@ int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, f
                           "No job %s.", id);
     if (rc != FT_OK)
         return rc;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    return FT_OK;
+    return ft_sql_take_json(res, "job", out, err);
 }
 
 int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err)
@@ -401,8 +367,7 @@ int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_
                         " AND ($3::uuid IS NULL OR id = $3)",
                         3, p, &res, err);
     if (rc == FT_ENOTFOUND)
-        return ft_problem(problem, FT_ENOTFOUND, 404, "instance-not-found", "Instance not found",
-                          json_pack("{s:s}", "instance_id", instance_id), "No instance %s.", instance_id);
+        return ft_instance_not_found(problem, instance_id);
     if (rc != FT_OK)
         return rc;
     PQclear(res);

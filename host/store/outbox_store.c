@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <uuid/uuid.h>
 
 int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *subject, json_t *event,
                      ft_error_t *err)
@@ -16,22 +17,58 @@ int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregat
                             json_string_value(json_object_get(event, "type")), text};
     int rc = ft_sql(c, "appending to the outbox",
                     "INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
-                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
                     6, params, NULL, err);
     free(text);
+    return rc;
+}
+
+/* ft_outbox_emit with the event's id given (NULL: a fresh one). */
+static int emit_as(PGconn *c, const char *id, const char *aggregate_type, const char *aggregate_id, const char *name,
+                   const ft_event_meta_t *meta, json_t *data, ft_error_t *err)
+{
+    char subject[160], path[160];
+    snprintf(subject, sizeof(subject), "ft.events.%s", name);
+    snprintf(path, sizeof(path), "%ss/%s", aggregate_type, aggregate_id);
+    json_t *ev = id != NULL ? ft_event_new_with_id(id, name, path, meta, data) : ft_event_new(name, path, meta, data, NULL);
+    int rc = ft_outbox_append(c, aggregate_type, aggregate_id, subject, ev, err);
+    json_decref(ev);
     return rc;
 }
 
 int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *name, const ft_event_meta_t *meta,
                    json_t *data, ft_error_t *err)
 {
-    char subject[160], path[160];
-    snprintf(subject, sizeof(subject), "ft.events.%s", name);
-    snprintf(path, sizeof(path), "%ss/%s", aggregate_type, aggregate_id);
-    json_t *ev = ft_event_new(name, path, meta, data, NULL);
-    int rc = ft_outbox_append(c, aggregate_type, aggregate_id, subject, ev, err);
-    json_decref(ev);
-    return rc;
+    return emit_as(c, NULL, aggregate_type, aggregate_id, name, meta, data, err);
+}
+
+/* The id of the n-th event a job's step emitted: a name-based UUID, the same every time the step runs. */
+static void step_event_id(const char *job_id, int position, size_t n, char out[37])
+{
+    static const uuid_t ns = {0x6f, 0x1c, 0x2b, 0x90, 0x54, 0x1d, 0x4c, 0x5e, 0x9a, 0x4b, 0x7e, 0x33, 0x21, 0x0d, 0x8f, 0x62};
+    char name[96];
+    int len = snprintf(name, sizeof(name), "%s/%d/%zu", job_id, position, n);
+    uuid_t u;
+    uuid_generate_sha1(u, ns, name, (size_t)len);
+    uuid_unparse_lower(u, out);
+}
+
+int ft_outbox_emit_plugin_events(PGconn *c, const char *instance_id, const ft_event_meta_t *meta, const char *job_id, int position,
+                                 json_t *events, ft_error_t *err)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        char id[37];
+        if (job_id != NULL)
+            step_event_id(job_id, position, i, id);
+        int rc = emit_as(c, job_id != NULL ? id : NULL, "instance", instance_id, json_string_value(json_object_get(ev, "type")), meta,
+                         json_incref(json_object_get(ev, "data")), err);
+        if (rc != FT_OK)
+            return rc;
+    }
+    return FT_OK;
 }
 
 int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, const char *what, const char *id, json_t *entity, int rc,
@@ -53,23 +90,3 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
     return rc;
 }
 
-int ft_outbox_emit_instance_events(PGconn *c, const char *instance_id, const char *correlation_id, json_t *events, ft_error_t *err)
-{
-    if (json_array_size(events) == 0)
-        return FT_OK;
-    ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = correlation_id};
-    int rc = ft_sql_begin(c, err);
-    size_t i;
-    json_t *ev;
-    json_array_foreach(events, i, ev)
-    {
-        if (rc != FT_OK)
-            break;
-        rc = ft_outbox_emit(c, "instance", instance_id, json_string_value(json_object_get(ev, "type")), &meta,
-                            json_incref(json_object_get(ev, "data")), err);
-    }
-    if (rc == FT_OK)
-        return ft_sql_commit(c, err);
-    ft_sql_rollback(c);
-    return rc;
-}

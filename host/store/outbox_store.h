@@ -13,7 +13,8 @@
 #include "store/scope.h"
 
 /* Appends `event` (a CloudEvents envelope) for publication on `subject`. The caller's
- * transaction must be open; ordering is kept per (aggregate_type, aggregate_id). */
+ * transaction must be open; ordering is kept per (aggregate_type, aggregate_id). An event whose
+ * id is already in the outbox is not written again. */
 int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *subject, json_t *event,
                      ft_error_t *err);
 
@@ -22,9 +23,12 @@ int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregat
 int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *name, const ft_event_meta_t *meta,
                    json_t *data, ft_error_t *err);
 
-/* Writes the events a plugin emitted for an instance ([{"type", "data"}], borrowed) in one
- * transaction (joining the caller's outer one, if any). */
-int ft_outbox_emit_instance_events(PGconn *c, const char *instance_id, const char *correlation_id, json_t *events, ft_error_t *err);
+/* Appends the events a plugin call emitted about an instance ([{"type", "data"}], borrowed), in
+ * order, inside the caller's open transaction. With job_id, each id derives from (job, step
+ * position, order), so a step that runs again writes the same ids and the first write stands;
+ * without, the ids are fresh. */
+int ft_outbox_emit_plugin_events(PGconn *c, const char *instance_id, const ft_event_meta_t *meta, const char *job_id, int position,
+                                 json_t *events, ft_error_t *err);
 
 /* Ends a store's change of one entity: when rc is FT_OK, emits "<aggregate>.<what>.v1" with data
  * {"<aggregate>": entity, "actor"} (or {"<aggregate>_id": id, "actor"} when entity is NULL;

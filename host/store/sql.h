@@ -48,6 +48,13 @@ int ft_sql_json(PGconn *conn, const char *what, const char *sql, int nparams, co
  * the thing for the error when the database's JSON does not parse. */
 int ft_sql_take_json(PGresult *res, const char *what, json_t **out, ft_error_t *err);
 
+/* A string member of a JSON object (a request body, a row), or NULL when it is absent or not a
+ * string. */
+static inline const char *ft_json_str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
 /* Keyset pages: rows of (json text, cursor text), fetched with LIMIT limit + 1. Builds
  * {"items": [...], "next_cursor": <the last item's cursor, or null>} and clears res. */
 json_t *ft_sql_page(PGresult *res, int limit);

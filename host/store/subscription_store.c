@@ -63,9 +63,7 @@ static int read_sub(PGconn *c, const char *sub_id, json_t **out, ft_error_t *err
                         &res, err);
     if (rc != FT_OK)
         return rc;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    return FT_OK;
+    return ft_sql_take_json(res, "subscription", out, err);
 }
 
 /* Emits the event, reads the result and commits; rolls back on any failure. */
@@ -130,9 +128,7 @@ int ft_subscription_get(PGconn *c, const ft_call_t *call, const char *instance_i
         return ft_instance_not_found(problem, instance_id);
     if (rc != FT_OK)
         return rc;
-    *out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-    PQclear(res);
-    return FT_OK;
+    return ft_sql_take_json(res, "subscription", out, err);
 }
 
 static int state_conflict(PGconn *c, ft_problem_t *problem, const locked_t *l, const char *detail)

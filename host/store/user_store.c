@@ -16,12 +16,6 @@
     " 'roles', to_json(u.roles), 'status', u.status, 'last_login_at', u.last_login_at,"                                       \
     " 'password_changed_at', u.password_changed_at, 'created_at', u.created_at, 'updated_at', u.updated_at)::text"
 
-static const char *str(json_t *obj, const char *key)
-{
-    json_t *v = json_object_get(obj, key);
-    return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
 /* The roles member as a PostgreSQL array literal ({"a","b"}); roles are [a-z-] words, checked
  * by the route's schema. NULL when absent. The caller frees. */
 static char *roles_literal(json_t *in)
@@ -73,8 +67,8 @@ int ft_user_create(PGconn *c, const ft_call_t *call, json_t *in, const char *pas
 {
     char *roles = roles_literal(in);
     /* a scoped caller creates users of its own customer, whatever the body says */
-    const char *customer = call->customer_id != NULL ? call->customer_id : str(in, "customer_id");
-    const char *params[] = {str(in, "email"), str(in, "display_name"), password_hash, customer, roles};
+    const char *customer = call->customer_id != NULL ? call->customer_id : ft_json_str(in, "customer_id");
+    const char *params[] = {ft_json_str(in, "email"), ft_json_str(in, "display_name"), password_hash, customer, roles};
     PGresult *res = NULL;
     *out = NULL;
     int rc = ft_sql_begin(c, err);
@@ -96,10 +90,10 @@ int ft_user_create(PGconn *c, const ft_call_t *call, json_t *in, const char *pas
                         5, params, &res, err);
     free(roles);
     if (rc == FT_ECONFLICT && problem->status == 0)
-        rc = email_taken(problem, str(in, "email"));
+        rc = email_taken(problem, ft_json_str(in, "email"));
     if (rc == FT_OK)
         rc = one_json(res, out, err);
-    return finish(c, call, "created", rc == FT_OK ? str(*out, "id") : NULL, *out, rc, err);
+    return finish(c, call, "created", rc == FT_OK ? ft_json_str(*out, "id") : NULL, *out, rc, err);
 }
 
 int ft_user_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
@@ -140,7 +134,7 @@ int ft_user_update(PGconn *c, const ft_call_t *call, const char *id, json_t *in,
 {
     char *roles = roles_literal(in);
     json_t *dn = json_object_get(in, "display_name");
-    const char *params[] = {id,  call->customer_id, dn != NULL ? "t" : "f", str(in, "display_name"), roles, str(in, "status"),
+    const char *params[] = {id,  call->customer_id, dn != NULL ? "t" : "f", ft_json_str(in, "display_name"), roles, ft_json_str(in, "status"),
                             password_hash};
     PGresult *res = NULL;
     *out = NULL;
@@ -160,7 +154,7 @@ int ft_user_update(PGconn *c, const ft_call_t *call, const char *id, json_t *in,
         rc = not_found(problem, id);
     if (rc == FT_OK)
         rc = one_json(res, out, err);
-    if (rc == FT_OK && (password_hash != NULL || (str(in, "status") && strcmp(str(in, "status"), "disabled") == 0))) {
+    if (rc == FT_OK && (password_hash != NULL || (ft_json_str(in, "status") && strcmp(ft_json_str(in, "status"), "disabled") == 0))) {
         const char *rp[] = {id, password_hash != NULL ? "password changed" : "user disabled"};
         rc = ft_sql(c, "revoking the user's refresh tokens",
                     "UPDATE ft_refresh_tokens SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL", 2,
