@@ -362,7 +362,7 @@ static void forget_all_keys(ft_identity_t *id)
     }
 }
 
-int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_LEN + 1], const char **secret)
+int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_LEN + 1], char secret[FT_API_KEY_SECRET_LEN + 1])
 {
     if (len != 4 + FT_API_KEY_PREFIX_LEN + 1 + FT_API_KEY_SECRET_LEN || memcmp(key, "ftk_", 4) != 0 ||
         key[4 + FT_API_KEY_PREFIX_LEN] != '_')
@@ -376,7 +376,9 @@ int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_
     }
     memcpy(prefix, key + 4, FT_API_KEY_PREFIX_LEN);
     prefix[FT_API_KEY_PREFIX_LEN] = '\0';
-    *secret = key + 4 + FT_API_KEY_PREFIX_LEN + 1;
+    /* copied, not pointed at: key need not end where len does (a header's trailing spaces) */
+    memcpy(secret, key + 4 + FT_API_KEY_PREFIX_LEN + 1, FT_API_KEY_SECRET_LEN);
+    secret[FT_API_KEY_SECRET_LEN] = '\0';
     return 0;
 }
 

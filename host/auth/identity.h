@@ -62,8 +62,9 @@ void ft_identity_user_revoked(ft_identity_t *id, const char *user_id, int64_t no
 /* API keys: "ftk_<prefix>_<secret>". */
 #define FT_API_KEY_PREFIX_LEN 12
 #define FT_API_KEY_SECRET_LEN 43
-/* Splits a presented key; -1 when it does not have the shape of one. */
-int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_LEN + 1], const char **secret);
+/* Splits the len bytes of a presented key into its prefix and secret (both NUL-terminated);
+ * -1 when they do not have the shape of one. */
+int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_LEN + 1], char secret[FT_API_KEY_SECRET_LEN + 1]);
 /* Makes a new key: *full (caller free) is shown once; prefix and hash are what is stored. */
 int ft_api_key_make(char **full, char prefix[FT_API_KEY_PREFIX_LEN + 1], unsigned char hash[32], ft_error_t *err);
 

@@ -149,9 +149,8 @@ static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t
 
 static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t len)
 {
-    char prefix[FT_API_KEY_PREFIX_LEN + 1];
-    const char *secret;
-    if (ft_api_key_split(key, len, prefix, &secret) != 0) {
+    char prefix[FT_API_KEY_PREFIX_LEN + 1], secret[FT_API_KEY_SECRET_LEN + 1];
+    if (ft_api_key_split(key, len, prefix, secret) != 0) {
         unauthenticated(r, "the API key is malformed", 1);
         return FT_STAGE_HALT;
     }
@@ -169,7 +168,8 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     }
     key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
     memcpy(k->prefix, prefix, sizeof(k->prefix));
-    snprintf(k->secret, sizeof(k->secret), "%s", secret);
+    memcpy(k->secret, secret, sizeof(k->secret));
+    memset(secret, 0, sizeof(secret));
     ft_req_defer_db(r, key_lookup_work, key_lookup_done, k);
     return FT_STAGE_HALT;
 }

@@ -192,7 +192,10 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         tenant = t->shared;
         rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, 0, NULL, location, &err);
     } else {
-        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, !deprovision, &tenant, location, &err);
+        /* only provisioning creates an instance's own database: any other job on an Enterprise
+         * instance whose database is gone fails instead of working on an empty new one */
+        int create = shared ? !deprovision : strcmp(job->kind, "provision") == 0;
+        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, create, &tenant, location, &err);
         if (rc == FT_OK && shared) {
             PQfinish(t->shared);
             t->shared = tenant;

@@ -35,7 +35,8 @@ class Actions(PipelineCase):
                 self.assertEqual(r.status, 200, r)
                 out = r.json()
                 self.assertEqual((out["action"], out["instance_id"]), ("register-patient", i["id"]))
-                self.assertIsInstance(out["output"], dict)
+                self.assertIsInstance(out["output"]["patient_id"], int)
+                self.assertIs(out["output"]["owner_created"], True)
                 count = self.run_action(h, i["id"], "patient-count").json()["output"]
                 self.assertEqual(count["patients"], 1, count)
         # each instance counts its own patients: nothing leaks between tenants of the shared database
@@ -65,6 +66,73 @@ class Actions(PipelineCase):
         h.post(f"/api/v1/instances/{i['id']}/subscription/suspend")
         self.wait_status(h, i["id"], ["suspended"])
         self.assertProblem(self.run_action(h, i["id"], "patient-count"), 409, "instance-not-active")
+
+    def test_the_products_refusals_become_the_answers(self):
+        h = self.host()
+        c = customer(h)
+        i = self.active_vet(h, c)
+        # FTP_E_NOTFOUND (-4): 404 with the plugin's message
+        p = self.assertProblem(self.run_action(h, i["id"], "register-patient", {**PATIENT, "owner_id": 999999}), 404,
+                               "action-target-not-found")
+        self.assertEqual(p["plugin_code"], -4)
+        self.assertIn("owner 999999 not found", p["detail"])
+        # FTP_E_INVALID: the schema's pattern lets 2021-02-30 through, the product does not
+        p = self.assertProblem(self.run_action(h, i["id"], "register-patient", {**PATIENT, "birth_date": "2021-02-30"}), 422,
+                               "action-refused")
+        self.assertIn("birth_date", p["detail"])
+        # FTP_E_CONFLICT: the plan's patient limit, lowered by an override
+        r = h.request("PUT", f"/api/v1/instances/{i['id']}/overrides/max_patients", body={"enabled": True, "limit": 1})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.run_action(h, i["id"], "register-patient", PATIENT).status, 200)
+        p = self.assertProblem(self.run_action(h, i["id"], "register-patient", PATIENT), 409, "action-conflict")
+        self.assertIn("limit of 1", p["detail"])
+        self.assertEqual(self.run_action(h, i["id"], "patient-count").json()["output"]["patients"], 1)
+
+    def test_an_instance_whose_database_is_gone_is_refused_and_not_recreated(self):
+        h = self.host()
+        c = customer(h)
+        i = self.active_vet(h, c, "enterprise")
+        db = h.get(f"/api/v1/instances/{i['id']}").json()["data_location"]["database"]
+        self.stack.psql(f"DROP DATABASE {db} WITH (FORCE)")
+        p = self.assertProblem(self.run_action(h, i["id"], "patient-count"), 409, "instance-not-provisioned")
+        self.assertEqual(p["instance_id"], i["id"])
+        r = self.run_action(h, i["id"], "patient-count", headers={"Prefer": "respond-async"})
+        self.assertEqual(r.status, 202, r)
+        job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(h.get(r.headers["location"]).json()),
+                         60, what="the action job to finish")
+        self.assertEqual((job["status"], job["attempts"]), ("failed", 1), job)
+        self.assertEqual(self.stack.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'"), "0")
+
+    def test_a_queued_action_is_checked_again_when_it_runs(self):
+        full = self.host()
+        c = customer(full)
+        ids = [self.active_vet(full, c)["id"] for _ in range(4)]
+        full.terminate()
+        api = self.host(dbname=full.dbname, env={"FT_ROLES": "api,relay"})  # queued, nothing runs yet
+        jobs = []
+        for i in ids:
+            r = self.run_action(api, i, "register-patient", PATIENT, headers={"Prefer": "respond-async"})
+            self.assertEqual(r.status, 202, r)
+            jobs.append(r.json()["job_id"])
+        not_entitled, suspended, renamed, invalid = ids
+        api.request("PUT", f"/api/v1/instances/{not_entitled}/overrides/patient_records", body={"enabled": False})
+        self.assertEqual(api.post(f"/api/v1/instances/{suspended}/subscription/suspend").status, 200)
+        self.stack.psql(f"UPDATE ft_job_steps SET name = 'teleport' WHERE job_id = '{jobs[2]}'", full.dbname)
+        self.stack.psql(f"UPDATE ft_jobs SET payload = jsonb_set(payload, '{{input,name}}', '\"\"') WHERE id = '{jobs[3]}'", full.dbname)
+        w = self.host(dbname=full.dbname, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
+        w.start(wait=False)
+        expect = ["no longer include", "actions run on active instances", "has no action teleport any more", "no longer satisfies"]
+        for job_id, i, why in zip(jobs, ids, expect):
+            with self.subTest(why):
+                job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(
+                    api.get(f"/api/v1/jobs/{job_id}").json()), 60, what="the queued action to run")
+                self.assertEqual((job["status"], job["attempts"]), ("failed", 1), job)
+                self.assertIn(why, job["last_error"])
+                self.assertIn(job_id, [d["job_id"] for d in api.get("/api/v1/dlq").json()["items"]])
+        self.assertEqual(api.get(f"/api/v1/instances/{not_entitled}").json()["status"], "active")
+        for i in (renamed, invalid):  # nothing was registered
+            self.assertEqual(self.run_action(api, i, "patient-count").json()["output"]["patients"], 0)
+        w.terminate()
 
     def test_child_apps_act_on_their_own_instance_only_and_writes_are_audited_and_idempotent(self):
         h = self.host()
@@ -115,7 +183,8 @@ class Actions(PipelineCase):
                          60, what="the action job to finish")
         self.assertEqual((job["status"], job["kind"], job["attempts"]), ("succeeded", "action", 1), job)
         self.assertEqual([(s["name"], s["status"]) for s in job["steps"]], [("register-patient", "succeeded")])
-        self.assertIsInstance(job["result"], dict)
+        self.assertIsInstance(job["result"]["patient_id"], int)
+        self.assertIs(job["result"]["owner_created"], True)
         self.assertEqual(job["payload"]["input"]["name"], "Luna")
         self.assertIn(job["id"], [j["id"] for j in h.get(f"/api/v1/instances/{i['id']}/jobs").json()["items"]])
         self.assertEqual(self.run_action(h, i["id"], "patient-count").json()["output"]["patients"], 1)

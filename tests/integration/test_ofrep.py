@@ -151,6 +151,23 @@ class Ofrep(ProductsTestCase):
         b = self.assertError(r, 400, "INVALID_CONTEXT")
         self.assertNotIn("key", b)
 
+    def test_database_down_is_503_with_retry_after(self):
+        admin = self.h.admin_key
+        other = instance(self.h, customer(self.h)["id"])  # never evaluated: not in this host's cache
+        self.assertEqual(self.h.get("/api/v1/auth/me", auth=admin).status, 200)  # the admin key is cached
+        self.stack._run("stop-pg")
+        try:
+            r = self.post("/ofrep/v1/evaluate/flags/telemedicine", body={"context": {"targetingKey": other["id"]}}, credential=admin)
+            b = self.assertError(r, 503, "GENERAL", key="telemedicine")
+            self.assertEqual(r.headers.get("retry-after"), "1")
+            self.assertIn("retry", b["errorDetails"])
+            r = self.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": other["id"]}}, credential=admin)
+            self.assertError(r, 503, "GENERAL")
+        finally:
+            self.stack._run("start-pg")
+        wait_until(lambda: self.post("/ofrep/v1/evaluate/flags/telemedicine", body={"context": {"targetingKey": other["id"]}},
+                                     credential=admin).status == 200, 30, what="evaluations after PostgreSQL is back")
+
     def test_configuration(self):
         r = self.h.request("GET", "/ofrep/v1/configuration", auth=self.key)
         self.assertEqual(r.status, 200)

@@ -265,6 +265,11 @@ class Security(SecurityCase):
         self.assertTrue(KEY_SHAPE.match(key), key)
         self.assertEqual(h.get("/api/v1/customers", headers={"X-API-Key": key}, auth=None).status, 200)
         self.assertEqual(h.get("/api/v1/customers", auth=key).status, 200)
+        # spaces around the credential are not part of it, whether or not the key is cached here yet
+        fresh = h.make_key("customer-viewer", customer=self.customer(h)["id"])
+        for attempt in ("not cached", "cached"):
+            with self.subTest(spaces=attempt):
+                self.assertEqual(h.get("/api/v1/auth/me", headers={"Authorization": "Bearer  " + fresh + "  "}, auth=None).status, 200)
         prefix, secret = key[4:16], key[17:]
         other_secret = ("A" if secret[0] != "A" else "B") + secret[1:]
         bad = {"unknown prefix": "ftk_" + "0" * 12 + "_" + secret, "tampered secret": f"ftk_{prefix}_{other_secret}",

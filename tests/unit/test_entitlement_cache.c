@@ -95,6 +95,32 @@ TEST(a_resolution_older_than_an_invalidation_is_not_cached)
     ft_ent_cache_destroy(c);
 }
 
+TEST(a_warm_up_snapshot_of_the_epochs_guards_every_shard)
+{
+    ft_ent_cache_t *c = ft_ent_cache_create();
+    const char *id = "00000005-0000-4000-8000-00000000000a", *upper = "00000005-0000-4000-8000-00000000000A";
+    uint64_t snapshot[FT_ENT_CACHE_SHARDS];
+    ft_ent_cache_epochs(c, snapshot); /* a warm-up starts */
+    CHECK_INT(ft_ent_cache_epoch(c, id), ft_ent_cache_epoch_in(snapshot, upper));
+    CHECK_INT(0, ft_ent_cache_epoch_in(snapshot, "not an id"));
+    ft_ent_cache_invalidate(c, id); /* a change commits during it */
+    ft_entitlements_t *e = record(id, "vet", 1, FOREVER);
+    CHECK(!ft_ent_cache_put(c, e, ft_ent_cache_epoch_in(snapshot, id)));
+    ft_entitlements_release(e);
+    CHECK_INT(0, version_of(c, id, 1));
+    /* an id whose shard saw no change still goes in */
+    char other[37];
+    for (unsigned n = 0;; n++) {
+        id_of(n, other);
+        if (ft_ent_cache_epoch_in(snapshot, other) == ft_ent_cache_epoch(c, other))
+            break;
+    }
+    e = record(other, "vet", 1, FOREVER);
+    CHECK(ft_ent_cache_put(c, e, ft_ent_cache_epoch_in(snapshot, other)));
+    ft_entitlements_release(e);
+    ft_ent_cache_destroy(c);
+}
+
 TEST(a_held_record_outlives_its_invalidation)
 {
     ft_ent_cache_t *c = ft_ent_cache_create();
@@ -208,6 +234,7 @@ TEST(benchmark_random_gets)
 
 RUN_TESTS(TEST_ENTRY(get_finds_what_was_put_in_any_case), TEST_ENTRY(an_expired_record_is_not_served),
           TEST_ENTRY(an_older_version_never_replaces_a_newer_one),
-          TEST_ENTRY(a_resolution_older_than_an_invalidation_is_not_cached), TEST_ENTRY(a_held_record_outlives_its_invalidation),
+          TEST_ENTRY(a_resolution_older_than_an_invalidation_is_not_cached),
+          TEST_ENTRY(a_warm_up_snapshot_of_the_epochs_guards_every_shard), TEST_ENTRY(a_held_record_outlives_its_invalidation),
           TEST_ENTRY(invalidate_all_drops_one_product_or_everything), TEST_ENTRY(a_long_random_run_agrees_with_a_plain_model),
           TEST_ENTRY(benchmark_random_gets))
