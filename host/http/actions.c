@@ -43,10 +43,17 @@ static int entitlement_of(void *arg, const char *code, int64_t *value)
     return 1;
 }
 
-/* The action, its compiled input schema, and the instance's entitlements: FT_OK or a problem. */
-static int prepare(PGconn *c, ft_op_t *op, json_t *inst, const ft_generation_t *g, const ft_action_t **action,
+/* The instance (one read), its product's generation, the action, and the instance's
+ * entitlements, with the input checked: FT_OK or a problem. The caller releases *inst and *ent. */
+static int prepare(PGconn *c, ft_op_t *op, json_t **inst, const ft_generation_t **gp, const ft_action_t **action,
                    ft_entitlements_t **ent, ft_error_t *err)
 {
+    int rc = ft_instance_get(c, &op->call, op->id, inst, &op->problem, err);
+    if (rc == FT_OK)
+        rc = ft_op_product(op, ft_json_str(*inst, "product"), gp);
+    if (rc != FT_OK)
+        return rc;
+    const ft_generation_t *g = *gp;
     const ft_product_t *p = g->product;
     size_t ai = 0;
     for (; ai < p->nactions && strcmp(p->actions[ai].name, op->id2) != 0; ai++)
@@ -56,15 +63,15 @@ static int prepare(PGconn *c, ft_op_t *op, json_t *inst, const ft_generation_t *
                           json_pack("{s:s, s:s}", "action", op->id2, "product", p->code), "Product %s has no action %s.", p->code,
                           op->id2);
     *action = &p->actions[ai];
-    if (strcmp(ft_json_str(inst, "status"), "active") != 0)
-        return ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-active", "Instance not active",
-                          json_pack("{s:s}", "status", ft_json_str(inst, "status")), "Actions run on active instances; %s is %s.", op->id,
-                          ft_json_str(inst, "status"));
+    const char *status = ft_json_str(*inst, "status");
+    if (strcmp(status, "active") != 0)
+        return ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-active", "Instance not active", json_pack("{s:s}", "status", status),
+                          "Actions run on active instances; %s is %s.", op->id, status);
     json_t *errors = NULL;
     if (g->action_schemas != NULL && g->action_schemas[ai] != NULL && ft_schema_validate(g->action_schemas[ai], op->body, 1, &errors) != FT_OK)
         return ft_problem(&op->problem, FT_EINVAL, 422, "invalid-action-input", "Invalid action input", json_pack("{s:o}", "errors", errors),
                           "The input does not satisfy action %s's schema (see errors).", op->id2);
-    int rc = ft_ent_service_resolve(op->app->entitlements, c, op->catalog, &op->call, op->id, ent, &op->problem, err);
+    rc = ft_ent_service_resolve(op->app->entitlements, c, op->catalog, &op->call, op->id, ent, &op->problem, err);
     if (rc != FT_OK)
         return rc;
     const char *needs = (*action)->required_feature;
@@ -96,11 +103,7 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     ft_entitlements_t *ent = NULL;
     PGconn *tenant = NULL;
     char *input = NULL, *settings = NULL, *output = NULL;
-    int rc = ft_instance_get(c, &op->call, op->id, &inst, &op->problem, err);
-    if (rc == FT_OK)
-        rc = ft_op_instance_product(c, op, &g, err);
-    if (rc == FT_OK)
-        rc = prepare(c, op, inst, g, &action, &ent, err);
+    int rc = prepare(c, op, &inst, &g, &action, &ent, err);
     if (rc != FT_OK)
         goto out;
     const ft_config_t *cfg = &op->app->config;
@@ -160,11 +163,7 @@ static int enqueue_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     const ft_generation_t *g = NULL;
     const ft_action_t *action = NULL;
     ft_entitlements_t *ent = NULL;
-    int rc = ft_instance_get(c, &op->call, op->id, &inst, &op->problem, err);
-    if (rc == FT_OK)
-        rc = ft_op_instance_product(c, op, &g, err);
-    if (rc == FT_OK)
-        rc = prepare(c, op, inst, g, &action, &ent, err);
+    int rc = prepare(c, op, &inst, &g, &action, &ent, err);
     if (rc == FT_OK)
         rc = ft_sql_begin(c, err);
     if (rc == FT_OK) {

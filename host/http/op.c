@@ -314,8 +314,11 @@ int ft_op_instance_product(PGconn *c, ft_op_t *op, const ft_generation_t **g, ft
 {
     char product[64], status[24];
     int rc = ft_instance_product(c, &op->call, op->id, product, status, &op->problem, err);
-    if (rc != FT_OK)
-        return rc;
+    return rc == FT_OK ? ft_op_product(op, product, g) : rc;
+}
+
+int ft_op_product(ft_op_t *op, const char *product, const ft_generation_t **g)
+{
     *g = ft_catalog_find(op->catalog, product);
     if (*g == NULL)
         return ft_problem(&op->problem, FT_EUNAVAILABLE, 503, "product-unavailable", "Product not loaded",

@@ -67,6 +67,9 @@ int ft_query_limit(ft_req_t *r, int *limit);
 /* The loaded generation of op->id's product (an instance the caller may see). In a worker.
  * FT_ENOTFOUND or FT_EUNAVAILABLE with op->problem filled when there is none. */
 int ft_op_instance_product(PGconn *c, ft_op_t *op, const ft_generation_t **g, ft_error_t *err);
+/* The loaded generation of `product` in the op's catalog; FT_EUNAVAILABLE (503 in op->problem)
+ * when it is not loaded. */
+int ft_op_product(ft_op_t *op, const char *product, const ft_generation_t **g);
 /* The (name, version) of a product's steps for one lifecycle, as jobs record them; pointers
  * into the product, which the request keeps pinned. The caller frees the array. */
 ft_job_step_spec_t *ft_lifecycle_steps(const ft_product_t *p, uint32_t lifecycle, size_t *n);
