@@ -51,7 +51,8 @@ json_t *ft_identity_jwks(ft_identity_t *id);
 int ft_identity_issue(ft_identity_t *id, const char *user_id, const char *email, const char *customer_id, json_t *roles,
                       char **token, unsigned *expires_in, ft_error_t *err);
 
-/* Verifies an access token (JWT). FT_EAUTH with err->message a reason fit for the client. */
+/* Verifies an access token (JWT). FT_EAUTH with err->message a reason fit for the client, or
+ * FT_EEXPIRED for an authentic token past its exp (the client should refresh). */
 int ft_identity_verify_token(ft_identity_t *id, const char *token, size_t len, ft_credential_t *cred, ft_error_t *err);
 
 /* Voids the user's access tokens issued before not_before (unix seconds), on this host: the

@@ -563,7 +563,7 @@ static int audience_matches(const json_t *aud, const char *audience)
     return 0;
 }
 
-/* The registered claims of a payload whose signature verified. FT_OK or FT_EAUTH. */
+/* The registered claims of a payload whose signature verified. FT_OK, FT_EEXPIRED or FT_EAUTH. */
 static int check_claims(const json_t *payload, const ft_jwt_verify_opts_t *o, ft_error_t *err)
 {
     double now = (double)(o != NULL && o->now != 0 ? o->now : (int64_t)time(NULL));
@@ -575,7 +575,7 @@ static int check_claims(const json_t *payload, const ft_jwt_verify_opts_t *o, ft
     if (has < 0)
         return ft_error_set(err, FT_EAUTH, "exp claim is not a number");
     if (!(now < exp + leeway))
-        return ft_error_set(err, FT_EAUTH, "token expired");
+        return ft_error_set(err, FT_EEXPIRED, "token expired");
     has = numeric_claim(payload, "nbf", &nbf);
     if (has < 0)
         return ft_error_set(err, FT_EAUTH, "nbf claim is not a number");
@@ -670,7 +670,7 @@ int ft_jwt_verify(const ft_jwt_keyring_t *ring, const char *token, size_t len, c
         ft_error_set(err, FT_EAUTH, "token payload is not a JSON object");
         goto out;
     }
-    if (check_claims(payload, o, err) != FT_OK)
+    if ((rc = check_claims(payload, o, err)) != FT_OK)
         goto out;
     *claims = payload;
     payload = NULL;

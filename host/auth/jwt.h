@@ -106,8 +106,10 @@ typedef struct ft_jwt_verify_opts {
 /*
  * Verifies the len bytes of token (no NUL needed) against ring; o may be NULL (all defaults).
  * FT_OK with the payload in *claims (the caller json_decrefs it), or FT_EAUTH with *claims NULL
- * and err->message a short reason that is safe to send in a 401 answer ("token expired",
- * "signature does not verify", ...). FT_EINVAL only for a NULL ring or claims. The header's alg
+ * and err->message a short reason that is safe to send in a 401 answer ("signature does not
+ * verify", ...). FT_EEXPIRED ("token expired") only for a token that is good in every other checked
+ * way so far (header, key, signature) but whose exp has passed: the caller may say "refresh".
+ * FT_EINVAL only for a NULL ring or claims. The header's alg
  * must equal the ring's exactly, kid must name a ring key, crit is refused, jku/x5u/jwk/x5c are
  * ignored; exp is required (number), nbf and iat are numbers when present. Thread-safe: any number
  * of threads may verify against one ring at once.

@@ -31,6 +31,8 @@ const char *ft_strerror(int code)
         return "not allowed in the current state";
     case FT_EAUTH:
         return "not authenticated";
+    case FT_EEXPIRED:
+        return "credential expired";
     }
     return "unknown error";
 }

@@ -19,6 +19,7 @@ enum {
     FT_ETIMEOUT = -8,     /* a bounded wait ran out */
     FT_ESTATE = -9,       /* the operation is not allowed in the current state */
     FT_EAUTH = -10,       /* a credential is missing, malformed, expired or does not verify */
+    FT_EEXPIRED = -11,    /* an authentic access token whose lifetime ended (refresh it) */
 };
 
 /* A failure's explanation; the owner keeps it on its stack. */

@@ -79,6 +79,17 @@ static void unauthenticated(ft_req_t *r, const char *why, int invalid_token)
     ft_respond_problem(r, 401, "unauthenticated", "Unauthorized", NULL, "%s", why);
 }
 
+/* An authentic access token past its exp: a type of its own and the way to a new one, since the
+ * client holds (or held) a refresh token. Nothing about the token itself is echoed. */
+static void token_expired(ft_req_t *r)
+{
+    ft_req_add_header(r, "www-authenticate",
+                      "Bearer realm=\"farutech\", error=\"invalid_token\", error_description=\"the access token expired\"");
+    ft_respond_problem(r, 401, "token-expired", "Access token expired", NULL,
+                       "The access token expired. Get a new one with POST /api/v1/auth/refresh {\"refresh_token\": ...} and the"
+                       " refresh token issued with it, or sign in again with POST /api/v1/auth/login.");
+}
+
 /* On every authenticated request: plain copies (the fields are NUL-terminated and fit). */
 static void accept_credential(ft_req_t *r, const ft_credential_t *cred)
 {
@@ -208,10 +219,13 @@ static ft_stage_result_t stage_authenticate(ft_req_t *r)
             return authenticate_key(r, tok, len);
         ft_credential_t cred;
         ft_error_t err = {0};
-        if (ft_identity_verify_token(r->app->identity, tok, len, &cred, &err) != FT_OK) {
+        int rc = ft_identity_verify_token(r->app->identity, tok, len, &cred, &err);
+        if (rc == FT_EEXPIRED)
+            token_expired(r);
+        else if (rc != FT_OK)
             unauthenticated(r, err.message, 1);
+        if (rc != FT_OK)
             return FT_STAGE_HALT;
-        }
         accept_credential(r, &cred);
         return FT_STAGE_NEXT;
     }

@@ -132,13 +132,14 @@ static int verify(const ft_jwt_keyring_t *ring, const char *token, const ft_jwt_
     return rc;
 }
 
-#define CHECK_REFUSED(ring, token, o, reason)                                                                                      \
+#define CHECK_REFUSED_AS(want, ring, token, o, reason)                                                                             \
     do {                                                                                                                           \
         ft_error_t verr_ = {0};                                                                                                    \
-        CHECK_INT(FT_EAUTH, verify(ring, token, o, &verr_));                                                                       \
-        CHECK_INT(FT_EAUTH, verr_.code);                                                                                           \
+        CHECK_INT(want, verify(ring, token, o, &verr_));                                                                           \
+        CHECK_INT(want, verr_.code);                                                                                               \
         CHECK_STR(reason, verr_.message);                                                                                          \
     } while (0)
+#define CHECK_REFUSED(ring, token, o, reason) CHECK_REFUSED_AS(FT_EAUTH, ring, token, o, reason)
 
 #define CHECK_ACCEPTED(ring, token, o)                                                                                             \
     do {                                                                                                                           \
@@ -548,7 +549,7 @@ static void round_trip(ft_jwt_alg_t alg, size_t siglen)
     CHECK_ACCEPTED(verifier, token, &o);
 
     /* no options: no iss/aud checks, the real clock (the token is from 2023, so expired) */
-    CHECK_REFUSED(ring, token, NULL, "token expired");
+    CHECK_REFUSED_AS(FT_EEXPIRED, ring, token, NULL, "token expired");
 
     ft_jwt_keyring_free(verifier);
     ft_jwt_keyring_free(ring);
@@ -906,8 +907,9 @@ TEST(refuses_unknown_or_missing_kid)
     ft_jwt_keyring_free(ring);
 }
 
-/* Signs claims with a fresh EdDSA ring and checks the verdict under o. */
-static void check_claims(const char *claims, const ft_jwt_verify_opts_t *o, const char *reason)
+/* Signs claims with a fresh EdDSA ring and checks the verdict under o: accepted when reason is
+ * NULL, else refused with code and that reason. */
+static void check_claims_as(int code, const char *claims, const ft_jwt_verify_opts_t *o, const char *reason)
 {
     ft_jwt_keyring_t *ring = signing_ring(FT_JWT_EDDSA, "k1", 0);
     char *token = sign_claims(ring, claims);
@@ -917,20 +919,25 @@ static void check_claims(const char *claims, const ft_jwt_verify_opts_t *o, cons
     ft_jwt_keyring_free(ring);
     if (reason == NULL && rc != FT_OK)
         FT_FAIL_("claims %s refused: %s", claims, err.message);
-    if (reason != NULL && (rc != FT_EAUTH || strcmp(err.message, reason) != 0))
-        FT_FAIL_("claims %s: expected \"%s\", got %d \"%s\"", claims, reason, rc, rc == FT_OK ? "" : err.message);
+    if (reason != NULL && (rc != code || err.code != code || strcmp(err.message, reason) != 0))
+        FT_FAIL_("claims %s: expected %d \"%s\", got %d \"%s\"", claims, code, reason, rc, rc == FT_OK ? "" : err.message);
+}
+
+static void check_claims(const char *claims, const ft_jwt_verify_opts_t *o, const char *reason)
+{
+    check_claims_as(FT_EAUTH, claims, o, reason);
 }
 
 TEST(refuses_an_expired_token)
 {
     ft_jwt_verify_opts_t o = default_opts();
-    check_claims("{\"exp\":1699999999}", &o, "token expired");
-    check_claims("{\"exp\":1700000000}", &o, "token expired"); /* exp is exclusive */
+    check_claims_as(FT_EEXPIRED, "{\"exp\":1699999999}", &o, "token expired");
+    check_claims_as(FT_EEXPIRED, "{\"exp\":1700000000}", &o, "token expired"); /* exp is exclusive */
     check_claims("{\"exp\":1700000001}", &(ft_jwt_verify_opts_t){.now = NOW}, NULL);
-    check_claims("{\"exp\":1699999999.5}", &(ft_jwt_verify_opts_t){.now = NOW}, "token expired");
+    check_claims_as(FT_EEXPIRED, "{\"exp\":1699999999.5}", &(ft_jwt_verify_opts_t){.now = NOW}, "token expired");
     check_claims("{\"exp\":1699999999}", &(ft_jwt_verify_opts_t){.now = NOW, .leeway_s = 5}, NULL);
-    check_claims("{\"exp\":1699999995}", &(ft_jwt_verify_opts_t){.now = NOW, .leeway_s = 5}, "token expired");
-    check_claims("{\"exp\":-1}", &(ft_jwt_verify_opts_t){.now = NOW}, "token expired");
+    check_claims_as(FT_EEXPIRED, "{\"exp\":1699999995}", &(ft_jwt_verify_opts_t){.now = NOW, .leeway_s = 5}, "token expired");
+    check_claims_as(FT_EEXPIRED, "{\"exp\":-1}", &(ft_jwt_verify_opts_t){.now = NOW}, "token expired");
     check_claims("{\"exp\":9223372036854775807}", &(ft_jwt_verify_opts_t){.now = NOW}, NULL);
 }
 
