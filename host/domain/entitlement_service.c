@@ -8,6 +8,7 @@
 #include "infra/log.h"
 #include "infra/pg_listen.h"
 #include "store/entitlement_store.h"
+#include "store/instance_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,8 +112,7 @@ int ft_ent_service_resolve(ft_ent_service_t *s, PGconn *c, const ft_catalog_t *c
     ft_ent_row_t row;
     int rc = ft_ent_store_load(c, call, instance_id, &row, err);
     if (rc == FT_ENOTFOUND)
-        return ft_problem(problem, FT_ENOTFOUND, 404, "instance-not-found", "Instance not found",
-                          json_pack("{s:s}", "instance_id", instance_id), "No instance %s.", instance_id);
+        return ft_instance_missing(c, call, instance_id, problem, err);
     if (rc != FT_OK)
         return rc;
     rc = resolve_row(s, catalog, &row, epoch, out, NULL, err);

@@ -49,6 +49,8 @@ static int prepare(PGconn *c, ft_op_t *op, json_t **inst, const ft_generation_t 
                    ft_entitlements_t **ent, ft_error_t *err)
 {
     int rc = ft_instance_get(c, &op->call, op->id, inst, &op->problem, err);
+    if (rc == FT_OK && strcmp(ft_json_str(*inst, "status"), "deleted") == 0)
+        rc = ft_instance_gone(&op->problem, op->id, ft_json_str(*inst, "updated_at"));
     if (rc == FT_OK)
         rc = ft_op_product(op, ft_json_str(*inst, "product"), gp);
     if (rc != FT_OK)

@@ -54,6 +54,32 @@ int ft_instance_not_found(ft_problem_t *p, const char *id)
                       "No instance %s.", id);
 }
 
+int ft_instance_gone(ft_problem_t *p, const char *id, const char *deleted_at)
+{
+    return ft_problem(p, FT_ENOTFOUND, 410, "instance-deleted", "Instance deleted",
+                      json_pack("{s:s, s:s}", "instance_id", id, "deleted_at", deleted_at),
+                      "Instance %s was deleted at %s: its subscription, entitlements and actions are gone."
+                      " GET /api/v1/instances/%s still shows its record and /api/v1/instances/%s/jobs its history.",
+                      id, deleted_at, id, id);
+}
+
+int ft_instance_missing(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *p, ft_error_t *err)
+{
+    const char *params[] = {id, call->customer_id, call->instance_id};
+    PGresult *res = NULL;
+    int rc = ft_sql_row(c, "reading a deleted instance",
+                        "SELECT to_json(coalesce(deleted_at, updated_at)) #>> '{}' FROM ft_instances WHERE id = $1"
+                        " AND status = 'deleted' AND ($2::uuid IS NULL OR customer_id = $2) AND ($3::uuid IS NULL OR id = $3)",
+                        3, params, &res, err);
+    if (rc == FT_ENOTFOUND)
+        return ft_instance_not_found(p, id);
+    if (rc != FT_OK)
+        return rc;
+    rc = ft_instance_gone(p, id, PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return rc;
+}
+
 static int load(PGconn *c, const char *id, json_t **out, ft_error_t *err)
 {
     const char *params[] = {id};
@@ -172,7 +198,7 @@ int ft_instance_get(PGconn *c, const ft_call_t *call, const char *id, json_t **o
     const char *params[] = {id, call->customer_id, call->instance_id};
     PGresult *res = NULL;
     int rc = ft_sql_row(c, "reading an instance",
-                        "SELECT " INSTANCE_JSON " FROM ft_instances i WHERE i.id = $1 AND i.status <> 'deleted'"
+                        "SELECT " INSTANCE_JSON " FROM ft_instances i WHERE i.id = $1"
                         " AND ($2::uuid IS NULL OR i.customer_id = $2) AND ($3::uuid IS NULL OR i.id = $3)",
                         3, params, &res, err);
     if (rc == FT_ENOTFOUND)
@@ -192,7 +218,7 @@ int ft_instance_product(PGconn *c, const ft_call_t *call, const char *id, char p
                         " AND ($2::uuid IS NULL OR customer_id = $2) AND ($3::uuid IS NULL OR id = $3)",
                         3, params, &res, err);
     if (rc == FT_ENOTFOUND)
-        return ft_instance_not_found(problem, id);
+        return ft_instance_missing(c, call, id, problem, err);
     if (rc != FT_OK)
         return rc;
     snprintf(product, 64, "%s", PQgetvalue(res, 0, 0));
@@ -242,7 +268,7 @@ int ft_instance_deprovision(PGconn *c, const ft_call_t *call, const char *id, co
                     3, params, &res, err);
     if (rc == FT_ENOTFOUND) {
         ft_sql_rollback(c);
-        return ft_instance_not_found(problem, id);
+        return ft_instance_missing(c, call, id, problem, err);
     }
     if (rc != FT_OK)
         goto fail;

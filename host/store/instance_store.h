@@ -58,5 +58,17 @@ int ft_instance_product(PGconn *c, const ft_call_t *call, const char *id, char p
                         ft_error_t *err);
 
 int ft_instance_not_found(ft_problem_t *p, const char *id);
+/*
+ * A deleted instance keeps its row, so GET /api/v1/instances/{id} and its jobs still answer (200,
+ * status "deleted"), as the list does with status=deleted. What only a live instance has (its
+ * subscription, overrides, entitlements, actions, another removal) answers 410 Gone with type
+ * instance-deleted instead of 404, so a caller can tell "removed" from "never existed". The record
+ * stays readable (rather than 410 for it too) because the list already shows it and operators
+ * look up a removed instance's jobs and times.
+ */
+int ft_instance_gone(ft_problem_t *p, const char *id, const char *deleted_at);
+/* For a live-instance query that found nothing: 410 (ft_instance_gone) when the caller may see the
+ * instance and it is deleted, else 404 (ft_instance_not_found); or an SQL failure in err. */
+int ft_instance_missing(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *p, ft_error_t *err);
 
 #endif

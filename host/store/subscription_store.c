@@ -38,7 +38,7 @@ static int lock_sub(PGconn *c, const ft_call_t *call, const char *instance_id, l
                     3, params, &res, err);
     if (rc == FT_ENOTFOUND) {
         ft_sql_rollback(c);
-        return ft_instance_not_found(problem, instance_id);
+        return ft_instance_missing(c, call, instance_id, problem, err);
     }
     if (rc != FT_OK) {
         ft_sql_rollback(c);
@@ -125,7 +125,7 @@ int ft_subscription_get(PGconn *c, const ft_call_t *call, const char *instance_i
                         " AND ($3::uuid IS NULL OR s.instance_id = $3)",
                         3, params, &res, err);
     if (rc == FT_ENOTFOUND)
-        return ft_instance_not_found(problem, instance_id);
+        return ft_instance_missing(c, call, instance_id, problem, err);
     if (rc != FT_OK)
         return rc;
     return ft_sql_take_json(res, "subscription", out, err);
@@ -289,7 +289,7 @@ int ft_override_list(PGconn *c, const ft_call_t *call, const char *instance_id, 
                         " AND ($3::uuid IS NULL OR s.instance_id = $3)",
                         3, params, &res, err);
     if (rc == FT_ENOTFOUND)
-        return ft_instance_not_found(problem, instance_id);
+        return ft_instance_missing(c, call, instance_id, problem, err);
     if (rc != FT_OK)
         return rc;
     *out = json_pack("{s:s, s:o}", "instance_id", instance_id, "overrides", json_loads(PQgetvalue(res, 0, 0), 0, NULL));

@@ -46,6 +46,55 @@ class Newcomer(ProductsTestCase):
         self.assertProblem(r, 401, "unauthenticated")
         self.assertNotIn("expired", r.json()["detail"])
 
+    # ---------------------------------------------------------------- deleted instances
+
+    def test_a_deleted_instance_reads_as_deleted_by_id_as_in_the_list(self):
+        h = self.host()
+        c = customer(h)
+        i = instance(h, c["id"])
+        iid = i["id"]
+        wait_until(lambda: h.get(f"/api/v1/instances/{iid}").json()["status"] == "active", 60, what="provisioned")
+        self.assertEqual(h.request("DELETE", f"/api/v1/instances/{iid}").status, 202)
+
+        def deleted_in_list():
+            items = h.get(f"/api/v1/instances?customer_id={c['id']}&status=deleted").json()["items"]
+            return [x for x in items if x["id"] == iid]
+        listed = wait_until(deleted_in_list, 60, what="the instance listed as deleted")[0]
+
+        r = h.get(f"/api/v1/instances/{iid}")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["status"], "deleted")
+        self.assertEqual(r.json()["id"], listed["id"])
+        self.assertEqual(r.json()["code"], listed["code"])
+        # the default list leaves deleted instances out, as documented
+        self.assertEqual([x for x in h.get(f"/api/v1/instances?customer_id={c['id']}").json()["items"] if x["id"] == iid], [])
+        # its history stays readable
+        r = h.get(f"/api/v1/instances/{iid}/jobs")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(j["kind"] for j in r.json()["items"]), ["deprovision", "provision"])
+
+        # what only a live instance has is gone, and says so
+        gone = [
+            ("GET", f"/api/v1/instances/{iid}/subscription", None),
+            ("GET", f"/api/v1/instances/{iid}/entitlements", None),
+            ("GET", f"/api/v1/instances/{iid}/overrides", None),
+            ("PUT", f"/api/v1/instances/{iid}/overrides/telemedicine", {"enabled": True}),
+            ("POST", f"/api/v1/instances/{iid}/subscription/suspend", None),
+            ("GET", f"/api/v1/instances/{iid}/actions", None),
+            ("DELETE", f"/api/v1/instances/{iid}", None),
+        ]
+        for method, path, body in gone:
+            with self.subTest(f"{method} {path}"):
+                r = h.request(method, path, body=body)
+                p = self.assertProblem(r, 410, "instance-deleted")
+                self.assertEqual(p["instance_id"], iid)
+                self.assertTrue(p["deleted_at"], p)
+                self.assertIn(f"GET /api/v1/instances/{iid}", p["detail"])
+        # an id that never existed is still 404
+        self.assertProblem(h.get("/api/v1/instances/00000000-0000-4000-8000-000000000000"), 404, "instance-not-found")
+        self.assertProblem(h.get("/api/v1/instances/00000000-0000-4000-8000-000000000000/subscription"), 404,
+                           "instance-not-found")
+
 
 if __name__ == "__main__":
     main()
