@@ -33,19 +33,22 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: farutech-host [--config FILE] [serve | migrate | config]\n"
+    fputs("usage: farutech-host [--config FILE] [serve | migrate | config [--all]]\n"
           "       farutech-host [--config FILE] create-admin --email ADDRESS [--name NAME]\n"
           "       farutech-host [--config FILE] create-api-key --name NAME --role ROLE [--customer ID] [--instance ID]\n"
           "       farutech-host --version\n"
           "\n"
           "  serve           run the roles named by FT_ROLES (the default command)\n"
           "  migrate         apply pending control-plane migrations and exit\n"
-          "  config          validate the configuration, print it (secrets masked) and exit\n"
+          "  config          validate the configuration, print it (secrets masked) and exit; switches\n"
+          "                  that exist for tests show only when set, or with --all\n"
           "  create-admin    create a platform admin; the password is read from FT_ADMIN_PASSWORD,\n"
           "                  else from the first line of standard input (12 characters at least)\n"
           "  create-api-key  create an API key and print it (shown once)\n"
           "\n"
-          "Settings come from FILE (KEY=VALUE lines) and the environment, which wins.\n",
+          "Settings come from FILE (KEY=VALUE lines) and the environment, which wins. A binary run\n"
+          "from the build tree of a checkout, with no FILE, also reads the local stack's var/stack.env\n"
+          "(written by packaging/stack.sh start; FT_VAR_DIR moves it) under the environment.\n",
           out);
 }
 
@@ -333,7 +336,7 @@ out:
 int main(int argc, char **argv)
 {
     const char *config_file = NULL, *command = "serve";
-    int cmd_argc = 0;
+    int cmd_argc = 0, all = 0;
     char **cmd_argv = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
@@ -349,6 +352,8 @@ int main(int argc, char **argv)
         } else if (argv[i][0] != '-' && (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 ||
                                          strcmp(argv[i], "config") == 0)) {
             command = argv[i];
+        } else if (strcmp(argv[i], "--all") == 0 && strcmp(command, "config") == 0) {
+            all = 1;
         } else if (strcmp(argv[i], "create-admin") == 0 || strcmp(argv[i], "create-api-key") == 0) {
             command = argv[i];
             cmd_argc = argc - i - 1;
@@ -371,7 +376,9 @@ int main(int argc, char **argv)
 
     static ft_app_t app;
     static char errors[8192];
-    if (ft_config_load(&app.config, config_file, errors, sizeof(errors)) != FT_OK) {
+    char stack_env[4096];
+    int local = ft_config_local_stack_env(NULL, stack_env, sizeof(stack_env));
+    if (ft_config_load_with_stack(&app.config, config_file, local ? stack_env : NULL, errors, sizeof(errors)) != FT_OK) {
         fprintf(stderr, "farutech-host: invalid configuration:\n%s", errors);
         return 2;
     }
@@ -380,9 +387,12 @@ int main(int argc, char **argv)
         ft_log_to_stderr();
 
     if (strcmp(command, "config") == 0) {
-        ft_config_dump(&app.config, STDOUT_FILENO);
+        ft_config_dump(&app.config, STDOUT_FILENO, all);
+        ft_config_free(&app.config);
         return 0;
     }
+    if (app.config.stack_env != NULL)
+        ft_log(FT_LOG_INFO, NULL, "settings not given otherwise come from the local stack: %s", app.config.stack_env);
     /* Request work runs on libuv's thread pool, one thread per pooled connection. */
     char tp[16];
     snprintf(tp, sizeof(tp), "%u", app.config.db_pool_size < 4 ? 4 : app.config.db_pool_size);

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,29 @@
 #ifndef FT_DEFAULT_MIGRATIONS_DIR
 #define FT_DEFAULT_MIGRATIONS_DIR "migrations"
 #endif
+/* The trees this binary was built from and in; a binary run from elsewhere is not in a checkout. */
+#ifndef FT_SOURCE_DIR
+#define FT_SOURCE_DIR "/nonexistent"
+#endif
+#ifndef FT_BUILD_DIR
+#define FT_BUILD_DIR "/nonexistent"
+#endif
 
-typedef enum { K_STRING, K_OPTSTRING, K_LISTEN, K_UINT, K_SIZE, K_BOOL, K_ROLES, K_LOGLEVEL, K_PGURL, K_NATSURL, K_JWTALG } kind_t;
+/* K_TESTSWITCH: a K_BOOL that exists for tests only; `config` shows it only when it is on. */
+typedef enum {
+    K_STRING,
+    K_OPTSTRING,
+    K_LISTEN,
+    K_UINT,
+    K_SIZE,
+    K_BOOL,
+    K_TESTSWITCH,
+    K_ROLES,
+    K_LOGLEVEL,
+    K_PGURL,
+    K_NATSURL,
+    K_JWTALG
+} kind_t;
 
 typedef struct setting {
     const char *name;
@@ -55,7 +77,7 @@ static const setting_t settings[] = {
      "how long a replaced plugin generation may take to drain before an alert"},
     {"FT_READY_INTERVAL_MS", K_UINT, OFF(ready_interval_ms), "1000", 50, 60000, "readiness probe period"},
     {"FT_NATS_REPLICAS", K_UINT, OFF(nats_replicas), "1", 1, 5, "JetStream stream replicas"},
-    {"FT_DEV_ROUTES", K_BOOL, OFF(dev_routes), "false", 0, 0, "serve /api/v1/_dev diagnostics (never in production)"},
+    {"FT_DEV_ROUTES", K_TESTSWITCH, OFF(dev_routes), "false", 0, 0, "serve /api/v1/_dev diagnostics (never in production)"},
     {"FT_TENANT_DATABASE_URL", K_PGURL, OFF(tenant_database_url), "", 0, 0,
      "the Standard tier's shared database (default: database farutech_tenants beside FT_DATABASE_URL)"},
     {"FT_ARCHIVE_DIR", K_OPTSTRING, OFF(archive_dir), "", 0, 0, "where removed tenants' data is archived (empty: no archive)"},
@@ -64,11 +86,10 @@ static const setting_t settings[] = {
     {"FT_JOB_MAX_ATTEMPTS", K_UINT, OFF(job_max_attempts), "5", 1, 50, "attempts before a job goes to the DLQ"},
     {"FT_JOB_BACKOFF_MS", K_UINT, OFF(job_backoff_ms), "1000", 1, 3600000, "delay after a first failed attempt (doubles)"},
     {"FT_JOB_BACKOFF_MAX_MS", K_UINT, OFF(job_backoff_max_ms), "60000", 1, 86400000, "longest delay between attempts"},
-    {"FT_JOB_ACK_WAIT_MS", K_UINT, OFF(job_ack_wait_ms), "30000", 500, 3600000,
-     "redelivery after a worker vanished mid-job"},
+    {"FT_JOB_ACK_WAIT_MS", K_UINT, OFF(job_ack_wait_ms), "30000", 500, 3600000, "redelivery after a worker vanished mid-job"},
     {"FT_RELAY_BATCH", K_UINT, OFF(relay_batch), "500", 1, 10000, "outbox rows per relay batch"},
     {"FT_RELAY_POLL_MS", K_UINT, OFF(relay_poll_ms), "5000", 10, 600000, "relay poll when no notification arrives"},
-    {"FT_RELAY_CRASH_AFTER_PUBLISH", K_BOOL, OFF(relay_crash_after_publish), "false", 0, 0,
+    {"FT_RELAY_CRASH_AFTER_PUBLISH", K_TESTSWITCH, OFF(relay_crash_after_publish), "false", 0, 0,
      "fault injection for tests: exit after publishing, before marking rows"},
     {"FT_JWT_ALG", K_JWTALG, OFF(jwt_alg), "RS256", 0, 0, "the one JWT algorithm signed and accepted: RS256, ES256 or EdDSA"},
     {"FT_JWT_ISSUER", K_STRING, OFF(jwt_issuer), "farutech", 0, 0, "iss of the access tokens issued and required"},
@@ -311,6 +332,7 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         *(size_t *)field = (size_t)n;
         return;
     case K_BOOL:
+    case K_TESTSWITCH:
         if (parse_bool(value, &b) != 0) {
             add_error(eb, "%s=%s (from %s): expected true or false", s->name, value, source);
             return;
@@ -366,7 +388,9 @@ static const setting_t *find_setting(const char *name, size_t len)
     return NULL;
 }
 
-static void load_file(ft_config_t *cfg, const char *path, errbuf_t *eb)
+/* KEY=VALUE lines of path. skip_unknown: keys that are not settings are passed over (the local
+ * stack's file also carries values for other tools), else each is an error. */
+static void load_file(ft_config_t *cfg, const char *path, int skip_unknown, errbuf_t *eb)
 {
     FILE *fp = fopen(path, "r");
     if (fp == NULL) {
@@ -406,7 +430,8 @@ static void load_file(ft_config_t *cfg, const char *path, errbuf_t *eb)
         }
         const setting_t *s = find_setting(p, klen);
         if (s == NULL) {
-            add_error(eb, "%s:%u: unknown setting %.*s", path, lineno, (int)klen, p);
+            if (!skip_unknown)
+                add_error(eb, "%s:%u: unknown setting %.*s", path, lineno, (int)klen, p);
             continue;
         }
         char source[600];
@@ -445,6 +470,11 @@ static char *derive_url(const char *url, const char *dbname)
 
 int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errlen)
 {
+    return ft_config_load_with_stack(cfg, file, NULL, errors, errlen);
+}
+
+int ft_config_load_with_stack(ft_config_t *cfg, const char *file, const char *stack_env, char *errors, size_t errlen)
+{
     errbuf_t eb = {errors, errlen, 0, 0};
     if (errlen > 0)
         errors[0] = '\0';
@@ -457,8 +487,12 @@ int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errl
 
     if (file == NULL)
         file = getenv("FT_CONFIG");
-    if (file != NULL && *file != '\0')
-        load_file(cfg, file, &eb);
+    if (file != NULL && *file != '\0') {
+        load_file(cfg, file, 0, &eb);
+    } else if (stack_env != NULL && access(stack_env, R_OK) == 0) {
+        load_file(cfg, stack_env, 1, &eb);
+        cfg->stack_env = ft_mem_strdup(stack_env);
+    }
 
     extern char **environ;
     for (char **e = environ; *e != NULL; e++) {
@@ -485,6 +519,8 @@ int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errl
 
 void ft_config_free(ft_config_t *cfg)
 {
+    free(cfg->stack_env);
+    cfg->stack_env = NULL;
     for (size_t i = 0; i < NSETTINGS; i++) {
         kind_t k = settings[i].kind;
         if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL || k == K_JWTALG) {
@@ -526,9 +562,15 @@ static void mask_secret(const char *in, char *out, size_t len)
         snprintf(out, len, "%.*s***%s", (int)(cut - in), in, resume);
 }
 
-void ft_config_dump(const ft_config_t *cfg, int fd)
+void ft_config_dump(const ft_config_t *cfg, int fd, int all)
 {
-    char line[1200], masked[1024], roles[32];
+    char line[1200], value[1024], roles[32];
+    static const char *levels[] = {"debug", "info", "warn", "error"};
+    if (cfg->stack_env != NULL) {
+        snprintf(line, sizeof(line), "# settings not given otherwise come from the local stack: %s\n", cfg->stack_env);
+        if (write(fd, line, strlen(line)) < 0)
+            return;
+    }
     for (size_t i = 0; i < NSETTINGS; i++) {
         const setting_t *s = &settings[i];
         const char *field = (const char *)cfg + s->offset;
@@ -537,32 +579,64 @@ void ft_config_dump(const ft_config_t *cfg, int fd)
         case K_OPTSTRING:
         case K_LISTEN:
         case K_JWTALG:
-            snprintf(line, sizeof(line), "%s=%s\n", s->name, *(char *const *)field);
+            snprintf(value, sizeof(value), "%s", *(char *const *)field);
             break;
         case K_PGURL:
         case K_NATSURL:
-            mask_secret(*(char *const *)field, masked, sizeof(masked));
-            snprintf(line, sizeof(line), "%s=%s\n", s->name, masked);
+            mask_secret(*(char *const *)field, value, sizeof(value));
             break;
         case K_UINT:
-            snprintf(line, sizeof(line), "%s=%u\n", s->name, *(const unsigned *)field);
+            snprintf(value, sizeof(value), "%u", *(const unsigned *)field);
             break;
         case K_SIZE:
-            snprintf(line, sizeof(line), "%s=%zu\n", s->name, *(const size_t *)field);
+            snprintf(value, sizeof(value), "%zu", *(const size_t *)field);
             break;
         case K_BOOL:
-            snprintf(line, sizeof(line), "%s=%s\n", s->name, *(const int *)field ? "true" : "false");
+        case K_TESTSWITCH:
+            snprintf(value, sizeof(value), "%s", *(const int *)field ? "true" : "false");
             break;
         case K_ROLES:
-            snprintf(line, sizeof(line), "%s=%s\n", s->name, ft_config_roles_str(cfg->roles, roles, sizeof(roles)));
+            snprintf(value, sizeof(value), "%s", ft_config_roles_str(cfg->roles, roles, sizeof(roles)));
             break;
-        case K_LOGLEVEL: {
-            static const char *names[] = {"debug", "info", "warn", "error"};
-            snprintf(line, sizeof(line), "%s=%s\n", s->name, names[cfg->log_level]);
+        case K_LOGLEVEL:
+            snprintf(value, sizeof(value), "%s", levels[cfg->log_level]);
             break;
         }
-        }
+        if (s->kind == K_TESTSWITCH && !all && !*(const int *)field)
+            continue;
+        snprintf(line, sizeof(line), "%s=%s\n", s->name, value);
         if (write(fd, line, strlen(line)) < 0)
             return;
     }
+}
+
+/* 1 when path is dir or lies under it (both canonical). */
+static int path_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+int ft_config_local_stack_env(const char *exe, char *out, size_t len)
+{
+    char self[PATH_MAX], build[PATH_MAX], script[PATH_MAX];
+    if (exe == NULL) {
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n <= 0)
+            return 0;
+        self[n] = '\0';
+        exe = self;
+    }
+    char *real = realpath(exe, NULL);
+    int ok = real != NULL && realpath(FT_BUILD_DIR, build) != NULL && path_under(real, build);
+    free(real);
+    snprintf(script, sizeof(script), "%s/packaging/stack.sh", FT_SOURCE_DIR);
+    if (!ok || access(script, X_OK) != 0)
+        return 0;
+    /* where packaging/stack.sh keeps it: FT_VAR_DIR, relative to the source tree, default var */
+    const char *var = getenv("FT_VAR_DIR");
+    if (var == NULL || *var == '\0')
+        var = "var";
+    int n = var[0] == '/' ? snprintf(out, len, "%s/stack.env", var) : snprintf(out, len, "%s/%s/stack.env", FT_SOURCE_DIR, var);
+    return n > 0 && (size_t)n < len;
 }

@@ -49,6 +49,7 @@ typedef struct ft_config {
     unsigned login_max_failures, login_lockout_s;
     unsigned rate_limit_rps, rate_limit_burst, rate_limit_ip_rps, rate_limit_ip_burst;
     unsigned idempotency_ttl_s;
+    char *stack_env; /* the local stack's file these settings were completed from, or NULL */
 } ft_config_t;
 
 /*
@@ -57,9 +58,27 @@ typedef struct ft_config {
  * (a caller-owned buffer of `errlen` bytes). The config's strings are freed by ft_config_free.
  */
 int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errlen);
+/*
+ * As ft_config_load, with the local stack's settings file (ft_config_local_stack_env) as a layer
+ * between the defaults and the environment, read only when no config file is named (a file names
+ * a deployment of its own) and only if it exists; its keys that are not settings are passed over.
+ * cfg->stack_env then names it. stack_env may be NULL.
+ */
+int ft_config_load_with_stack(ft_config_t *cfg, const char *file, const char *stack_env, char *errors, size_t errlen);
 void ft_config_free(ft_config_t *cfg);
-/* Writes the effective configuration as KEY=VALUE lines, passwords in URLs masked. */
-void ft_config_dump(const ft_config_t *cfg, int fd);
+/*
+ * Writes the effective configuration as KEY=VALUE lines, passwords in URLs masked, preceded by a
+ * comment naming the local stack's file when it was read. Switches that exist only for tests are
+ * left out while they hold their default, unless all is set.
+ */
+void ft_config_dump(const ft_config_t *cfg, int fd, int all);
+/*
+ * Whether this binary runs from the checkout it was built in: the executable (exe, or NULL for
+ * the running one) lies under its build directory and the source tree has packaging/stack.sh.
+ * If so writes where that script keeps the local stack's settings (FT_VAR_DIR, relative to the
+ * source tree, default var; then /stack.env) to out and returns 1; else 0.
+ */
+int ft_config_local_stack_env(const char *exe, char *out, size_t len);
 /* "api,relay" style rendering of a role mask into buf. */
 const char *ft_config_roles_str(unsigned roles, char *buf, size_t len);
 

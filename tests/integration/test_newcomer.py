@@ -95,6 +95,59 @@ class Newcomer(ProductsTestCase):
         self.assertProblem(h.get("/api/v1/instances/00000000-0000-4000-8000-000000000000/subscription"), 404,
                            "instance-not-found")
 
+    # ---------------------------------------------------------------- the command line
+
+    def run_cli(self, *args, **env):
+        """farutech-host as a newcomer runs it from the checkout: no FT_* settings in the
+        environment but the ones given (the local stack found through FT_VAR_DIR)."""
+        e = {k: v for k, v in os.environ.items() if not k.startswith("FT_")}
+        e.update(env)
+        p = subprocess.run([HOST_BIN, *args], env=e, capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_commands_run_from_the_checkout_read_the_local_stack(self):
+        stack_env = os.path.join(self.stack.dir, "stack.env")
+        self.assertTrue(os.path.exists(stack_env))
+        port = re.search(r"@127\.0\.0\.1:(\d+)/", self.stack.database_url).group(1)
+
+        code, out, err = self.run_cli("config", FT_VAR_DIR=self.stack.dir)
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"# settings not given otherwise come from the local stack: {stack_env}\n", out)
+        self.assertIn(f"FT_DATABASE_URL=postgresql://farutech:***@127.0.0.1:{port}/farutech\n", out)
+        self.assertNotIn(self.stack.database_url.split(":")[2].split("@")[0], out)  # the password stays masked
+
+        # commands that need the database work with nothing else given
+        code, out, err = self.run_cli("migrate", FT_VAR_DIR=self.stack.dir)
+        self.assertEqual(code, 0, out + err)
+        code, out, err = self.run_cli("create-api-key", "--name", "newcomer", "--role", "operator", FT_VAR_DIR=self.stack.dir)
+        self.assertEqual(code, 0, out + err)
+        self.assertTrue(out.strip().startswith("ftk_"), out)
+
+        # the environment and a config file still win
+        code, out, _ = self.run_cli("config", FT_VAR_DIR=self.stack.dir, FT_DATABASE_URL="postgresql://x@127.0.0.1:1/other")
+        self.assertIn("FT_DATABASE_URL=postgresql://x@127.0.0.1:1/other\n", out)
+        conf = os.path.join(self.stack.dir, "host.env")
+        with open(conf, "w") as f:
+            f.write("FT_THREADS=1\n")
+        code, out, _ = self.run_cli("--config", conf, "config", FT_VAR_DIR=self.stack.dir)
+        self.assertEqual(code, 0)
+        self.assertNotIn("local stack", out)
+        self.assertIn("FT_DATABASE_URL=postgresql://farutech@127.0.0.1:55432/farutech\n", out)
+
+    def test_config_hides_the_switches_for_tests(self):
+        code, out, err = self.run_cli("config")
+        self.assertEqual(code, 0, err)
+        self.assertIn("FT_HTTP_LISTEN=", out)
+        self.assertNotIn("FT_DEV_ROUTES", out)
+        self.assertNotIn("FT_RELAY_CRASH_AFTER_PUBLISH", out)
+        code, out, _ = self.run_cli("config", "--all")
+        self.assertEqual(code, 0)
+        self.assertIn("FT_DEV_ROUTES=false\n", out)
+        self.assertIn("FT_RELAY_CRASH_AFTER_PUBLISH=false\n", out)
+        code, out, _ = self.run_cli("config", FT_DEV_ROUTES="true")
+        self.assertIn("FT_DEV_ROUTES=true\n", out)  # a host running with one on says so
+        self.assertNotIn("FT_RELAY_CRASH_AFTER_PUBLISH", out)
+
 
 if __name__ == "__main__":
     main()

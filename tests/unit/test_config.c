@@ -4,6 +4,7 @@
 #include "ft_test.h"
 #include "infra/config.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@ static void clear_env(void)
     unsetenv("FT_MAX_BODY_BYTES");
     unsetenv("FT_DATABASE_URL");
     unsetenv("FT_NATS_URL");
+    unsetenv("FT_VAR_DIR");
+    unsetenv("FT_DEV_ROUTES");
 }
 
 TEST(defaults_apply_without_file_or_environment)
@@ -116,7 +119,7 @@ TEST(dump_masks_passwords)
     CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
     char path[] = "/tmp/ft_test_dump_XXXXXX";
     int fd = mkstemp(path);
-    ft_config_dump(&c, fd);
+    ft_config_dump(&c, fd, 0);
     char buf[4096] = {0};
     lseek(fd, 0, SEEK_SET);
     CHECK(read(fd, buf, sizeof(buf) - 1) > 0);
@@ -130,6 +133,111 @@ TEST(dump_masks_passwords)
     clear_env();
 }
 
+/* What ft_config_dump writes for c, into buf. */
+static void dump(const ft_config_t *c, int all, char *buf, size_t len)
+{
+    char path[] = "/tmp/ft_test_dump_XXXXXX";
+    int fd = mkstemp(path);
+    ft_config_dump(c, fd, all);
+    memset(buf, 0, len);
+    lseek(fd, 0, SEEK_SET);
+    CHECK(read(fd, buf, len - 1) > 0);
+    close(fd);
+    unlink(path);
+}
+
+TEST(dump_hides_test_switches_unless_on_or_asked_for_all)
+{
+    clear_env();
+    ft_config_t c;
+    char buf[4096];
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    dump(&c, 0, buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "FT_HTTP_LISTEN=127.0.0.1:8080\n");
+    CHECK(strstr(buf, "FT_DEV_ROUTES") == NULL);
+    CHECK(strstr(buf, "FT_RELAY_CRASH_AFTER_PUBLISH") == NULL);
+    dump(&c, 1, buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "FT_DEV_ROUTES=false\n");
+    CHECK_CONTAINS(buf, "FT_RELAY_CRASH_AFTER_PUBLISH=false\n");
+    ft_config_free(&c);
+
+    setenv("FT_DEV_ROUTES", "true", 1);
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    dump(&c, 0, buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "FT_DEV_ROUTES=true\n");
+    CHECK(strstr(buf, "FT_RELAY_CRASH_AFTER_PUBLISH") == NULL);
+    ft_config_free(&c);
+    clear_env();
+}
+
+TEST(a_binary_of_the_build_tree_finds_the_local_stack_settings)
+{
+    clear_env();
+    char out[4096], root[4096], want[4200];
+    /* this test program lies under the build tree, as farutech-host does */
+    CHECK_INT(1, ft_config_local_stack_env(NULL, out, sizeof(out)));
+    size_t n = strlen(out), tail = strlen("/var/stack.env");
+    CHECK(n > tail && strcmp(out + n - tail, "/var/stack.env") == 0);
+    snprintf(root, sizeof(root), "%.*s", (int)(n - tail), out);
+    snprintf(want, sizeof(want), "%s/packaging/stack.sh", root);
+    CHECK_INT(0, access(want, X_OK));
+
+    setenv("FT_VAR_DIR", "/tmp/elsewhere", 1);
+    CHECK_INT(1, ft_config_local_stack_env(NULL, out, sizeof(out)));
+    CHECK_STR("/tmp/elsewhere/stack.env", out);
+    setenv("FT_VAR_DIR", "stacks/mine", 1); /* relative to the source tree, as stack.sh reads it */
+    CHECK_INT(1, ft_config_local_stack_env(NULL, out, sizeof(out)));
+    snprintf(want, sizeof(want), "%s/stacks/mine/stack.env", root);
+    CHECK_STR(want, out);
+
+    /* an installed binary is not in a checkout */
+    CHECK_INT(0, ft_config_local_stack_env("/bin/sh", out, sizeof(out)));
+    clear_env();
+}
+
+TEST(local_stack_settings_sit_under_the_environment_and_yield_to_a_file)
+{
+    clear_env();
+    const char *p = write_file("FT_DATABASE_URL=postgresql://farutech:pw@127.0.0.1:5999/farutech\n"
+                               "FT_NATS_URL=nats://farutech:pw@127.0.0.1:4999\n"
+                               "FT_NATS_MONITOR_URL=http://127.0.0.1:18999\n");
+    char stack[64];
+    snprintf(stack, sizeof(stack), "%s", p);
+    ft_config_t c;
+    char buf[4096];
+    CHECK_INT(0, ft_config_load_with_stack(&c, NULL, stack, errors, sizeof(errors)));
+    CHECK_STR("postgresql://farutech:pw@127.0.0.1:5999/farutech", c.database_url);
+    CHECK_STR("nats://farutech:pw@127.0.0.1:4999", c.nats_url);
+    CHECK_STR(stack, c.stack_env);
+    dump(&c, 0, buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "# settings not given otherwise come from the local stack: ");
+    CHECK_CONTAINS(buf, "FT_DATABASE_URL=postgresql://farutech:***@127.0.0.1:5999/farutech\n");
+    ft_config_free(&c);
+
+    setenv("FT_NATS_URL", "nats://127.0.0.1:4333", 1);
+    CHECK_INT(0, ft_config_load_with_stack(&c, NULL, stack, errors, sizeof(errors)));
+    CHECK_STR("postgresql://farutech:pw@127.0.0.1:5999/farutech", c.database_url);
+    CHECK_STR("nats://127.0.0.1:4333", c.nats_url);
+    ft_config_free(&c);
+    clear_env();
+
+    const char *file = write_file("FT_THREADS=3\n");
+    CHECK_INT(0, ft_config_load_with_stack(&c, file, stack, errors, sizeof(errors)));
+    CHECK_STR("postgresql://farutech@127.0.0.1:55432/farutech", c.database_url);
+    CHECK(c.stack_env == NULL);
+    ft_config_free(&c);
+    unlink(file);
+
+    unlink(stack); /* no stack started: nothing read, no error */
+    CHECK_INT(0, ft_config_load_with_stack(&c, NULL, stack, errors, sizeof(errors)));
+    CHECK_STR("postgresql://farutech@127.0.0.1:55432/farutech", c.database_url);
+    CHECK(c.stack_env == NULL);
+    ft_config_free(&c);
+}
+
 RUN_TESTS(TEST_ENTRY(defaults_apply_without_file_or_environment), TEST_ENTRY(environment_wins_over_file),
           TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(sizes_accept_binary_suffixes),
-          TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords))
+          TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
+          TEST_ENTRY(dump_hides_test_switches_unless_on_or_asked_for_all),
+          TEST_ENTRY(a_binary_of_the_build_tree_finds_the_local_stack_settings),
+          TEST_ENTRY(local_stack_settings_sit_under_the_environment_and_yield_to_a_file))
