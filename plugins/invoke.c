@@ -26,6 +26,16 @@ struct ftp_result {
     PGresult *res;
 };
 
+/* A generation's init or fini running on this thread, outside any invocation: its product
+ * names the plugin's log lines, and set_init_error writes its reason (init only). */
+typedef struct lifecycle_call {
+    const char *product;
+    char *reason; /* NULL in fini */
+    size_t reason_len;
+} lifecycle_call_t;
+
+static _Thread_local lifecycle_call_t *lifecycle;
+
 static const char *keep(ftp_ctx_t *ctx, char *s)
 {
     ctx->strings = ft_mem_realloc(ctx->strings, (ctx->nstrings + 1) * sizeof(char *));
@@ -43,11 +53,13 @@ static void host_log(ftp_ctx_t *ctx, int level, const char *fmt, ...)
     if (level < FTP_LOG_DEBUG || level > FTP_LOG_ERROR)
         level = FTP_LOG_INFO;
     if (ctx == NULL) {
-        ft_log(level, NULL, "plugin: %s", msg);
+        const char *product = lifecycle != NULL ? lifecycle->product : NULL;
+        ft_log_product(level, NULL, product, "plugin %s: %s", product != NULL ? product : "-", msg);
         return;
     }
-    ft_log(level, ctx->inv->log_id, "plugin %s, instance %s: %s", ctx->inv->product->code,
-           ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
+    const char *product = ctx->inv->product->code;
+    ft_log_product(level, ctx->inv->log_id, product, "plugin %s, instance %s: %s", product,
+                   ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
 }
 
 static void *host_alloc(size_t n)
@@ -128,6 +140,16 @@ static void set_error(ftp_ctx_t *ctx, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->err->message, sizeof(ctx->err->message), fmt, ap);
+    va_end(ap);
+}
+
+static void set_init_error(const char *fmt, ...)
+{
+    if (lifecycle == NULL || lifecycle->reason == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lifecycle->reason, lifecycle->reason_len, fmt, ap);
     va_end(ap);
 }
 
@@ -365,11 +387,30 @@ static const ftp_host_api_t api = {
     .db_ident = db_ident,
     .emit_event = emit_event,
     .set_error = set_error,
+    .set_init_error = set_init_error,
 };
 
 const ftp_host_api_t *ft_host_api(void)
 {
     return &api;
+}
+
+int ft_invoke_init(const ft_product_t *p, const ftp_host_api_t *with, char *reason, size_t len)
+{
+    lifecycle_call_t call = {.product = p->code, .reason = reason, .reason_len = len};
+    reason[0] = '\0';
+    lifecycle = &call;
+    int rc = p->init(with);
+    lifecycle = NULL;
+    return rc;
+}
+
+void ft_invoke_fini(const ft_product_t *p)
+{
+    lifecycle_call_t call = {.product = p->code};
+    lifecycle = &call;
+    p->fini();
+    lifecycle = NULL;
 }
 
 int ft_tenant_db_prepare(PGconn *conn, ft_error_t *err)
@@ -451,7 +492,7 @@ int ft_invoke_step(ft_invocation_t *inv, const ft_step_t *step, ft_error_t *err)
     if (rc == FTP_OK) {
         rc = step->run(&api, &ctx);
         if (rc != FTP_OK && err->message[0] == '\0')
-            snprintf(err->message, sizeof(err->message), "step %s returned %d", step->name, rc);
+            snprintf(err->message, sizeof(err->message), "step %s returned %s (%d)", step->name, ft_plugin_status_name(rc), rc);
     }
     rc = finish(&ctx, rc);
     if (rc != FTP_OK) {
@@ -473,7 +514,7 @@ int ft_invoke_action(ft_invocation_t *inv, const ft_action_t *action, char **out
     if (rc == FTP_OK) {
         rc = action->handler(&api, &ctx, inv->payload_json != NULL ? inv->payload_json : "{}", &out);
         if (rc != FTP_OK && err->message[0] == '\0')
-            snprintf(err->message, sizeof(err->message), "action %s returned %d", action->name, rc);
+            snprintf(err->message, sizeof(err->message), "action %s returned %s (%d)", action->name, ft_plugin_status_name(rc), rc);
     }
     rc = finish(&ctx, rc);
     if (rc == FTP_OK)

@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "domain/jsonschema.h"
 #include "infra/log.h"
+#include "plugins/invoke.h"
 #include "plugins/validate.h"
 
 #include <dirent.h>
@@ -233,8 +234,8 @@ static void free_catalog(ft_registry_t *reg, ft_catalog_t *c)
         pthread_mutex_lock(&reg->mutex);
         remove_live(reg, g);
         pthread_mutex_unlock(&reg->mutex);
-        g->product->fini();
-        ft_log(FT_LOG_INFO, NULL, "plugin %s: generation %llu unloaded", g->product_code, g->number);
+        ft_invoke_fini(g->product);
+        ft_log_product(FT_LOG_INFO, NULL, g->product_code, "plugin %s: generation %llu unloaded", g->product_code, g->number);
         free_gen(g);
     }
     free(c->gens);
@@ -290,10 +291,10 @@ static void *reaper_main(void *arg)
                         continue;
                     g->alerted = 1;
                     reg->drain_timeouts++;
-                    ft_log(FT_LOG_ERROR, NULL,
-                           "ALERT plugin %s: generation %llu has not drained %u ms after it was replaced (%ld holders); "
-                           "it stays loaded until they finish",
-                           g->product_code, g->number, reg->drain_timeout_ms, holders(c));
+                    ft_log_product(FT_LOG_ERROR, NULL, g->product_code,
+                                   "ALERT plugin %s: generation %llu has not drained %u ms after it was replaced (%ld holders); "
+                                   "it stays loaded until they finish",
+                                   g->product_code, g->number, reg->drain_timeout_ms, holders(c));
                 }
             }
             pp = &c->next_retired;
@@ -512,9 +513,10 @@ static void fail(ft_registry_t *reg, const char *code, json_t *report, const cha
     unsigned long long serving_number = serving != NULL ? serving->number : 0;
     pthread_mutex_unlock(&reg->mutex);
     if (serving_number != 0)
-        ft_log(FT_LOG_ERROR, NULL, "plugin %s: load failed: %s; generation %llu keeps serving", code, reason, serving_number);
+        ft_log_product(FT_LOG_ERROR, NULL, code, "plugin %s: load failed: %s; generation %llu keeps serving", code, reason,
+                       serving_number);
     else
-        ft_log(FT_LOG_ERROR, NULL, "plugin %s: load failed: %s", code, reason);
+        ft_log_product(FT_LOG_ERROR, NULL, code, "plugin %s: load failed: %s", code, reason);
     if (reg->record != NULL)
         reg->record(reg->arg, code, NULL, "failed", reason);
     if (report != NULL) {
@@ -595,9 +597,11 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
         fail(reg, code, report, err.message);
         goto out;
     }
-    int init_rc = loaded.product->init(reg->api);
+    char init_reason[256];
+    int init_rc = ft_invoke_init(loaded.product, reg->api, init_reason, sizeof(init_reason));
     if (init_rc != FTP_OK) {
-        snprintf(reason, sizeof(reason), "%s: init returned %d", path, init_rc);
+        snprintf(reason, sizeof(reason), "%s: init returned %s (%d)%s%s", path, ft_plugin_status_name(init_rc), init_rc,
+                 init_reason[0] != '\0' ? ": " : "", init_reason);
         ft_plugin_unload(&loaded);
         rc = FT_EINVAL;
         fail(reg, code, report, reason);
@@ -613,14 +617,14 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
     gen->loaded_at = time(NULL);
     build_gen_json(gen);
     if ((rc = compile_schemas(gen, reason, sizeof(reason))) != FT_OK) {
-        gen->product->fini();
+        ft_invoke_fini(gen->product);
         free_gen(gen);
         fail(reg, code, report, reason);
         goto out;
     }
     if (reg->sync != NULL && (rc = reg->sync(reg->arg, gen, &err)) != FT_OK) {
         snprintf(reason, sizeof(reason), "catalog sync: %s", err.message);
-        gen->product->fini();
+        ft_invoke_fini(gen->product);
         free_gen(gen);
         fail(reg, code, report, reason);
         goto out;
@@ -631,8 +635,9 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
     pthread_mutex_unlock(&reg->mutex);
     double swap_ms = swap_in(reg, gen);
     const char *result = prev != 0 ? "reloaded" : "loaded";
-    ft_log(FT_LOG_INFO, NULL, "plugin %s: generation %llu %s (version %s, ABI %u.%u, sha256 %.12s, swap %.3f ms)", code, number,
-           result, gen->product->version, gen->product->abi_major, gen->product->abi_minor, gen->loaded.file_hash, swap_ms);
+    ft_log_product(FT_LOG_INFO, NULL, code, "plugin %s: generation %llu %s (version %s, ABI %u.%u, sha256 %.12s, swap %.3f ms)",
+                   code, number, result, gen->product->version, gen->product->abi_major, gen->product->abi_minor,
+                   gen->loaded.file_hash, swap_ms);
     if (reg->record != NULL)
         reg->record(reg->arg, code, gen, result, NULL);
     if (report != NULL) {

@@ -54,7 +54,7 @@ class Plugins(StackTestCase):
         for code in ("vet", "erp", "crm", "pos"):
             p = h.get(f"/api/v1/products/{code}").json()
             self.assertEqual(p["code"], code)
-            self.assertEqual(p["abi"], "1.1")
+            self.assertEqual(p["abi"], "1.2")
             self.assertGreaterEqual(len(p["modules"]), 3)
             features = [f for m in p["modules"] for f in m["features"]]
             self.assertGreaterEqual(len(features), 10)
@@ -93,7 +93,7 @@ class Plugins(StackTestCase):
         self.assertEqual(p["state"], "active")
         self.assertEqual(p["generation"], 1)
         self.assertEqual(p["version"], "1.0.0")
-        self.assertEqual(p["abi"], "1.1")
+        self.assertEqual(p["abi"], "1.2")
         self.assertRegex(p["file_hash"], r"^[0-9a-f]{64}$")
         self.assertRegex(p["loaded_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(p["file"], os.path.join(d, "fixture.so"))
@@ -131,7 +131,7 @@ class Plugins(StackTestCase):
     def test_abi_mismatches_are_refused_and_the_old_generation_serves(self):
         h, d = self.fixture_host()
         cases = [
-            ("new_minor", "newer than this host's 1.1"),
+            ("new_minor", "newer than this host's 1.2"),
             ("wrong_major", "built for ABI 2.0; this host speaks ABI 1.x"),
             ("bad_magic", "bad magic 0xdeadbeef"),
             ("no_entry", "no ftp_plugin_entry symbol exported"),
@@ -146,7 +146,22 @@ class Plugins(StackTestCase):
 
     def test_init_failure_keeps_the_old_generation(self):
         h, d = self.fixture_host()
-        self.assert_refused(h, d, "init_fails", "init returned -2")
+        self.assert_refused(h, d, "init_fails", "init returned FTP_E_FATAL (-2)")
+
+    def test_init_failure_names_the_code_and_the_plugins_own_reason(self):
+        h, d = self.fixture_host()
+        self.assert_refused(h, d, "init_reason",
+                            "init returned FTP_E_UNAVAILABLE (-6): the license file /etc/fixture/license is missing")
+
+    def test_plugin_log_lines_carry_the_product(self):
+        h, d = self.fixture_host()
+        self.install(d, "init_fails")
+        self.assertProblem(h.post("/api/v1/plugins/fixture/reload"), 422, "plugin-load-failed")
+        # written by the plugin through api->log during init (no invocation), and by the host about it
+        wait_until(lambda: any(l.get("product") == "fixture" and "fixture init refuses to start" in l["msg"]
+                               for l in h.log_lines()), 5, what="the plugin's own line with its product")
+        wait_until(lambda: any(l.get("product") == "fixture" and "load failed" in l["msg"] for l in h.log_lines()), 5,
+                   what="the host's line about the product")
 
     def test_invalid_tables_are_refused_with_table_and_entry_named(self):
         h, d = self.fixture_host()
