@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct ftp_ctx {
     ft_invocation_t *inv;
     ft_error_t *err;
     json_t *settings, *payload;
     char schema[64];
+    char sqlstate[6]; /* of the last failed statement */
     char **strings; /* returned to the plugin; freed when the invocation ends */
     size_t nstrings;
 };
@@ -163,6 +165,7 @@ static int sql_failure(ftp_ctx_t *ctx, const PGresult *res)
     }
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(ctx->sqlstate, sizeof(ctx->sqlstate), "%s", state != NULL ? state : "");
     set_error(ctx, "%s (SQLSTATE %s)", msg != NULL ? msg : PQerrorMessage(conn), state != NULL ? state : "?");
     if (state == NULL)
         return FTP_E_FATAL;
@@ -199,6 +202,43 @@ static int db_exec(ftp_ctx_t *ctx, const char *sql, int nparams, const char *con
     r->res = res;
     *result = r;
     return FTP_OK;
+}
+
+/* Whether a statement changes the schema (its first word, after blanks and comments). */
+static int is_ddl(const char *sql)
+{
+    static const char *const verbs[] = {"CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE", "REINDEX"};
+    for (;;) {
+        sql += strspn(sql, " \t\r\n(");
+        if (strncmp(sql, "--", 2) == 0)
+            sql += strcspn(sql, "\n");
+        else if (strncmp(sql, "/*", 2) == 0 && strstr(sql + 2, "*/") != NULL)
+            sql = strstr(sql + 2, "*/") + 2;
+        else
+            break;
+    }
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        size_t n = strlen(verbs[i]);
+        if (strncasecmp(sql, verbs[i], n) == 0 && (sql[n] == '\0' || strchr(" \t\r\n;", sql[n]) != NULL))
+            return 1;
+    }
+    return 0;
+}
+
+/* The ABI's db_exec. A step's own DDL refused for lack of privilege (42501) is a plugin built
+ * the wrong way round, so the error says where schema changes belong. */
+static int plugin_db_exec(ftp_ctx_t *ctx, const char *sql, int nparams, const char *const *params, ftp_result_t **result)
+{
+    int rc = db_exec(ctx, sql, nparams, params, result);
+    if (rc == FTP_E_FATAL && strcmp(ctx->sqlstate, "42501") == 0 && is_ddl(sql)) {
+        size_t n = strlen(ctx->err->message);
+        snprintf(ctx->err->message + n, sizeof(ctx->err->message) - n,
+                 "; hint: steps and actions run with the tenant role (" FT_TENANT_ROLE " in the Standard tier) and cannot"
+                 " change the schema; declare DDL as a tenant-schema migration in the product descriptor"
+                 " (ftp_plugin_t.migrations, an ftp_migration_t with pooled_sql and siloed_sql), which the host applies"
+                 " before the plugin runs");
+    }
+    return rc;
 }
 
 static int result_rows(const ftp_result_t *r)
@@ -379,7 +419,7 @@ static const ftp_host_api_t api = {
     .payload_json = payload_json,
     .payload_get = payload_get,
     .feature = feature,
-    .db_exec = db_exec,
+    .db_exec = plugin_db_exec,
     .result_rows = result_rows,
     .result_value = result_value,
     .result_free = result_free,

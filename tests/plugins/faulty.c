@@ -6,6 +6,7 @@
  *   nap               sleeps sleep_ms in the database (a long step to kill a worker in)
  *   flaky             fails (retryably) while the file fail_while_exists exists
  *   doomed            fails for good when fatal is true
+ *   ddl               creates a table itself (which a step may not) when ddl is true
  */
 #include <farutech/plugin.h>
 
@@ -27,7 +28,8 @@ static const char settings_schema[] = "{\"type\":\"object\",\"additionalProperti
                                       "\"admin_email\":{\"type\":\"string\",\"format\":\"email\"},"
                                       "\"sleep_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":60000,\"default\":0},"
                                       "\"fail_while_exists\":{\"type\":\"string\",\"maxLength\":500},"
-                                      "\"fatal\":{\"type\":\"boolean\",\"default\":false}}}";
+                                      "\"fatal\":{\"type\":\"boolean\",\"default\":false},"
+                                      "\"ddl\":{\"type\":\"boolean\",\"default\":false}}}";
 
 static const ftp_migration_t migrations[] = {
     {1, "effects",
@@ -81,6 +83,14 @@ static int doomed(const ftp_host_api_t *api, ftp_ctx_t *ctx)
     return FTP_OK;
 }
 
+static int ddl(const ftp_host_api_t *api, ftp_ctx_t *ctx)
+{
+    const char *on = api->setting(ctx, "ddl");
+    if (on == NULL || strcmp(on, "true") != 0)
+        return FTP_OK;
+    return api->db_exec(ctx, "  -- a table of its own\n  CREATE TABLE IF NOT EXISTS extra (x int)", 0, NULL, NULL);
+}
+
 static int remove_rows(const ftp_host_api_t *api, ftp_ctx_t *ctx)
 {
     if (api->tier(ctx) != FTP_TIER_STANDARD)
@@ -104,6 +114,7 @@ static const ftp_step_t steps[] = {
     {FTP_LIFECYCLE_PROVISION, "nap", 1, 60000, nap, NULL},
     {FTP_LIFECYCLE_PROVISION, "flaky", 1, 10000, flaky, NULL},
     {FTP_LIFECYCLE_PROVISION, "doomed", 1, 10000, doomed, NULL},
+    {FTP_LIFECYCLE_PROVISION, "ddl", 1, 10000, ddl, NULL},
     {FTP_LIFECYCLE_DEPROVISION, "remove_rows", 1, 10000, remove_rows, NULL},
     {FTP_LIFECYCLE_SUSPEND, "noop", 1, 1000, noop, NULL},
     {FTP_LIFECYCLE_RESUME, "noop", 1, 1000, noop, NULL},
