@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct ftp_ctx {
     ft_invocation_t *inv;
     ft_error_t *err;
     json_t *settings, *payload;
     char schema[64];
+    char sqlstate[6]; /* of the last failed statement */
     char **strings; /* returned to the plugin; freed when the invocation ends */
     size_t nstrings;
 };
@@ -25,6 +27,16 @@ struct ftp_ctx {
 struct ftp_result {
     PGresult *res;
 };
+
+/* A generation's init or fini running on this thread, outside any invocation: its product
+ * names the plugin's log lines, and set_init_error writes its reason (init only). */
+typedef struct lifecycle_call {
+    const char *product;
+    char *reason; /* NULL in fini */
+    size_t reason_len;
+} lifecycle_call_t;
+
+static _Thread_local lifecycle_call_t *lifecycle;
 
 static const char *keep(ftp_ctx_t *ctx, char *s)
 {
@@ -43,11 +55,13 @@ static void host_log(ftp_ctx_t *ctx, int level, const char *fmt, ...)
     if (level < FTP_LOG_DEBUG || level > FTP_LOG_ERROR)
         level = FTP_LOG_INFO;
     if (ctx == NULL) {
-        ft_log(level, NULL, "plugin: %s", msg);
+        const char *product = lifecycle != NULL ? lifecycle->product : NULL;
+        ft_log_product(level, NULL, product, "plugin %s: %s", product != NULL ? product : "-", msg);
         return;
     }
-    ft_log(level, ctx->inv->log_id, "plugin %s, instance %s: %s", ctx->inv->product->code,
-           ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
+    const char *product = ctx->inv->product->code;
+    ft_log_product(level, ctx->inv->log_id, product, "plugin %s, instance %s: %s", product,
+                   ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
 }
 
 static void *host_alloc(size_t n)
@@ -131,6 +145,16 @@ static void set_error(ftp_ctx_t *ctx, const char *fmt, ...)
     va_end(ap);
 }
 
+static void set_init_error(const char *fmt, ...)
+{
+    if (lifecycle == NULL || lifecycle->reason == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(lifecycle->reason, lifecycle->reason_len, fmt, ap);
+    va_end(ap);
+}
+
 /* Maps a failed statement to an FTP_* code and records its message. */
 static int sql_failure(ftp_ctx_t *ctx, const PGresult *res)
 {
@@ -141,6 +165,7 @@ static int sql_failure(ftp_ctx_t *ctx, const PGresult *res)
     }
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(ctx->sqlstate, sizeof(ctx->sqlstate), "%s", state != NULL ? state : "");
     set_error(ctx, "%s (SQLSTATE %s)", msg != NULL ? msg : PQerrorMessage(conn), state != NULL ? state : "?");
     if (state == NULL)
         return FTP_E_FATAL;
@@ -177,6 +202,43 @@ static int db_exec(ftp_ctx_t *ctx, const char *sql, int nparams, const char *con
     r->res = res;
     *result = r;
     return FTP_OK;
+}
+
+/* Whether a statement changes the schema (its first word, after blanks and comments). */
+static int is_ddl(const char *sql)
+{
+    static const char *const verbs[] = {"CREATE", "ALTER", "DROP", "COMMENT", "GRANT", "REVOKE", "REINDEX"};
+    for (;;) {
+        sql += strspn(sql, " \t\r\n(");
+        if (strncmp(sql, "--", 2) == 0)
+            sql += strcspn(sql, "\n");
+        else if (strncmp(sql, "/*", 2) == 0 && strstr(sql + 2, "*/") != NULL)
+            sql = strstr(sql + 2, "*/") + 2;
+        else
+            break;
+    }
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        size_t n = strlen(verbs[i]);
+        if (strncasecmp(sql, verbs[i], n) == 0 && (sql[n] == '\0' || strchr(" \t\r\n;", sql[n]) != NULL))
+            return 1;
+    }
+    return 0;
+}
+
+/* The ABI's db_exec. A step's own DDL refused for lack of privilege (42501) is a plugin built
+ * the wrong way round, so the error says where schema changes belong. */
+static int plugin_db_exec(ftp_ctx_t *ctx, const char *sql, int nparams, const char *const *params, ftp_result_t **result)
+{
+    int rc = db_exec(ctx, sql, nparams, params, result);
+    if (rc == FTP_E_FATAL && strcmp(ctx->sqlstate, "42501") == 0 && is_ddl(sql)) {
+        size_t n = strlen(ctx->err->message);
+        snprintf(ctx->err->message + n, sizeof(ctx->err->message) - n,
+                 "; hint: steps and actions run with the tenant role (" FT_TENANT_ROLE " in the Standard tier) and cannot"
+                 " change the schema; declare DDL as a tenant-schema migration in the product descriptor"
+                 " (ftp_plugin_t.migrations, an ftp_migration_t with pooled_sql and siloed_sql), which the host applies"
+                 " before the plugin runs");
+    }
+    return rc;
 }
 
 static int result_rows(const ftp_result_t *r)
@@ -357,7 +419,7 @@ static const ftp_host_api_t api = {
     .payload_json = payload_json,
     .payload_get = payload_get,
     .feature = feature,
-    .db_exec = db_exec,
+    .db_exec = plugin_db_exec,
     .result_rows = result_rows,
     .result_value = result_value,
     .result_free = result_free,
@@ -365,11 +427,30 @@ static const ftp_host_api_t api = {
     .db_ident = db_ident,
     .emit_event = emit_event,
     .set_error = set_error,
+    .set_init_error = set_init_error,
 };
 
 const ftp_host_api_t *ft_host_api(void)
 {
     return &api;
+}
+
+int ft_invoke_init(const ft_product_t *p, const ftp_host_api_t *with, char *reason, size_t len)
+{
+    lifecycle_call_t call = {.product = p->code, .reason = reason, .reason_len = len};
+    reason[0] = '\0';
+    lifecycle = &call;
+    int rc = p->init(with);
+    lifecycle = NULL;
+    return rc;
+}
+
+void ft_invoke_fini(const ft_product_t *p)
+{
+    lifecycle_call_t call = {.product = p->code};
+    lifecycle = &call;
+    p->fini();
+    lifecycle = NULL;
 }
 
 int ft_tenant_db_prepare(PGconn *conn, ft_error_t *err)
@@ -451,7 +532,7 @@ int ft_invoke_step(ft_invocation_t *inv, const ft_step_t *step, ft_error_t *err)
     if (rc == FTP_OK) {
         rc = step->run(&api, &ctx);
         if (rc != FTP_OK && err->message[0] == '\0')
-            snprintf(err->message, sizeof(err->message), "step %s returned %d", step->name, rc);
+            snprintf(err->message, sizeof(err->message), "step %s returned %s (%d)", step->name, ft_plugin_status_name(rc), rc);
     }
     rc = finish(&ctx, rc);
     if (rc != FTP_OK) {
@@ -473,7 +554,7 @@ int ft_invoke_action(ft_invocation_t *inv, const ft_action_t *action, char **out
     if (rc == FTP_OK) {
         rc = action->handler(&api, &ctx, inv->payload_json != NULL ? inv->payload_json : "{}", &out);
         if (rc != FTP_OK && err->message[0] == '\0')
-            snprintf(err->message, sizeof(err->message), "action %s returned %d", action->name, rc);
+            snprintf(err->message, sizeof(err->message), "action %s returned %s (%d)", action->name, ft_plugin_status_name(rc), rc);
     }
     rc = finish(&ctx, rc);
     if (rc == FTP_OK)

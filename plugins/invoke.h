@@ -34,6 +34,13 @@ typedef struct ft_invocation {
 /* The host services table handed to every plugin. */
 const ftp_host_api_t *ft_host_api(void);
 
+/* Runs a generation's init with `api` on this thread (the reloading one). Log lines the plugin
+ * writes without an invocation carry its product; the text it gives set_init_error lands in
+ * reason (len bytes, empty when it gave none). Returns init's FTP_* code. */
+int ft_invoke_init(const ft_product_t *p, const ftp_host_api_t *api, char *reason, size_t len);
+/* Runs a generation's fini, its log lines carrying the product. */
+void ft_invoke_fini(const ft_product_t *p);
+
 /* Once per tenant database server: the role pooled steps run as. */
 int ft_tenant_db_prepare(PGconn *conn, ft_error_t *err);
 

@@ -297,3 +297,28 @@ const char *ft_lifecycle_name(uint32_t lifecycle)
     }
     return "unknown";
 }
+
+const char *ft_plugin_status_name(int rc)
+{
+    switch (rc) {
+    case FTP_OK:
+        return "FTP_OK";
+    case FTP_E_RETRY:
+        return "FTP_E_RETRY";
+    case FTP_E_FATAL:
+        return "FTP_E_FATAL";
+    case FTP_E_INVALID:
+        return "FTP_E_INVALID";
+    case FTP_E_NOTFOUND:
+        return "FTP_E_NOTFOUND";
+    case FTP_E_CONFLICT:
+        return "FTP_E_CONFLICT";
+    case FTP_E_UNAVAILABLE:
+        return "FTP_E_UNAVAILABLE";
+    case FTP_E_TIMEOUT:
+        return "FTP_E_TIMEOUT";
+    case FTP_E_NOMEM:
+        return "FTP_E_NOMEM";
+    }
+    return "an unknown code";
+}

@@ -86,5 +86,8 @@ const ft_action_t *ft_product_action(const ft_product_t *p, const char *name);
 long ft_product_feature_index(const ft_product_t *p, const char *code);
 
 const char *ft_lifecycle_name(uint32_t lifecycle);
+/* The symbolic name of a plugin's return code ("FTP_E_FATAL"); print the number beside it,
+ * since a plugin may return a code this host does not know. */
+const char *ft_plugin_status_name(int rc);
 
 #endif

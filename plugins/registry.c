@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "domain/jsonschema.h"
 #include "infra/log.h"
+#include "plugins/invoke.h"
 #include "plugins/validate.h"
 
 #include <dirent.h>
@@ -23,11 +24,28 @@
 
 #define REAPER_POLL_MS 2
 
+/* Reload attempts kept per product for GET /api/v1/plugins. Memory is enough: the history says
+ * what this process went through (each host loads its own generations), and every attempt of
+ * every host is also written to ft_plugin_loads, which outlives restarts. */
+#define HISTORY_MAX 32
+
+typedef struct reload_event {
+    unsigned long long seq; /* orders events across products */
+    const char *product;    /* its product_state_t's code */
+    time_t at;
+    const char *result; /* "loaded", "reloaded" or "failed" */
+    /* loaded, reloaded: the new generation; failed: the one that keeps serving (0: none) */
+    unsigned long long generation;
+    char *reason; /* failed only */
+} reload_event_t;
+
 typedef struct product_state {
     char *code;
     unsigned long long last_number;
-    char *last_error;
+    char *last_error; /* the last attempt's reason while it failed; NULL once one succeeds */
     time_t last_error_at;
+    reload_event_t history[HISTORY_MAX]; /* a ring, the newest at (nhistory - 1) % HISTORY_MAX */
+    unsigned long long nhistory;
 } product_state_t;
 
 typedef struct swap_cb {
@@ -61,6 +79,7 @@ struct ft_registry {
     size_t nswap_cbs;
     unsigned long long load_tag;
     unsigned long long reloads, failures, drain_timeouts;
+    unsigned long long history_seq;
 };
 
 static uint64_t now_ns(void)
@@ -233,8 +252,8 @@ static void free_catalog(ft_registry_t *reg, ft_catalog_t *c)
         pthread_mutex_lock(&reg->mutex);
         remove_live(reg, g);
         pthread_mutex_unlock(&reg->mutex);
-        g->product->fini();
-        ft_log(FT_LOG_INFO, NULL, "plugin %s: generation %llu unloaded", g->product_code, g->number);
+        ft_invoke_fini(g->product);
+        ft_log_product(FT_LOG_INFO, NULL, g->product_code, "plugin %s: generation %llu unloaded", g->product_code, g->number);
         free_gen(g);
     }
     free(c->gens);
@@ -290,10 +309,10 @@ static void *reaper_main(void *arg)
                         continue;
                     g->alerted = 1;
                     reg->drain_timeouts++;
-                    ft_log(FT_LOG_ERROR, NULL,
-                           "ALERT plugin %s: generation %llu has not drained %u ms after it was replaced (%ld holders); "
-                           "it stays loaded until they finish",
-                           g->product_code, g->number, reg->drain_timeout_ms, holders(c));
+                    ft_log_product(FT_LOG_ERROR, NULL, g->product_code,
+                                   "ALERT plugin %s: generation %llu has not drained %u ms after it was replaced (%ld holders); "
+                                   "it stays loaded until they finish",
+                                   g->product_code, g->number, reg->drain_timeout_ms, holders(c));
                 }
             }
             pp = &c->next_retired;
@@ -373,6 +392,8 @@ void ft_registry_destroy(ft_registry_t *reg)
     for (size_t i = 0; i < reg->nstates; i++) {
         free(reg->states[i].code);
         free(reg->states[i].last_error);
+        for (size_t k = 0; k < HISTORY_MAX; k++)
+            free(reg->states[i].history[k].reason);
     }
     free(reg->states);
     free(reg->live);
@@ -500,21 +521,36 @@ static double swap_in(ft_registry_t *reg, ft_generation_t *gen)
     return (double)(now_ns() - t0) / 1e6;
 }
 
-static void fail(ft_registry_t *reg, const char *code, json_t *report, const char *reason)
+/* Appends to the product's history, dropping the oldest beyond HISTORY_MAX. reg->mutex held. */
+static void remember(ft_registry_t *reg, product_state_t *s, const char *result, unsigned long long generation, const char *reason)
+{
+    reload_event_t *e = &s->history[s->nhistory++ % HISTORY_MAX];
+    free(e->reason);
+    *e = (reload_event_t){.seq = ++reg->history_seq,
+                          .product = s->code,
+                          .at = time(NULL),
+                          .result = result,
+                          .generation = generation,
+                          .reason = reason != NULL ? ft_mem_strdup(reason) : NULL};
+}
+
+/* A failed attempt: the generation serving, if any, stays; the reason (which says so) goes to
+ * the product's state and history, the log, the load record and the report. reload_mutex held. */
+static void fail(ft_registry_t *reg, const char *code, json_t *report, const char *why)
 {
     pthread_mutex_lock(&reg->mutex);
+    ft_generation_t *serving = ft_catalog_find(reg->current, code);
+    unsigned long long serving_number = serving != NULL ? serving->number : 0;
+    char *reason =
+        serving_number != 0 ? ft_mem_asprintf("%s; generation %llu keeps serving", why, serving_number) : ft_mem_strdup(why);
     product_state_t *s = state_of(reg, code);
     free(s->last_error);
     s->last_error = ft_mem_strdup(reason);
     s->last_error_at = time(NULL);
+    remember(reg, s, "failed", serving_number, reason);
     reg->failures++;
-    ft_generation_t *serving = ft_catalog_find(reg->current, code);
-    unsigned long long serving_number = serving != NULL ? serving->number : 0;
     pthread_mutex_unlock(&reg->mutex);
-    if (serving_number != 0)
-        ft_log(FT_LOG_ERROR, NULL, "plugin %s: load failed: %s; generation %llu keeps serving", code, reason, serving_number);
-    else
-        ft_log(FT_LOG_ERROR, NULL, "plugin %s: load failed: %s", code, reason);
+    ft_log_product(FT_LOG_ERROR, NULL, code, "plugin %s: load failed: %s", code, reason);
     if (reg->record != NULL)
         reg->record(reg->arg, code, NULL, "failed", reason);
     if (report != NULL) {
@@ -523,6 +559,7 @@ static void fail(ft_registry_t *reg, const char *code, json_t *report, const cha
             json_object_set_new(item, "serving_generation", json_integer((json_int_t)serving_number));
         json_array_append_new(report, item);
     }
+    free(reason);
 }
 
 /* The product's JSON Schemas, compiled once per generation; a schema outside the supported
@@ -595,9 +632,11 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
         fail(reg, code, report, err.message);
         goto out;
     }
-    int init_rc = loaded.product->init(reg->api);
+    char init_reason[256];
+    int init_rc = ft_invoke_init(loaded.product, reg->api, init_reason, sizeof(init_reason));
     if (init_rc != FTP_OK) {
-        snprintf(reason, sizeof(reason), "%s: init returned %d", path, init_rc);
+        snprintf(reason, sizeof(reason), "%s: init returned %s (%d)%s%s", path, ft_plugin_status_name(init_rc), init_rc,
+                 init_reason[0] != '\0' ? ": " : "", init_reason);
         ft_plugin_unload(&loaded);
         rc = FT_EINVAL;
         fail(reg, code, report, reason);
@@ -613,26 +652,31 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
     gen->loaded_at = time(NULL);
     build_gen_json(gen);
     if ((rc = compile_schemas(gen, reason, sizeof(reason))) != FT_OK) {
-        gen->product->fini();
+        ft_invoke_fini(gen->product);
         free_gen(gen);
         fail(reg, code, report, reason);
         goto out;
     }
     if (reg->sync != NULL && (rc = reg->sync(reg->arg, gen, &err)) != FT_OK) {
         snprintf(reason, sizeof(reason), "catalog sync: %s", err.message);
-        gen->product->fini();
+        ft_invoke_fini(gen->product);
         free_gen(gen);
         fail(reg, code, report, reason);
         goto out;
     }
+    const char *result = prev != 0 ? "reloaded" : "loaded";
     pthread_mutex_lock(&reg->mutex);
-    state_of(reg, code)->last_number = number;
+    product_state_t *state = state_of(reg, code);
+    state->last_number = number;
+    free(state->last_error);
+    state->last_error = NULL;
+    remember(reg, state, result, number, NULL);
     reg->reloads++;
     pthread_mutex_unlock(&reg->mutex);
     double swap_ms = swap_in(reg, gen);
-    const char *result = prev != 0 ? "reloaded" : "loaded";
-    ft_log(FT_LOG_INFO, NULL, "plugin %s: generation %llu %s (version %s, ABI %u.%u, sha256 %.12s, swap %.3f ms)", code, number,
-           result, gen->product->version, gen->product->abi_major, gen->product->abi_minor, gen->loaded.file_hash, swap_ms);
+    ft_log_product(FT_LOG_INFO, NULL, code, "plugin %s: generation %llu %s (version %s, ABI %u.%u, sha256 %.12s, swap %.3f ms)",
+                   code, number, result, gen->product->version, gen->product->abi_major, gen->product->abi_minor,
+                   gen->loaded.file_hash, swap_ms);
     if (reg->record != NULL)
         reg->record(reg->arg, code, gen, result, NULL);
     if (report != NULL) {
@@ -652,6 +696,56 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A serving product whose file is gone from the directory: nothing to load, and no way to
+ * tell a deploy in progress from a removal, so the generation keeps serving and the attempt
+ * fails saying so. Returns how many of `codes` (present files; NULL with n 0: none) miss. */
+static int missing_files(ft_registry_t *reg, char *const *codes, size_t n, const char *only, json_t *report)
+{
+    char **gone = NULL;
+    size_t ngone = 0;
+    pthread_mutex_lock(&reg->mutex);
+    for (size_t i = 0; i < reg->current->count; i++) {
+        const char *code = reg->current->gens[i]->product_code;
+        int present = 0;
+        for (size_t k = 0; k < n && !present; k++)
+            present = strcmp(codes[k], code) == 0;
+        if (present || (only != NULL && strcmp(only, code) != 0))
+            continue;
+        gone = ft_mem_realloc(gone, (ngone + 1) * sizeof(char *));
+        gone[ngone++] = ft_mem_asprintf("%s/%s.so", reg->plugin_dir, code);
+    }
+    pthread_mutex_unlock(&reg->mutex);
+    for (size_t i = 0; i < ngone; i++) {
+        char *why = ft_mem_asprintf("%s: file missing", gone[i]);
+        char *code = strrchr(gone[i], '/') + 1;
+        code[strlen(code) - 3] = '\0';
+        fail(reg, code, report, why);
+        free(why);
+        free(gone[i]);
+    }
+    free(gone);
+    return (int)ngone;
+}
+
+/* err gets the reason of every failed product in the report (one product: the reason alone). */
+static int failures_of(const json_t *report, const char *product, ft_error_t *err)
+{
+    char text[sizeof(err->message)] = "";
+    size_t used = 0, i;
+    json_t *item;
+    json_array_foreach(report, i, item)
+    {
+        if (strcmp(json_string_value(json_object_get(item, "result")), "failed") != 0 || used >= sizeof(text) - 1)
+            continue;
+        const char *reason = json_string_value(json_object_get(item, "reason"));
+        int n = product != NULL ? snprintf(text + used, sizeof(text) - used, "%s", reason)
+                                : snprintf(text + used, sizeof(text) - used, "%s%s: %s", used > 0 ? " | " : "",
+                                           json_string_value(json_object_get(item, "product")), reason);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return ft_error_set(err, FT_EINVAL, "%s", text);
+}
+
 int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_t **report_out, ft_error_t *err)
 {
     json_t *report = json_array();
@@ -662,11 +756,12 @@ int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_
         struct stat st;
         int exists = stat(path, &st) == 0;
         free(path);
-        if (!exists) {
+        if (exists)
+            rc = reload_one(reg, product, force, report) != FT_OK ? FT_EINVAL : FT_OK;
+        else if (missing_files(reg, NULL, 0, product, report) > 0)
+            rc = FT_EINVAL;
+        else
             rc = ft_error_set(err, FT_ENOTFOUND, "no plugin file %s.so in %s", product, reg->plugin_dir);
-            goto out;
-        }
-        rc = reload_one(reg, product, force, report);
         goto out;
     }
     DIR *d = opendir(reg->plugin_dir);
@@ -687,15 +782,17 @@ int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_
     closedir(d);
     if (n > 1)
         qsort(codes, n, sizeof(char *), cmp_str);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         if (reload_one(reg, codes[i], force, report) != FT_OK)
             rc = FT_EINVAL;
+    if (missing_files(reg, codes, n, NULL, report) > 0)
+        rc = FT_EINVAL;
+    for (size_t i = 0; i < n; i++)
         free(codes[i]);
-    }
     free(codes);
-    if (rc != FT_OK)
-        ft_error_set(err, rc, "one or more plugins failed to load");
 out:
+    if (rc == FT_EINVAL)
+        failures_of(report, product, err);
     pthread_mutex_unlock(&reg->reload_mutex);
     if (report_out != NULL)
         *report_out = report;
@@ -711,6 +808,40 @@ static json_t *time_json(time_t t)
     gmtime_r(&t, &tm);
     strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
     return json_string(buf);
+}
+
+static int cmp_event(const void *a, const void *b)
+{
+    unsigned long long x = (*(reload_event_t *const *)a)->seq, y = (*(reload_event_t *const *)b)->seq;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Every product's kept attempts, newest first. reg->mutex held. */
+static json_t *history_json(ft_registry_t *reg)
+{
+    reload_event_t **all = ft_mem_calloc(reg->nstates * HISTORY_MAX + 1, sizeof(*all));
+    size_t n = 0;
+    for (size_t i = 0; i < reg->nstates; i++) {
+        product_state_t *s = &reg->states[i];
+        for (unsigned long long k = 0; k < s->nhistory && k < HISTORY_MAX; k++)
+            all[n++] = &s->history[k];
+    }
+    if (n > 1)
+        qsort(all, n, sizeof(*all), cmp_event);
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const reload_event_t *e = all[i];
+        json_t *item = json_pack("{s:s, s:o, s:s}", "product", e->product, "at", time_json(e->at), "result", e->result);
+        if (e->reason == NULL)
+            json_object_set_new(item, "generation", json_integer((json_int_t)e->generation));
+        else if (e->generation != 0)
+            json_object_set_new(item, "serving_generation", json_integer((json_int_t)e->generation));
+        if (e->reason != NULL)
+            json_object_set_new(item, "reason", json_string(e->reason));
+        json_array_append_new(list, item);
+    }
+    free(all);
+    return list;
 }
 
 json_t *ft_registry_status(ft_registry_t *reg)
@@ -733,7 +864,7 @@ json_t *ft_registry_status(ft_registry_t *reg)
             json_object_set_new(item, "reason", json_string(why));
         }
         product_state_t *s = state_of(reg, g->product_code);
-        if (active && s->last_error != NULL && s->last_error_at >= g->loaded_at)
+        if (active && s->last_error != NULL)
             json_object_set_new(item, "last_reload_error",
                                 json_pack("{s:o, s:s}", "at", time_json(s->last_error_at), "reason", s->last_error));
         json_array_append_new(list, item);
@@ -745,8 +876,9 @@ json_t *ft_registry_status(ft_registry_t *reg)
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "product", s->code, "state", "failed", "reason",
                                               s->last_error, "failed_at", time_json(s->last_error_at)));
     }
+    json_t *history = history_json(reg);
     pthread_mutex_unlock(&reg->mutex);
-    return json_pack("{s:o}", "plugins", list);
+    return json_pack("{s:o, s:o}", "plugins", list, "reload_history", history);
 }
 
 void ft_registry_counts(ft_registry_t *reg, unsigned long long *reloads, unsigned long long *failures,

@@ -76,7 +76,9 @@ void ft_registry_destroy(ft_registry_t *reg);
  * skipped unless force. Blocking: never on an HTTP loop thread. Returns FT_OK when every
  * attempted product loaded; *report (may be NULL) gets one object per product:
  * {"product","result":"loaded|reloaded|unchanged|failed","generation","previous_generation",
- *  "reason","swap_ms"}.
+ *  "serving_generation","reason","swap_ms"}. A serving product whose file is gone fails with
+ * "file missing; generation N keeps serving". FT_EINVAL when some failed (err: their reasons),
+ * FT_ENOTFOUND for a product with neither a file nor a serving generation.
  */
 int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_t **report, ft_error_t *err);
 
@@ -105,7 +107,10 @@ void ft_catalog_unpin(ft_catalog_reader_t *rd, ft_catalog_t *c);
 /* Called (on the reloading thread) after every swap; loop threads use it to wake and refresh. */
 void ft_registry_on_swap(ft_registry_t *reg, void (*fn)(void *arg), void *arg);
 
-/* GET /api/v1/plugins: every loaded generation and every product whose last load failed. */
+/* GET /api/v1/plugins: {"plugins": every loaded generation (the active one with
+ * "last_reload_error" while its product's last attempt failed) and every product whose last
+ * load failed and that serves no generation; "reload_history": this process's last attempts per
+ * product, newest first, {"product","at","result","generation" | "serving_generation","reason"}}. */
 json_t *ft_registry_status(ft_registry_t *reg);
 
 /* Generations that were loaded / are still draining (for metrics and tests). */

@@ -42,13 +42,9 @@ static void reload_done(ft_req_t *r, void *arg, int status, const ft_error_t *er
         } else if (status == FT_EIO) {
             ft_respond_internal(r, 500, err);
         } else if (status != FT_OK) {
-            /* the old generations keep serving; the report says why each failed */
-            json_t *ext = json_pack("{s:O}", "results", job->report);
-            const char *why = "one or more plugins failed to load";
-            if (job->product != NULL && json_array_size(job->report) == 1)
-                why = json_string_value(json_object_get(json_array_get(job->report, 0), "reason"));
-            ft_respond_problem(r, 422, "plugin-load-failed", "Plugin load failed", ext,
-                               "%s; the previous generation keeps serving.", why != NULL ? why : "load failed");
+            /* each reason says which generation, if any, keeps serving */
+            ft_respond_problem(r, 422, "plugin-load-failed", "Plugin load failed", json_pack("{s:O}", "results", job->report),
+                               "%s.", err->message[0] != '\0' ? err->message : "load failed");
         } else {
             ft_respond_json(r, 200, json_pack("{s:O}", "results", job->report));
         }

@@ -185,6 +185,24 @@ void ft_log(int level, const char *request_id, const char *fmt, ...)
     ft_log_json(level, fields);
 }
 
+void ft_log_product(int level, const char *request_id, const char *product, const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *fields = json_object();
+    json_object_set_new(fields, "msg", string_or_sanitized(msg));
+    if (request_id != NULL)
+        json_object_set_new(fields, "request_id", string_or_sanitized(request_id));
+    if (product != NULL)
+        json_object_set_new(fields, "product", string_or_sanitized(product));
+    ft_log_json(level, fields);
+}
+
 /* The access line is built with ft_put (core/append.h): it is written for every request. */
 void ft_log_access(const char *request_id, const char *method, const char *route, int status, uint64_t duration_ns)
 {

@@ -19,6 +19,10 @@ int ft_log_enabled(int level);
 /* One line {"time","level","msg"[,"request_id"]}. request_id may be NULL. */
 void ft_log(int level, const char *request_id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ft_log plus "product" (a plugin's product code; NULL: none). */
+void ft_log_product(int level, const char *request_id, const char *product, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* One line made of `fields` (the reference is stolen) plus "time" and "level". */
 void ft_log_json(int level, json_t *fields);
 

@@ -185,6 +185,29 @@ class Pipeline(PipelineCase):
         self.assertProblem(h.post(f"/api/v1/dlq/{d['id']}/replay"), 409, "dlq-entry-discarded")
         self.assertProblem(h.post("/api/v1/dlq/00000000-0000-4000-8000-000000000000/replay"), 404, "dlq-entry-not-found")
 
+    def test_ddl_in_a_step_fails_for_good_with_a_hint_to_tenant_migrations(self):
+        h = self.host()
+        c = customer(h)
+        i = self.create(h, c, settings={"ddl": True})
+        self.wait_status(h, i["id"], ["failed"])
+        job = self.job(h, i["latest_job"]["id"])
+        self.assertEqual(job["attempts"], 1)
+        [attempt] = job["history"]
+        self.assertEqual(attempt["step"], "ddl")
+        self.assertFalse(attempt["retryable"])
+        self.assertIn("permission denied for schema faulty (SQLSTATE 42501)", attempt["error"])
+        self.assertIn("declare DDL as a tenant-schema migration", attempt["error"])
+        self.assertIn("ftp_migration_t", attempt["error"])
+
+    def test_a_plugins_log_line_in_a_step_carries_its_product(self):
+        h = self.host()
+        c = customer(h)
+        i = self.create(h, c)
+        self.wait_status(h, i["id"], ["active"])
+        [line] = [l for l in h.log_lines() if l["msg"].endswith(": touched") and i["id"] in l["msg"]]
+        self.assertEqual(line["product"], "faulty")
+        self.assertEqual(line["request_id"], self.job(h, i["latest_job"]["id"])["correlation_id"])
+
     # ---------------------------------------------------------------- exactly one effect
 
     def test_the_same_event_published_twice_has_one_effect(self):

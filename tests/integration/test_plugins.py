@@ -54,7 +54,7 @@ class Plugins(StackTestCase):
         for code in ("vet", "erp", "crm", "pos"):
             p = h.get(f"/api/v1/products/{code}").json()
             self.assertEqual(p["code"], code)
-            self.assertEqual(p["abi"], "1.1")
+            self.assertEqual(p["abi"], "1.2")
             self.assertGreaterEqual(len(p["modules"]), 3)
             features = [f for m in p["modules"] for f in m["features"]]
             self.assertGreaterEqual(len(features), 10)
@@ -93,7 +93,7 @@ class Plugins(StackTestCase):
         self.assertEqual(p["state"], "active")
         self.assertEqual(p["generation"], 1)
         self.assertEqual(p["version"], "1.0.0")
-        self.assertEqual(p["abi"], "1.1")
+        self.assertEqual(p["abi"], "1.2")
         self.assertRegex(p["file_hash"], r"^[0-9a-f]{64}$")
         self.assertRegex(p["loaded_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(p["file"], os.path.join(d, "fixture.so"))
@@ -131,7 +131,7 @@ class Plugins(StackTestCase):
     def test_abi_mismatches_are_refused_and_the_old_generation_serves(self):
         h, d = self.fixture_host()
         cases = [
-            ("new_minor", "newer than this host's 1.1"),
+            ("new_minor", "newer than this host's 1.2"),
             ("wrong_major", "built for ABI 2.0; this host speaks ABI 1.x"),
             ("bad_magic", "bad magic 0xdeadbeef"),
             ("no_entry", "no ftp_plugin_entry symbol exported"),
@@ -146,7 +146,86 @@ class Plugins(StackTestCase):
 
     def test_init_failure_keeps_the_old_generation(self):
         h, d = self.fixture_host()
-        self.assert_refused(h, d, "init_fails", "init returned -2")
+        self.assert_refused(h, d, "init_fails", "init returned FTP_E_FATAL (-2)")
+
+    def test_init_failure_names_the_code_and_the_plugins_own_reason(self):
+        h, d = self.fixture_host()
+        self.assert_refused(h, d, "init_reason",
+                            "init returned FTP_E_UNAVAILABLE (-6): the license file /etc/fixture/license is missing")
+
+    def test_plugin_log_lines_carry_the_product(self):
+        h, d = self.fixture_host()
+        self.install(d, "init_fails")
+        self.assertProblem(h.post("/api/v1/plugins/fixture/reload"), 422, "plugin-load-failed")
+        # written by the plugin through api->log during init (no invocation), and by the host about it
+        wait_until(lambda: any(l.get("product") == "fixture" and "fixture init refuses to start" in l["msg"]
+                               for l in h.log_lines()), 5, what="the plugin's own line with its product")
+        wait_until(lambda: any(l.get("product") == "fixture" and "load failed" in l["msg"] for l in h.log_lines()), 5,
+                   what="the host's line about the product")
+
+    def test_a_failed_reload_is_audited_with_its_reason(self):
+        h, d = self.fixture_host()
+        self.install(d, "init_reason")
+        self.assertProblem(h.post("/api/v1/plugins/fixture/reload"), 422, "plugin-load-failed")
+        self.install(d, "bad_magic")
+        self.assertProblem(h.post("/api/v1/plugins/reload"), 422, "plugin-load-failed")
+
+        def rows():
+            items = h.get("/api/v1/audit?action=plugin.reload&result=failure").json()["items"]
+            return sorted(items, key=lambda a: a["entity_id"] is None) if len(items) == 2 else None
+        single, every = wait_until(rows, 10, what="two audit rows")
+        self.assertEqual(single["entity_id"], "fixture")
+        self.assertIn("init returned FTP_E_UNAVAILABLE (-6): the license file /etc/fixture/license is missing",
+                      single["reason"])
+        self.assertIn("fixture: ", every["reason"])
+        self.assertIn("bad magic", every["reason"])
+        self.assertIn("generation 1 keeps serving", every["reason"])
+
+    # ---------------------------------------------------------------- reload state and history
+
+    def test_a_successful_reload_clears_the_last_error_and_the_history_keeps_it(self):
+        h, d = self.fixture_host()
+        self.install(d, "init_fails")
+        self.assertProblem(h.post("/api/v1/plugins/fixture/reload"), 422, "plugin-load-failed")
+        [entry] = self.plugin_entries(h)
+        self.assertIn("init returned", entry["last_reload_error"]["reason"])
+        self.install(d, "v2")
+        self.assertEqual(h.post("/api/v1/plugins/fixture/reload").status, 200)
+        [entry] = [e for e in self.plugin_entries(h) if e["state"] == "active"]
+        self.assertEqual(entry["generation"], 2)
+        self.assertNotIn("last_reload_error", entry)
+        history = [e for e in h.get("/api/v1/plugins").json()["reload_history"] if e["product"] == "fixture"]
+        self.assertEqual([(e["result"], e.get("generation"), e.get("serving_generation")) for e in history],
+                         [("reloaded", 2, None), ("failed", None, 1), ("loaded", 1, None)])
+        self.assertIn("init returned FTP_E_FATAL (-2); generation 1 keeps serving", history[1]["reason"])
+        for e in history:
+            self.assertRegex(e["at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+    def test_the_history_keeps_the_last_32_attempts_of_a_product(self):
+        h, d = self.fixture_host()
+        for _ in range(33):
+            self.assertEqual(h.post("/api/v1/plugins/fixture/reload?force=true").status, 200)
+        history = [e for e in h.get("/api/v1/plugins").json()["reload_history"] if e["product"] == "fixture"]
+        self.assertEqual([e["generation"] for e in history], list(range(34, 2, -1)))
+
+    def test_a_reload_that_finds_the_file_gone_says_which_generation_keeps_serving(self):
+        h, d = self.fixture_host()
+        os.remove(os.path.join(d, "fixture.so"))
+        p = self.assertProblem(h.post("/api/v1/plugins/fixture/reload"), 422, "plugin-load-failed")
+        self.assertIn("fixture.so: file missing; generation 1 keeps serving", p["detail"])
+        self.assertEqual(p["results"][0]["serving_generation"], 1)
+        p = self.assertProblem(h.post("/api/v1/plugins/reload"), 422, "plugin-load-failed")
+        [res] = p["results"]
+        self.assertEqual((res["product"], res["result"]), ("fixture", "failed"))
+        self.assertIn("file missing; generation 1 keeps serving", res["reason"])
+        self.assertEqual(self.fixture_version(h), "1.0.0")
+        [entry] = self.plugin_entries(h)
+        self.assertIn("file missing; generation 1 keeps serving", entry["last_reload_error"]["reason"])
+        history = h.get("/api/v1/plugins").json()["reload_history"]
+        self.assertEqual([e["result"] for e in history], ["failed", "failed", "loaded"])
+        self.assertIn("file missing; generation 1 keeps serving", history[0]["reason"])
+        # a product that never served and has no file is still unknown
+        self.assertProblem(h.post("/api/v1/plugins/nothere/reload"), 404, "plugin-not-found")
 
     def test_invalid_tables_are_refused_with_table_and_entry_named(self):
         h, d = self.fixture_host()

@@ -1,10 +1,12 @@
 /*
  * The "faulty" test product: real steps whose failures the tests control through the
  * instance's settings, to exercise retries, the DLQ, crash recovery and idempotency.
- *   touch             writes one row to effects (ON CONFLICT DO NOTHING: once per tenant)
+ *   touch             writes one row to effects (ON CONFLICT DO NOTHING: once per tenant) and logs
+ *                     "touched"
  *   nap               sleeps sleep_ms in the database (a long step to kill a worker in)
  *   flaky             fails (retryably) while the file fail_while_exists exists
  *   doomed            fails for good when fatal is true
+ *   ddl               creates a table itself (which a step may not) when ddl is true
  */
 #include <farutech/plugin.h>
 
@@ -26,7 +28,8 @@ static const char settings_schema[] = "{\"type\":\"object\",\"additionalProperti
                                       "\"admin_email\":{\"type\":\"string\",\"format\":\"email\"},"
                                       "\"sleep_ms\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":60000,\"default\":0},"
                                       "\"fail_while_exists\":{\"type\":\"string\",\"maxLength\":500},"
-                                      "\"fatal\":{\"type\":\"boolean\",\"default\":false}}}";
+                                      "\"fatal\":{\"type\":\"boolean\",\"default\":false},"
+                                      "\"ddl\":{\"type\":\"boolean\",\"default\":false}}}";
 
 static const ftp_migration_t migrations[] = {
     {1, "effects",
@@ -44,6 +47,8 @@ static int touch(const ftp_host_api_t *api, ftp_ctx_t *ctx)
     int rc = api->db_exec(ctx, "INSERT INTO effects (what) VALUES ('provisioned') ON CONFLICT DO NOTHING", 0, NULL, NULL);
     if (rc == FTP_OK)
         rc = api->emit_event(ctx, "faulty.touched.v1", "{\"what\":\"provisioned\"}");
+    if (rc == FTP_OK)
+        api->log(ctx, FTP_LOG_INFO, "touched");
     return rc;
 }
 
@@ -78,6 +83,14 @@ static int doomed(const ftp_host_api_t *api, ftp_ctx_t *ctx)
     return FTP_OK;
 }
 
+static int ddl(const ftp_host_api_t *api, ftp_ctx_t *ctx)
+{
+    const char *on = api->setting(ctx, "ddl");
+    if (on == NULL || strcmp(on, "true") != 0)
+        return FTP_OK;
+    return api->db_exec(ctx, "  -- a table of its own\n  CREATE TABLE IF NOT EXISTS extra (x int)", 0, NULL, NULL);
+}
+
 static int remove_rows(const ftp_host_api_t *api, ftp_ctx_t *ctx)
 {
     if (api->tier(ctx) != FTP_TIER_STANDARD)
@@ -101,6 +114,7 @@ static const ftp_step_t steps[] = {
     {FTP_LIFECYCLE_PROVISION, "nap", 1, 60000, nap, NULL},
     {FTP_LIFECYCLE_PROVISION, "flaky", 1, 10000, flaky, NULL},
     {FTP_LIFECYCLE_PROVISION, "doomed", 1, 10000, doomed, NULL},
+    {FTP_LIFECYCLE_PROVISION, "ddl", 1, 10000, ddl, NULL},
     {FTP_LIFECYCLE_DEPROVISION, "remove_rows", 1, 10000, remove_rows, NULL},
     {FTP_LIFECYCLE_SUSPEND, "noop", 1, 1000, noop, NULL},
     {FTP_LIFECYCLE_RESUME, "noop", 1, 1000, noop, NULL},

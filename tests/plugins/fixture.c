@@ -50,9 +50,15 @@ static const ftp_step_t steps[] = {
 
 __attribute__((unused)) static int init(const ftp_host_api_t *api)
 {
-#ifdef FIXTURE_INIT_FAILS
+#if defined(FIXTURE_INIT_FAILS)
     api->log(NULL, FTP_LOG_ERROR, "fixture init refuses to start");
     return FTP_E_FATAL;
+#elif defined(FIXTURE_INIT_REASON)
+#if FTP_ABI_MINOR >= 2 /* built against older headers too */
+    if (FTP_HAS(api, set_init_error))
+        api->set_init_error("the license file %s is missing", "/etc/fixture/license");
+#endif
+    return FTP_E_UNAVAILABLE;
 #else
     return FTP_OK;
 #endif

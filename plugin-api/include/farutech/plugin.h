@@ -1,5 +1,5 @@
 /*
- * Farutech plugin ABI, version 1.1: the one header a product team compiles against.
+ * Farutech plugin ABI, version 1.2: the one header a product team compiles against.
  *
  * A product is one shared object exporting one function, ftp_plugin_entry(), which returns a
  * static descriptor: the product's modules, features, plans, settings schema, tenant-schema
@@ -13,7 +13,8 @@
  *     item structs. The host copies min(struct_size, its own size) into zeroed memory, so an
  *     older plugin reads as if it had set every newer field to zero. Items are read through
  *     ftp_table_t.item_size in the same way.
- *   - A plugin calls a host function added after ABI 1.0 only after FTP_HAS(api, fn).
+ *   - A plugin calls a host function added after ABI 1.0 only after FTP_HAS(api, fn): a host
+ *     of an older minor hands a shorter ftp_host_api_t (its struct_size says how long).
  *
  * Ownership
  *   - Everything the descriptor points to is static data of the plugin. The host deep-copies
@@ -30,7 +31,8 @@
  *     (pthread_key_create), no atexit/at_quick_exit, no -z nodelete: the host unloads old
  *     generations while the process keeps running.
  *   - No side effects in constructors; do work in init().
- *   - Never exit, abort or raise: report failure through return codes and api->set_error.
+ *   - Never exit, abort or raise: report failure through return codes and api->set_error
+ *     (api->set_init_error in init).
  *   - Steps must be idempotent: a step may run again after a crash or a retry. A step gets a
  *     database transaction of its own; everything it writes commits or rolls back with it.
  *   - Keep no pointer into host memory after a call returns.
@@ -75,7 +77,7 @@ extern "C" {
 
 #define FTP_ABI_MAGIC 0x31505446u /* "FTP1" in memory on a little-endian machine */
 #define FTP_ABI_MAJOR 1
-#define FTP_ABI_MINOR 1
+#define FTP_ABI_MINOR 2
 
 #define FTP_BYTE_ORDER_LITTLE 1
 #define FTP_BYTE_ORDER_BIG 2
@@ -194,6 +196,14 @@ typedef struct ftp_host_api {
 
     /* Explains a failure; the text is kept with the job's attempt and shown to operators. */
     void (*set_error)(ftp_ctx_t *ctx, const char *fmt, ...) FTP_PRINTF(2, 3);
+
+    /* --- ABI 1.2 (check FTP_HAS(api, set_init_error) first) --- */
+
+    /* Explains why init is about to return non-zero (there is no ctx in init for set_error).
+     * The host copies the text; it shows in the reload answer, in GET /api/v1/plugins, in the
+     * load history and in the audit row of the reload, after the return code's name. Call it
+     * only from init, on init's thread; elsewhere it is ignored. The last call wins. */
+    void (*set_init_error)(const char *fmt, ...) FTP_PRINTF(1, 2);
 } ftp_host_api_t;
 
 /* True when the host provides `fn` (an entry added after ABI 1.0 may be absent). */
@@ -312,7 +322,8 @@ typedef struct ftp_plugin {
     ftp_table_t actions;    /* ftp_action_t */
 
     /* Required. init runs once per loaded generation, before any step; returning non-zero
-     * refuses the load (the previous generation keeps serving). fini runs before unload. */
+     * (an FTP_E_* code) refuses the load (the previous generation keeps serving), and
+     * api->set_init_error says why. fini runs before unload. */
     int (*init)(const ftp_host_api_t *api);
     void (*fini)(void);
 
