@@ -16,14 +16,19 @@ void ft_log_init(int min_level);
 void ft_log_to_stderr(void);
 int ft_log_enabled(int level);
 
-/* One line {"time","level","msg"[,"request_id"]}. request_id may be NULL. */
-void ft_log(int level, const char *request_id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One line {"time","level","msg"[,"request_id"][,"trace_id"]}. request_id and trace_id may be NULL. */
+void ft_log_traced(int level, const char *request_id, const char *trace_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A line outside any trace: ft_log(level, request_id, fmt, ...). */
+#define ft_log(level, request_id, ...) ft_log_traced(level, request_id, NULL, __VA_ARGS__)
 
 /* One line made of `fields` (the reference is stolen) plus "time" and "level". */
 void ft_log_json(int level, json_t *fields);
 
-/* The access line for one request. `method` must already be a safe token. */
-void ft_log_access(const char *request_id, const char *method, const char *route, int status, uint64_t duration_ns);
+/* The access line for one request. `method` must already be a safe token; trace_id (32 hex
+ * digits) may be NULL. */
+void ft_log_access(const char *request_id, const char *trace_id, const char *method, const char *route, int status,
+                   uint64_t duration_ns);
 
 /* Loop threads call begin once at start, flush from a timer and end before they exit. */
 void ft_log_buffer_begin(void);
