@@ -46,8 +46,8 @@ static void host_log(ftp_ctx_t *ctx, int level, const char *fmt, ...)
         ft_log(level, NULL, "plugin: %s", msg);
         return;
     }
-    ft_log(level, ctx->inv->log_id, "plugin %s, instance %s: %s", ctx->inv->product->code,
-           ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
+    ft_log_traced(level, ctx->inv->log_id, ctx->inv->trace_id, "plugin %s, instance %s: %s", ctx->inv->product->code,
+                  ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
 }
 
 static void *host_alloc(size_t n)
