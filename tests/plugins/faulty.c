@@ -1,7 +1,8 @@
 /*
  * The "faulty" test product: real steps whose failures the tests control through the
  * instance's settings, to exercise retries, the DLQ, crash recovery and idempotency.
- *   touch             writes one row to effects (ON CONFLICT DO NOTHING: once per tenant)
+ *   touch             writes one row to effects (ON CONFLICT DO NOTHING: once per tenant) and
+ *                     logs a line
  *   nap               sleeps sleep_ms in the database (a long step to kill a worker in)
  *   flaky             fails (retryably) while the file fail_while_exists exists
  *   doomed            fails for good when fatal is true
@@ -44,6 +45,8 @@ static int touch(const ftp_host_api_t *api, ftp_ctx_t *ctx)
     int rc = api->db_exec(ctx, "INSERT INTO effects (what) VALUES ('provisioned') ON CONFLICT DO NOTHING", 0, NULL, NULL);
     if (rc == FTP_OK)
         rc = api->emit_event(ctx, "faulty.touched.v1", "{\"what\":\"provisioned\"}");
+    if (rc == FTP_OK)
+        api->log(ctx, FTP_LOG_INFO, "touched");
     return rc;
 }
 
