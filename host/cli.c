@@ -8,6 +8,7 @@
 #include "auth/identity.h"
 #include "auth/rbac.h"
 #include "core/mem.h"
+#include "domain/trace.h"
 #include "infra/db_pool.h"
 #include "store/audit_store.h"
 #include "store/credential_store.h"
@@ -98,7 +99,9 @@ int ft_cli_create_admin(ft_app_t *app, int argc, char **argv)
     PGconn *c = connect_db(app);
     if (c == NULL)
         return 1;
-    ft_call_t call = {.actor = actor, .correlation_id = "cli"};
+    ft_trace_t trace; /* the command is the root of its own trace */
+    ft_trace_begin(&trace, NULL, 0);
+    ft_call_t call = {.actor = actor, .correlation_id = "cli", .traceparent = trace.traceparent};
     json_t *in = json_pack("{s:s, s:s?, s:[s]}", "email", email, "display_name", name, "roles", "platform-admin");
     json_t *out = NULL;
     ft_problem_t problem = {0};
@@ -161,7 +164,9 @@ int ft_cli_create_api_key(ft_app_t *app, int argc, char **argv)
         json_decref(roles);
         return 1;
     }
-    ft_call_t call = {.actor = actor, .correlation_id = "cli"};
+    ft_trace_t trace; /* the command is the root of its own trace */
+    ft_trace_begin(&trace, NULL, 0);
+    ft_call_t call = {.actor = actor, .correlation_id = "cli", .traceparent = trace.traceparent};
     json_t *in = json_pack("{s:s, s:o, s:s?, s:s?}", "name", name, "roles", roles, "customer_id", customer, "instance_id", instance);
     json_t *out = NULL;
     ft_problem_t problem = {0};

@@ -60,8 +60,8 @@ static void host_log(ftp_ctx_t *ctx, int level, const char *fmt, ...)
         return;
     }
     const char *product = ctx->inv->product->code;
-    ft_log_product(level, ctx->inv->log_id, product, "plugin %s, instance %s: %s", product,
-                   ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
+    ft_log_line(level, ctx->inv->log_id, ctx->inv->trace_id, product, "plugin %s, instance %s: %s", product,
+                ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "-", msg);
 }
 
 static void *host_alloc(size_t n)

@@ -27,7 +27,8 @@ typedef struct ft_invocation {
     const char *payload_json;  /* the lifecycle payload or action input, or NULL */
     ft_entitlement_fn entitlement;
     void *entitlement_arg;
-    const char *log_id; /* correlation id for log lines, or NULL */
+    const char *log_id;   /* correlation id for log lines, or NULL */
+    const char *trace_id; /* trace id for log lines, or NULL */
     json_t *events;     /* out: [{"type","data"}] emitted by the plugin; the caller owns it */
 } ft_invocation_t;
 

@@ -131,7 +131,8 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
                            .payload_json = input,
                            .entitlement = entitlement_of,
                            .entitlement_arg = ent,
-                           .log_id = op->correlation_id};
+                           .log_id = op->correlation_id,
+                           .trace_id = op->trace.trace_id};
     ft_error_t perr = {0};
     int prc = ft_invoke_action(&inv, action, &output, &perr);
     if (prc != FTP_OK) {
@@ -141,7 +142,7 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         op->out = json_pack("{s:s, s:s, s:o}", "action", op->id2, "instance_id", op->id, "output",
                             result != NULL ? result : json_object());
         /* the events the action emitted, in the request's transaction with its audit row */
-        ft_event_meta_t meta = {.tenant_id = op->id, .correlation_id = op->correlation_id};
+        ft_event_meta_t meta = {.tenant_id = op->id, .correlation_id = op->correlation_id, .traceparent = op->trace.traceparent};
         rc = ft_outbox_emit_plugin_events(c, op->id, &meta, NULL, 0, inv.events, err);
     }
     json_decref(inv.events);
@@ -178,7 +179,8 @@ static int enqueue_work(PGconn *c, ft_op_t *op, ft_error_t *err)
                               .payload = payload,
                               .steps = &step,
                               .nsteps = 1,
-                              .correlation_id = op->correlation_id};
+                              .correlation_id = op->correlation_id,
+                              .traceparent = op->trace.traceparent};
         char job_id[37];
         rc = ft_job_enqueue(c, &spec, job_id, err);
         json_decref(payload);

@@ -48,7 +48,7 @@ static int write_work(PGconn *c, void *arg, ft_error_t *err)
 static void write_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     if (status != FT_OK)
-        ft_log(FT_LOG_ERROR, r->request_id, "audit row not written: %s", err->message);
+        ft_log_traced(FT_LOG_ERROR, r->request_id, r->trace.trace_id, "audit row not written: %s", err->message);
     free(arg);
 }
 

@@ -41,7 +41,7 @@ static const char refresh_schema[] =
 
 typedef struct auth_op {
     ft_app_t *app;
-    char request_id[FT_REQUEST_ID_MAX + 1], client_ip[48];
+    char request_id[FT_REQUEST_ID_MAX + 1], trace_id[FT_TRACE_ID_LEN + 1], client_ip[48];
     char email[256], password[1025], refresh_in[201];
     /* results */
     int status;          /* HTTP status to answer */
@@ -56,6 +56,7 @@ static auth_op_t *auth_op_new(ft_req_t *r)
     auth_op_t *a = ft_mem_calloc(1, sizeof(*a));
     a->app = r->app;
     snprintf(a->request_id, sizeof(a->request_id), "%s", r->request_id);
+    memcpy(a->trace_id, r->trace.trace_id, sizeof(a->trace_id));
     snprintf(a->client_ip, sizeof(a->client_ip), "%s", ft_req_client_ip(r));
     r->audited = 1; /* these handlers write their own audit rows */
     return a;
@@ -92,7 +93,7 @@ static void audit(PGconn *c, auth_op_t *a, const char *actor, const char *action
                           .client_ip = a->client_ip,
                           .details = details};
     if (ft_audit_write(c, &e, &err) != FT_OK)
-        ft_log(FT_LOG_ERROR, a->request_id, "audit row not written: %s", err.message);
+        ft_log_traced(FT_LOG_ERROR, a->request_id, a->trace_id, "audit row not written: %s", err.message);
 }
 
 /* Issues an access token and a refresh token (in `family`, or a new one) for u into a->out. */

@@ -25,6 +25,7 @@ void ft_req_call(ft_req_t *r, ft_call_t *call)
     call->instance_id = r->principal.instance_id[0] ? r->principal.instance_id : NULL;
     call->actor = r->principal.subject;
     call->correlation_id = r->request_id;
+    call->traceparent = r->trace.traceparent;
 }
 
 int ft_etag_matches(ft_req_t *r, const char *etag)

@@ -129,7 +129,7 @@ static int touch_work(PGconn *c, void *arg, ft_error_t *err)
 static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     if (status != FT_OK)
-        ft_log(FT_LOG_DEBUG, r->request_id, "API key last_used_at not stamped: %s", err->message);
+        ft_log_traced(FT_LOG_DEBUG, r->request_id, r->trace.trace_id, "API key last_used_at not stamped: %s", err->message);
     free(arg);
 }
 

@@ -100,12 +100,13 @@ static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, vo
     }
     if (problem->status == 0 && (err->code == FT_EUNAVAILABLE || err->code == FT_ETIMEOUT)) {
         /* as ft_respond_internal answers the REST routes: a dependency is down, retry shortly */
-        ft_log(FT_LOG_WARN, r->request_id, "ofrep: %s", err->message);
+        ft_log_traced(FT_LOG_WARN, r->request_id, r->trace.trace_id, "ofrep: %s", err->message);
         ft_req_add_header(r, "retry-after", "1");
         ofrep_error(r, 503, key, "GENERAL", "the control plane cannot evaluate right now; retry shortly");
         return;
     }
-    ft_log(FT_LOG_ERROR, r->request_id, "ofrep: %s", problem->status != 0 ? problem->detail : err->message);
+    ft_log_traced(FT_LOG_ERROR, r->request_id, r->trace.trace_id, "ofrep: %s",
+                  problem->status != 0 ? problem->detail : err->message);
     ofrep_error(r, 500, key, "GENERAL", "the evaluation failed on the server; quote the X-Request-Id when reporting it");
 }
 

@@ -26,6 +26,8 @@ ft_op_t *ft_op_new(ft_req_t *r)
     snprintf(op->correlation_id, sizeof(op->correlation_id), "%s", r->request_id);
     op->call.actor = op->actor;
     op->call.correlation_id = op->correlation_id;
+    op->trace = r->trace;
+    op->call.traceparent = op->trace.traceparent;
     if (r->principal.customer_id[0] != '\0') {
         snprintf(op->scope_customer, sizeof(op->scope_customer), "%s", r->principal.customer_id);
         op->call.customer_id = op->scope_customer;

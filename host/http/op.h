@@ -23,6 +23,7 @@ struct ft_op {
     json_t *body;                /* the decoded body (a reference), or NULL */
     char id[64], id2[96];        /* path parameters */
     char actor[160], correlation_id[FT_REQUEST_ID_MAX + 1], scope_customer[40], scope_instance[40];
+    ft_trace_t trace;            /* the request's span */
     void *arg;                   /* handler-specific input, freed with arg_free, else free() */
     void (*arg_free)(void *arg);
     ft_op_fn fn;

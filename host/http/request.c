@@ -97,7 +97,7 @@ static void on_request_disposed(void *p)
     int status = r->status != 0 ? r->status : (r->req->res.status != 0 ? r->req->res.status : 499);
     uint64_t dur = ft_now_ns() - r->started_ns;
     const char *route = r->route != NULL ? r->route->pattern : "unmatched";
-    ft_log_access(r->request_id, r->method, route, status, dur);
+    ft_log_access(r->request_id, r->trace.trace_id, r->method, route, status, dur);
     ft_metrics_observe(t->metrics, r->route != NULL ? r->route->id : FT_METRICS_ROUTE_UNMATCHED, status, dur);
     r->req = NULL;
     t->inflight--;
@@ -121,6 +121,12 @@ ft_req_t *ft_req_start(ft_http_thread_t *t, h2o_req_t *req)
     } else {
         ft_request_id_generate(t, r->request_id);
     }
+    /* one traceparent or none; a repeated one is as good as an invalid one: a new trace */
+    i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), -1);
+    if (i != -1 && h2o_find_header_by_str(&req->headers, H2O_STRLIT("traceparent"), i) == -1)
+        ft_trace_begin(&r->trace, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+    else
+        ft_trace_begin(&r->trace, NULL, 0);
 
     ft_req_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_request_disposed);
     *guard = r;
@@ -252,7 +258,8 @@ static void send_pooled(ft_req_t *r, int status, const char *content_type, char 
     if (req == NULL)
         return; /* the client left; nothing to answer */
     if (r->status != 0) {
-        ft_log(FT_LOG_ERROR, r->request_id, "second response (%d) for one request (%d) ignored", status, r->status);
+        ft_log_traced(FT_LOG_ERROR, r->request_id, r->trace.trace_id, "second response (%d) for one request (%d) ignored", status,
+                      r->status);
         return;
     }
     r->status = status;
@@ -362,13 +369,13 @@ void ft_respond_problem(ft_req_t *r, int status, const char *slug, const char *t
 void ft_respond_internal(ft_req_t *r, int status, const ft_error_t *err)
 {
     if (err->code == FT_EUNAVAILABLE || err->code == FT_ETIMEOUT) {
-        ft_log(FT_LOG_WARN, r->request_id, "%s", err->message);
+        ft_log_traced(FT_LOG_WARN, r->request_id, r->trace.trace_id, "%s", err->message);
         ft_req_add_header(r, "retry-after", "1");
         ft_respond_problem(r, 503, "unavailable", "Service Unavailable", NULL,
                            "A dependency of the control plane is unavailable; retry shortly.");
         return;
     }
-    ft_log(FT_LOG_ERROR, r->request_id, "%s", err->message);
+    ft_log_traced(FT_LOG_ERROR, r->request_id, r->trace.trace_id, "%s", err->message);
     ft_respond_problem(r, status >= 500 ? status : 500, "internal", "Internal Server Error", NULL,
                        "The request failed on the server; quote request id %s when reporting it.", r->request_id);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "app.h"
+#include "domain/trace.h"
 #include "http/router.h"
 #include "infra/db_pool.h"
 
@@ -34,6 +35,7 @@ struct ft_req {
     ft_route_params_t params;
     const char *method; /* a safe token for logs and labels */
     char request_id[FT_REQUEST_ID_MAX + 1];
+    ft_trace_t trace; /* this request's span: in the trace of its traceparent header, or a new one */
     uint64_t started_ns;
     int status; /* what was answered; 0 until then */
     json_t *body; /* decoded JSON body for FT_ROUTE_JSON_BODY routes */

@@ -117,7 +117,7 @@ static void fallback_log_access(h2o_logger_t *self, h2o_req_t *req)
     if (req->timestamps.response_end_at.tv_sec != 0)
         dur = (uint64_t)((req->timestamps.response_end_at.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000000000LL +
                          (req->timestamps.response_end_at.tv_usec - req->timestamps.request_begin_at.tv_usec) * 1000LL);
-    ft_log_access(id, "OTHER", "unmatched", req->res.status, dur);
+    ft_log_access(id, NULL, "OTHER", "unmatched", req->res.status, dur);
     ft_metrics_observe(t->metrics, FT_METRICS_ROUTE_UNMATCHED, req->res.status, dur);
 }
 

@@ -169,7 +169,7 @@ static json_t *string_or_sanitized(const char *s)
     return j;
 }
 
-void ft_log(int level, const char *request_id, const char *fmt, ...)
+void ft_log_line(int level, const char *request_id, const char *trace_id, const char *product, const char *fmt, ...)
 {
     if (level < min_level)
         return;
@@ -182,42 +182,33 @@ void ft_log(int level, const char *request_id, const char *fmt, ...)
     json_object_set_new(fields, "msg", string_or_sanitized(msg));
     if (request_id != NULL)
         json_object_set_new(fields, "request_id", string_or_sanitized(request_id));
-    ft_log_json(level, fields);
-}
-
-void ft_log_product(int level, const char *request_id, const char *product, const char *fmt, ...)
-{
-    if (level < min_level)
-        return;
-    char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    json_t *fields = json_object();
-    json_object_set_new(fields, "msg", string_or_sanitized(msg));
-    if (request_id != NULL)
-        json_object_set_new(fields, "request_id", string_or_sanitized(request_id));
+    if (trace_id != NULL)
+        json_object_set_new(fields, "trace_id", string_or_sanitized(trace_id));
     if (product != NULL)
         json_object_set_new(fields, "product", string_or_sanitized(product));
     ft_log_json(level, fields);
 }
 
 /* The access line is built with ft_put (core/append.h): it is written for every request. */
-void ft_log_access(const char *request_id, const char *method, const char *route, int status, uint64_t duration_ns)
+void ft_log_access(const char *request_id, const char *trace_id, const char *method, const char *route, int status,
+                   uint64_t duration_ns)
 {
     if (FT_LOG_INFO < min_level)
         return;
-    char ts[40], line[512];
+    char ts[40], line[560];
     format_time(ts, sizeof(ts));
-    if (strlen(request_id) + strlen(method) + strlen(route) > 300)
-        return; /* cannot happen: all three are bounded by their producers */
+    if (strlen(request_id) + strlen(method) + strlen(route) > 300 || (trace_id != NULL && strlen(trace_id) > 32))
+        return; /* cannot happen: all four are bounded by their producers */
     uint64_t us = duration_ns / 1000;
     char *o = line;
     o = ft_put(o, "{\"time\":\"", 9);
     o = ft_put_str(o, ts);
     o = ft_put_str(o, "\",\"level\":\"info\",\"msg\":\"request\",\"request_id\":\"");
     o = ft_put_str(o, request_id);
+    if (trace_id != NULL) {
+        o = ft_put_str(o, "\",\"trace_id\":\"");
+        o = ft_put_str(o, trace_id);
+    }
     o = ft_put_str(o, "\",\"method\":\"");
     o = ft_put_str(o, method);
     o = ft_put_str(o, "\",\"route\":\"");

@@ -255,7 +255,8 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
                                .payload_json = payload,
                                .entitlement = entitlement_of,
                                .entitlement_arg = ent,
-                               .log_id = job->correlation_id};
+                               .log_id = job->correlation_id,
+                               .trace_id = job->trace.trace_id};
         ft_error_t serr = {0};
         char *output = NULL, *result = NULL;
         if (action != NULL) {
@@ -320,7 +321,8 @@ static unsigned long long dead_letter(ft_workers_t *w, PGconn *control, const ft
     if (s == NATS_OK && pa != NULL)
         seq = pa->Sequence;
     else
-        ft_log(FT_LOG_WARN, job->correlation_id, "worker: publishing job %s to the DLQ stream: %s", job->id, natsStatus_GetText(s));
+        ft_log_traced(FT_LOG_WARN, job->correlation_id, job->trace.trace_id, "worker: publishing job %s to the DLQ stream: %s",
+                      job->id, natsStatus_GetText(s));
     jsPubAck_Destroy(pa);
     return seq;
 }
@@ -373,8 +375,8 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
     pthread_mutex_lock(&t->mutex);
     t->busy = msg;
     pthread_mutex_unlock(&t->mutex);
-    ft_log(FT_LOG_INFO, job.correlation_id, "worker: job %s (%s of %s) attempt %d of %d", job.id, job.kind, job.instance_id,
-           job.attempts, job.max_attempts);
+    ft_log_traced(FT_LOG_INFO, job.correlation_id, job.trace.trace_id, "worker: job %s (%s of %s) attempt %d of %d", job.id,
+                  job.kind, job.instance_id, job.attempts, job.max_attempts);
 
     outcome_t o = {0};
     json_t *location = NULL;
@@ -383,17 +385,17 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
     if (o.ok) {
         if (ft_job_succeeded(*control, &job, event_id, CONSUMER, location, &err) == FT_OK) {
             natsMsg_Ack(msg, NULL);
-            ft_log(FT_LOG_INFO, job.correlation_id, "worker: job %s succeeded", job.id);
+            ft_log_traced(FT_LOG_INFO, job.correlation_id, job.trace.trace_id, "worker: job %s succeeded", job.id);
         } else {
-            ft_log(FT_LOG_WARN, job.correlation_id, "worker: recording job %s: %s", job.id, err.message);
+            ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id, "worker: recording job %s: %s", job.id, err.message);
             natsMsg_NakWithDelay(msg, 1000, NULL);
         }
     } else {
         ft_job_attempt_failed(*control, &job, o.step[0] ? o.step : NULL, o.error, o.retryable, &err);
         if (o.retryable && job.attempts < job.max_attempts) {
             unsigned delay = ft_backoff_ms((unsigned)job.attempts, w->cfg.backoff_ms, w->cfg.backoff_max_ms, uniform());
-            ft_log(FT_LOG_WARN, job.correlation_id, "worker: job %s attempt %d failed (%s); retrying in %u ms", job.id,
-                   job.attempts, o.error, delay);
+            ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id,
+                          "worker: job %s attempt %d failed (%s); retrying in %u ms", job.id, job.attempts, o.error, delay);
             natsMsg_NakWithDelay(msg, delay, NULL);
         } else {
             char subject[64];
@@ -403,10 +405,11 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
             free(copy);
             if (ft_job_dead(*control, &job, event_id, CONSUMER, o.error, subject, seq, &err) == FT_OK) {
                 natsMsg_Ack(msg, NULL);
-                ft_log(FT_LOG_ERROR, job.correlation_id, "worker: job %s failed for good after %d attempt(s): %s", job.id,
-                       job.attempts, o.error);
+                ft_log_traced(FT_LOG_ERROR, job.correlation_id, job.trace.trace_id,
+                              "worker: job %s failed for good after %d attempt(s): %s", job.id, job.attempts, o.error);
             } else {
-                ft_log(FT_LOG_WARN, job.correlation_id, "worker: recording job %s as dead: %s", job.id, err.message);
+                ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id, "worker: recording job %s as dead: %s", job.id,
+                              err.message);
                 natsMsg_NakWithDelay(msg, 1000, NULL);
             }
         }

@@ -174,12 +174,13 @@ int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_
                          .kind = "provision",
                          .steps = spec->steps,
                          .nsteps = spec->nsteps,
-                         .correlation_id = call->correlation_id};
+                         .correlation_id = call->correlation_id,
+                         .traceparent = call->traceparent};
     if ((rc = ft_job_enqueue(c, &job, job_id, err)) != FT_OK)
         goto fail;
     if ((rc = load(c, instance_id, out, err)) != FT_OK)
         goto fail;
-    ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = call->correlation_id};
+    ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = call->correlation_id, .traceparent = call->traceparent};
     rc = ft_outbox_emit(c, "instance", instance_id, "instance.created.v1", &meta,
                         json_pack("{s:O, s:s}", "instance", *out, "actor", call->actor), err);
     if (rc == FT_OK)
@@ -296,7 +297,8 @@ int ft_instance_deprovision(PGconn *c, const ft_call_t *call, const char *id, co
                              .kind = "deprovision",
                              .steps = steps,
                              .nsteps = nsteps,
-                             .correlation_id = call->correlation_id};
+                             .correlation_id = call->correlation_id,
+                             .traceparent = call->traceparent};
         if (rc == FT_OK)
             rc = ft_job_enqueue(c, &job, job_id, err);
         if (rc != FT_OK)

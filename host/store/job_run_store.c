@@ -18,6 +18,7 @@
     "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                 \
     " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"              \
     " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"  \
+    " 'trace_id', substr(j.traceparent, 4, 32),"                                                                          \
     " 'started_at', j.started_at, 'finished_at', j.finished_at, 'result', j.result,"                                          \
     " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"     \
     "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                          \
@@ -52,7 +53,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     PGresult *res = NULL;
     rc = ft_sql(c, "claiming a job",
                 "SELECT j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
-                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text"
+                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.traceparent"
                 " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1 FOR UPDATE OF j",
                 1, p, &res, err);
     if (rc != FT_OK)
@@ -77,6 +78,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(job->code, sizeof(job->code), "%s", PQgetvalue(res, 0, 11));
     snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, 0, 12));
     job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
+    ft_trace_begin(&job->trace, PQgetvalue(res, 0, 14), (size_t)PQgetlength(res, 0, 14));
     PQclear(res);
 
     const char *ip[] = {consumer, event_id};
@@ -178,7 +180,10 @@ int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *e
     const char *rp[] = {job->id, result};
     if (rc == FT_OK && result != NULL)
         rc = ft_sql(c, "recording the job's result", "UPDATE ft_jobs SET result = $2::jsonb WHERE id = $1", 2, rp, NULL, err);
-    ft_event_meta_t meta = {.tenant_id = job->instance_id, .correlation_id = job->correlation_id, .causation_id = job->id};
+    ft_event_meta_t meta = {.tenant_id = job->instance_id,
+                            .correlation_id = job->correlation_id,
+                            .causation_id = job->id,
+                            .traceparent = job->trace.traceparent};
     if (rc == FT_OK)
         rc = ft_outbox_emit_plugin_events(c, job->instance_id, &meta, job->id, position, events, err);
     if (rc == FT_OK)
@@ -198,7 +203,10 @@ int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *
 
 static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *data, ft_error_t *err)
 {
-    ft_event_meta_t meta = {.tenant_id = job->instance_id, .correlation_id = job->correlation_id, .causation_id = job->id};
+    ft_event_meta_t meta = {.tenant_id = job->instance_id,
+                            .correlation_id = job->correlation_id,
+                            .causation_id = job->id,
+                            .traceparent = job->trace.traceparent};
     json_object_set_new(data, "job_id", json_string(job->id));
     json_object_set_new(data, "instance_id", json_string(job->instance_id));
     json_object_set_new(data, "customer_id", json_string(job->customer_id));
@@ -441,11 +449,13 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
     }
     const char *jp[] = {job_id};
     if (!replayed) {
-        /* a fresh attempt budget; the steps done stay done */
+        /* a fresh attempt budget; the steps done stay done. The replay causes the attempts that
+         * follow, so they are spans in its trace (the correlation id stays the original request's) */
+        const char *rp[] = {job_id, call->traceparent};
         rc = ft_sql(c, "requeuing the job",
-                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, last_error = NULL, finished_at = NULL, updated_at = now()"
-                    " WHERE id = $1",
-                    1, jp, NULL, err);
+                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, last_error = NULL, finished_at = NULL, updated_at = now(),"
+                    " traceparent = coalesce($2, traceparent) WHERE id = $1",
+                    2, rp, NULL, err);
         if (rc == FT_OK)
             rc = ft_sql(c, "resetting failed steps",
                         "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1 AND status <> 'succeeded'",
@@ -464,7 +474,8 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
         char subject[64];
         snprintf(subject, sizeof(subject), "ft.jobs.%s", kind);
         const char *name = ft_job_event_name(kind);
-        ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = correlation, .causation_id = id};
+        ft_event_meta_t meta = {
+            .tenant_id = instance, .correlation_id = correlation, .causation_id = id, .traceparent = call->traceparent};
         char path[96];
         snprintf(path, sizeof(path), "instances/%s", instance);
         json_t *ev = ft_event_new(name, path, &meta,
@@ -474,7 +485,7 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
         if (rc == FT_OK)
             rc = ft_outbox_append(c, "instance", instance, subject, ev, err);
         json_decref(ev);
-        ft_event_meta_t m2 = {.tenant_id = instance, .correlation_id = call->correlation_id};
+        ft_event_meta_t m2 = {.tenant_id = instance, .correlation_id = call->correlation_id, .traceparent = call->traceparent};
         if (rc == FT_OK)
             rc = ft_outbox_emit(c, "dlq", id, "dlq.replayed.v1", &m2,
                                 json_pack("{s:s, s:s, s:s}", "dlq_id", id, "job_id", job_id, "actor", call->actor), err);
@@ -513,7 +524,7 @@ int ft_dlq_discard(PGconn *c, const ft_call_t *call, const char *id, ft_problem_
                 "UPDATE ft_dlq SET discarded_at = coalesce(discarded_at, now()), discarded_by = coalesce(discarded_by, $2)"
                 " WHERE id = $1",
                 2, p, NULL, err);
-    ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = call->correlation_id};
+    ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = call->correlation_id, .traceparent = call->traceparent};
     if (rc == FT_OK)
         rc = ft_outbox_emit(c, "dlq", id, "dlq.discarded.v1", &meta,
                             json_pack("{s:s, s:s, s:s}", "dlq_id", id, "job_id", job_id, "actor", call->actor), err);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/problem.h"
+#include "domain/trace.h"
 #include "store/scope.h"
 
 typedef struct ft_job_step_row {
@@ -27,6 +28,8 @@ typedef struct ft_job_row {
     json_t *payload, *settings; /* owned */
     ft_job_step_row_t *steps;
     size_t nsteps;
+    ft_trace_t trace; /* this attempt's span: a child of the span that asked for the job (else a new
+                       * trace); the attempt's events and log lines carry it */
 } ft_job_row_t;
 
 typedef enum {

@@ -29,12 +29,12 @@ const char *ft_job_event_name(const char *kind)
 int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_error_t *err)
 {
     char *payload = spec->payload != NULL ? json_dumps(spec->payload, JSON_COMPACT) : strdup("{}");
-    const char *params[] = {spec->instance_id, spec->product, spec->kind, payload, spec->correlation_id};
+    const char *params[] = {spec->instance_id, spec->product, spec->kind, payload, spec->correlation_id, spec->traceparent};
     PGresult *res = NULL;
     int rc = ft_sql_row(c, "queuing a job",
-                        "INSERT INTO ft_jobs (instance_id, product_code, kind, payload, correlation_id)"
-                        " VALUES ($1, $2, $3, $4::jsonb, $5) RETURNING id",
-                        5, params, &res, err);
+                        "INSERT INTO ft_jobs (instance_id, product_code, kind, payload, correlation_id, traceparent)"
+                        " VALUES ($1, $2, $3, $4::jsonb, $5, $6) RETURNING id",
+                        6, params, &res, err);
     free(payload);
     if (rc != FT_OK)
         return rc;
@@ -55,6 +55,7 @@ int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_err
     char subject[96];
     snprintf(subject, sizeof(subject), "ft.jobs.%s", spec->kind);
     ft_event_meta_t meta = {.tenant_id = spec->instance_id, .correlation_id = spec->correlation_id};
+    meta.traceparent = spec->traceparent;
     char esubject[96];
     snprintf(esubject, sizeof(esubject), "instances/%s", spec->instance_id);
     json_t *ev = ft_event_new(ft_job_event_name(spec->kind), esubject, &meta,

@@ -22,6 +22,7 @@ typedef struct ft_job_spec {
     const ft_job_step_spec_t *steps;
     size_t nsteps;
     const char *correlation_id;
+    const char *traceparent; /* the span that asks for the job (its attempts are children of it), or NULL */
 } ft_job_spec_t;
 
 /* The event that asks workers for a kind of job: "instance.provisioning_requested.v1" ... */

@@ -78,7 +78,7 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
         char name[96], id_member[64];
         snprintf(name, sizeof(name), "%s.%s.v1", aggregate, what);
         snprintf(id_member, sizeof(id_member), "%s_id", aggregate);
-        ft_event_meta_t meta = {.correlation_id = call->correlation_id};
+        ft_event_meta_t meta = {.correlation_id = call->correlation_id, .traceparent = call->traceparent};
         json_t *data = entity != NULL ? json_pack("{s:O, s:s}", aggregate, entity, "actor", call->actor)
                                       : json_pack("{s:s, s:s}", id_member, id, "actor", call->actor);
         rc = ft_outbox_emit(c, aggregate, id, name, &meta, data, err);

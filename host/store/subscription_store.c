@@ -71,7 +71,7 @@ static int finish(PGconn *c, const ft_call_t *call, const char *instance_id, con
                   json_t **out, int rc, ft_error_t *err)
 {
     if (rc == FT_OK && event != NULL) {
-        ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = call->correlation_id};
+        ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = call->correlation_id, .traceparent = call->traceparent};
         json_object_set_new(data, "instance_id", json_string(instance_id));
         json_object_set_new(data, "customer_id", json_string(l->customer));
         json_object_set_new(data, "actor", json_string(call->actor));
@@ -103,7 +103,8 @@ static int job_with_id(PGconn *c, const ft_call_t *call, const char *instance_id
                           .payload = payload,
                           .steps = steps,
                           .nsteps = nsteps,
-                          .correlation_id = call->correlation_id};
+                          .correlation_id = call->correlation_id,
+                          .traceparent = call->traceparent};
     return ft_job_enqueue(c, &spec, job_id, err);
 }
 
