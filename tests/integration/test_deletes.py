@@ -1,10 +1,12 @@
 """Every DELETE route against real PostgreSQL: what a deletion removes with it, what refuses it
 (409 naming the blocking things, never a 500 from a foreign key), and the audit row each
-answer leaves."""
+answer leaves. Also the writes that race a customer's deletion (a user or an API key added to
+it meanwhile)."""
 import secrets
+import subprocess
 
 from fixtures import customer, instance
-from harness import ProductsTestCase, main, wait_until
+from harness import ProductsTestCase, in_thread, main, wait_until
 
 PASSWORD = "correct horse battery staple"
 
@@ -178,6 +180,51 @@ class Deletes(ProductsTestCase):
         r, _ = self.delete(h, f"/api/v1/customers/{c['id']}")
         self.assertEqual(r.status, 204, r)
 
+    def test_writes_racing_a_customer_deletion_answer_422(self):
+        """A user or key added while the customer is being deleted: the deletion wins, the write
+        is told the customer is gone (not a foreign-key 500)."""
+        h = self.host()
+        writes = {
+            "user": lambda cid, iid: h.post("/api/v1/users", body={"email": f"r-{secrets.token_hex(4)}@example.test",
+                                                                   "password": PASSWORD, "roles": ["customer-viewer"],
+                                                                   "customer_id": cid}),
+            "customer key": lambda cid, iid: h.post("/api/v1/api-keys", body={"name": "race", "roles": ["customer-viewer"],
+                                                                             "customer_id": cid}),
+            "child key": lambda cid, iid: h.post("/api/v1/api-keys", body={"name": "race", "roles": ["child-app"],
+                                                                          "instance_id": iid}),
+        }
+        for what, write in writes.items():
+            with self.subTest(what):
+                c = customer(h)
+                i = instance(h, c["id"])
+                self.wait_status(h, i["id"], "active")  # no job left running on it
+                # another session deletes the customer's rows and holds its transaction open
+                psql = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", self.stack.url_for(h.dbname)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                try:
+                    psql.stdin.write(f"BEGIN; DELETE FROM ft_jobs WHERE instance_id = '{i['id']}';"
+                                     f" DELETE FROM ft_subscriptions WHERE customer_id = '{c['id']}';"
+                                     f" DELETE FROM ft_instances WHERE customer_id = '{c['id']}';"
+                                     f" DELETE FROM ft_customers WHERE id = '{c['id']}';\n")
+                    psql.stdin.flush()
+                    wait_until(lambda: self.count(h, "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                                                     " AND query LIKE 'DELETE FROM ft_customers%'") == 1, 30,
+                               what="the deleting session to hold its locks")
+                    join = in_thread(write, c["id"], i["id"])
+                    wait_until(lambda: self.count(h, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                                     " AND datname = current_database()") >= 1, 30,
+                               what="the write to wait for the deleting session")
+                    psql.stdin.write("COMMIT;\n")
+                    psql.stdin.close()
+                    self.assertEqual(psql.wait(30), 0, psql.stderr.read())
+                finally:
+                    if psql.poll() is None:
+                        psql.kill()
+                        psql.wait()
+                r = join()
+                p = self.assertProblem(r, 422)
+                self.assertTrue(p["type"].endswith("-not-found"), p)
+
     # ---------------------------------------------------------------- users
 
     def test_user_delete(self):
@@ -244,6 +291,10 @@ class Deletes(ProductsTestCase):
         r, rid = self.delete(h, f"/api/provisioning/{i['id']}")
         self.assertProblem(r, 404, "instance-not-found")
         self.assertAudited(h, rid, i["id"], "instance.deprovision", "failure")
+        # no new key for a deleted instance (it would only hold its customer back)
+        r = h.post("/api/v1/api-keys", body={"name": "late", "roles": ["child-app"], "instance_id": i["id"]})
+        p = self.assertProblem(r, 422, "instance-not-found")
+        self.assertEqual(p["errors"][0]["pointer"], "#/instance_id")
 
     def test_override_delete(self):
         h = self.host()
