@@ -47,12 +47,17 @@ int ft_api_key_create(PGconn *c, const ft_call_t *call, json_t *in, const char *
     *out = NULL;
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK && instance != NULL) {
-        /* an instance-bound key inherits the instance's customer; a scoped caller sees only its own */
+        /* An instance-bound key inherits the instance's customer; a scoped caller sees only its
+         * own. A deleted instance takes no new key (it could never be used, and it would hold
+         * the customer's deletion back). The customer is share-locked, as for every row that
+         * refers to it, so a deletion under way finishes first and the key is refused. */
         const char *ip[] = {instance, call->customer_id, customer};
-        rc = ft_sql_row(c, "checking the key's instance",
-                        "SELECT customer_id FROM ft_instances WHERE id = $1 AND ($2::uuid IS NULL OR customer_id = $2)"
-                        " AND ($3::uuid IS NULL OR customer_id = $3)",
-                        3, ip, &res, err);
+        rc = ft_sql_row(
+            c, "checking the key's instance",
+            "SELECT i.customer_id FROM ft_instances i JOIN ft_customers cu ON cu.id = i.customer_id WHERE i.id = $1"
+            " AND i.status <> 'deleted' AND ($2::uuid IS NULL OR i.customer_id = $2) AND ($3::uuid IS NULL OR i.customer_id = $3)"
+            " FOR SHARE OF cu",
+            3, ip, &res, err);
         if (rc == FT_ENOTFOUND)
             rc = ft_problem(problem, FT_EINVAL, 422, "instance-not-found", "Instance not found",
                             json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", "#/instance_id", "detail", "no such instance"),
@@ -61,8 +66,8 @@ int ft_api_key_create(PGconn *c, const ft_call_t *call, json_t *in, const char *
         res = NULL;
     } else if (rc == FT_OK && customer != NULL) {
         const char *cp[] = {customer};
-        rc = ft_sql_row(c, "checking the key's customer", "SELECT 1 FROM ft_customers WHERE id = $1 AND status <> 'closed'", 1, cp,
-                        &res, err);
+        rc = ft_sql_row(c, "checking the key's customer",
+                        "SELECT 1 FROM ft_customers WHERE id = $1 AND status <> 'closed' FOR SHARE", 1, cp, &res, err);
         PQclear(res);
         res = NULL;
         if (rc == FT_ENOTFOUND)

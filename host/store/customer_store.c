@@ -132,6 +132,76 @@ int ft_customer_update(PGconn *c, const ft_call_t *call, const char *id, json_t 
     return rc;
 }
 
+/* What holds a customer back from deletion: one query per rule, each answering (count, JSON list
+ * of the blocking things, their names for the detail). Every rule is something the caller can
+ * act on, so each is a 409 naming what to act on, never a foreign-key failure (500) later. */
+typedef struct blocker {
+    const char *what, *sql;
+    const char *slug, *title, *member;
+    const char *count_member;  /* also answer the count under this name, or NULL */
+    const char *noun, *remedy; /* for the detail: "... still has <count> <noun>: <names>; <remedy>." */
+} blocker_t;
+
+static const blocker_t instance_blockers[] = {
+    /* the tenant's data lives there: removing it is a job (DELETE /api/v1/instances/{id}) */
+    {"listing live instances",
+     "SELECT count(*), coalesce(json_agg(json_build_object('id', id, 'code', code, 'status', status) ORDER BY code), '[]'),"
+     " string_agg(code, ', ' ORDER BY code) FROM ft_instances WHERE customer_id = $1 AND status <> 'deleted'",
+     "customer-has-instances", "Customer has live instances", "instances", "live_instances", "live instance(s)",
+     "deprovision them first"},
+    /* a job still queued or running on a deleted instance (a dead letter replayed, say): its
+     * rows must not disappear under the worker running it */
+    {"listing jobs in flight",
+     "SELECT count(*), coalesce(json_agg(json_build_object('id', j.id, 'kind', j.kind, 'status', j.status, 'instance_id',"
+     " j.instance_id) ORDER BY j.created_at), '[]'), string_agg(j.kind || ' job ' || j.id, ', ' ORDER BY j.created_at)"
+     " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE i.customer_id = $1 AND j.status IN ('queued', 'running')",
+     "customer-has-jobs-in-flight", "Customer has jobs in flight", "jobs", NULL, "job(s) queued or running",
+     "wait for them to finish"},
+};
+
+static const blocker_t credential_blockers[] = {
+    /* a key that still opens the API is revoked on purpose (DELETE /api/v1/api-keys/{id}, which
+     * every host hears at once and the audit log records), never dropped as a side effect */
+    {"listing live API keys",
+     "SELECT count(*), coalesce(json_agg(json_build_object('id', k.id, 'prefix', 'ftk_' || k.prefix, 'name', k.name,"
+     " 'instance_id', k.instance_id) ORDER BY k.created_at, k.id), '[]'),"
+     " string_agg('ftk_' || k.prefix || ' (' || k.name || ')', ', ' ORDER BY k.created_at, k.id) FROM ft_api_keys k"
+     " WHERE (k.customer_id = $1 OR k.instance_id IN (SELECT id FROM ft_instances WHERE customer_id = $1))"
+     " AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())",
+     "customer-has-live-api-keys", "Customer has live API keys", "api_keys", NULL, "live API key(s)", "revoke them first"},
+    /* the same for people: an active user is disabled or deleted on purpose */
+    {"listing active users",
+     "SELECT count(*), coalesce(json_agg(json_build_object('id', id, 'email', email) ORDER BY email), '[]'),"
+     " string_agg(email, ', ' ORDER BY email) FROM ft_users WHERE customer_id = $1 AND status = 'active'",
+     "customer-has-active-users", "Customer has active users", "users", NULL, "active user(s)", "disable or delete them first"},
+};
+
+/* FT_OK when no rule of `rules` holds the customer back; FT_ESTATE with problem filled (409)
+ * naming the first such rule's blocking things otherwise. */
+static int check_blockers(PGconn *c, const char *id, const blocker_t *rules, size_t n, ft_problem_t *problem, ft_error_t *err)
+{
+    const char *params[] = {id};
+    for (size_t i = 0; i < n; i++) {
+        PGresult *res = NULL;
+        int rc = ft_sql(c, rules[i].what, rules[i].sql, 1, params, &res, err);
+        if (rc != FT_OK)
+            return rc;
+        long count = atol(PQgetvalue(res, 0, 0));
+        if (count > 0) {
+            json_t *ext = json_object();
+            json_object_set_new(ext, rules[i].member, json_loads(PQgetvalue(res, 0, 1), 0, NULL));
+            if (rules[i].count_member != NULL)
+                json_object_set_new(ext, rules[i].count_member, json_integer(count));
+            ft_problem(problem, FT_ESTATE, 409, rules[i].slug, rules[i].title, ext, "Customer %s still has %ld %s: %s; %s.", id,
+                       count, rules[i].noun, PQgetvalue(res, 0, 2), rules[i].remedy);
+            PQclear(res);
+            return FT_ESTATE;
+        }
+        PQclear(res);
+    }
+    return FT_OK;
+}
+
 int ft_customer_delete(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *problem, ft_error_t *err)
 {
     const char *params[] = {id, call->customer_id};
@@ -139,46 +209,46 @@ int ft_customer_delete(PGconn *c, const ft_call_t *call, const char *id, ft_prob
     int rc = ft_sql_begin(c, err);
     if (rc != FT_OK)
         return rc;
-    /* lock the customer so no instance can be added between the check and the delete */
-    rc = ft_sql_row(c, "locking a customer", "SELECT id FROM ft_customers WHERE id = $1 AND ($2::uuid IS NULL OR id = $2) FOR UPDATE",
-                    2, params, &res, err);
+    /* Lock the customer: adding an instance, a user or an API key to it takes a share lock on
+     * it first, so nothing new refers to it between the checks and the delete. */
+    rc = ft_sql_row(c, "locking a customer",
+                    "SELECT id FROM ft_customers WHERE id = $1 AND ($2::uuid IS NULL OR id = $2) FOR UPDATE", 2, params, &res, err);
     if (rc == FT_ENOTFOUND) {
         ft_sql_rollback(c);
         return not_found(problem, id);
     }
-    if (rc != FT_OK)
-        goto fail;
     PQclear(res);
-    rc = ft_sql(c, "counting live instances",
-                "SELECT count(*) FILTER (WHERE status <> 'deleted'), string_agg(code, ', ' ORDER BY code)"
-                " FILTER (WHERE status <> 'deleted') FROM ft_instances WHERE customer_id = $1",
-                1, params, &res, err);
-    if (rc != FT_OK)
-        goto fail;
-    long live = atol(PQgetvalue(res, 0, 0));
-    if (live > 0) {
-        ft_problem(problem, FT_ESTATE, 409, "customer-has-instances", "Customer has live instances",
-                   json_pack("{s:I}", "live_instances", (json_int_t)live),
-                   "Customer %s still has %ld live instance(s) (%s); deprovision them first.", id, live, PQgetvalue(res, 0, 1));
-        PQclear(res);
-        ft_sql_rollback(c);
-        return FT_ESTATE;
-    }
-    PQclear(res);
-    /* Only deprovisioned instances remain: their history (jobs, subscription, overrides) goes
-     * with the customer, children first. The audit log keeps the record of it all. */
+    if (rc == FT_OK)
+        rc = check_blockers(c, id, instance_blockers, sizeof(instance_blockers) / sizeof(instance_blockers[0]), problem, err);
+    /* Dead credentials go with the customer: revoked or expired API keys (nothing can bring one
+     * back, and the scope rule gives a customer's key no customer-less form to detach into) and
+     * disabled users (their refresh tokens cascade; the deletion voids their access tokens). A
+     * row that came alive meanwhile (a user enabled again) is skipped here and refuses below. */
+    static const char *const dead[] = {
+        "DELETE FROM ft_api_keys WHERE (customer_id = $1 OR instance_id IN (SELECT id FROM ft_instances WHERE customer_id = $1))"
+        " AND (revoked_at IS NOT NULL OR expires_at <= now())",
+        "DELETE FROM ft_users WHERE customer_id = $1 AND status = 'disabled'",
+    };
+    for (size_t i = 0; i < sizeof(dead) / sizeof(dead[0]) && rc == FT_OK; i++)
+        rc = ft_sql(c, "deleting a customer's dead credentials", dead[i], 1, params, NULL, err);
+    if (rc == FT_OK)
+        rc = check_blockers(c, id, credential_blockers, sizeof(credential_blockers) / sizeof(credential_blockers[0]), problem, err);
+    /* Only deleted instances remain. Their operational records (subscription and overrides,
+     * jobs with their steps, attempts and dead letters) describe tenant environments that no
+     * longer exist and hold foreign keys to them, so they go with the customer, children first.
+     * The history survives elsewhere: ft_audit (no foreign keys, append-only) keeps every change
+     * and refusal with the ids as values, and the outbox keeps the events, customer.deleted.v1
+     * among them. */
     static const char *const deletes[] = {
-        "DELETE FROM ft_subscriptions WHERE customer_id = $1", /* overrides cascade */
-        "DELETE FROM ft_jobs WHERE instance_id IN (SELECT id FROM ft_instances WHERE customer_id = $1)", /* steps cascade */
+        "DELETE FROM ft_subscriptions WHERE customer_id = $1",                                           /* overrides cascade */
+        "DELETE FROM ft_jobs WHERE instance_id IN (SELECT id FROM ft_instances WHERE customer_id = $1)", /* steps, attempts, DLQ
+                                                                                                            cascade */
         "DELETE FROM ft_instances WHERE customer_id = $1",
         "DELETE FROM ft_customers WHERE id = $1",
     };
     for (size_t i = 0; i < sizeof(deletes) / sizeof(deletes[0]) && rc == FT_OK; i++)
         rc = ft_sql(c, "deleting a customer", deletes[i], 1, params, NULL, err);
-    return finish(c, call, "deleted", id, NULL, rc, err);
-fail:
-    ft_sql_rollback(c);
-    return rc;
+    return finish(c, call, "deleted", id, NULL, rc, err); /* rolls back unless rc is FT_OK */
 }
 
 static int bad_cursor(ft_problem_t *problem)

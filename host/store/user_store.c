@@ -73,9 +73,11 @@ int ft_user_create(PGconn *c, const ft_call_t *call, json_t *in, const char *pas
     *out = NULL;
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK && customer != NULL) {
+        /* share-locked so a deletion of the customer under way finishes first (and this is
+         * refused) or waits for this user (and names it) */
         const char *cp[] = {customer};
-        rc = ft_sql_row(c, "checking the user's customer", "SELECT 1 FROM ft_customers WHERE id = $1 AND status <> 'closed'", 1, cp,
-                        &res, err);
+        rc = ft_sql_row(c, "checking the user's customer",
+                        "SELECT 1 FROM ft_customers WHERE id = $1 AND status <> 'closed' FOR SHARE", 1, cp, &res, err);
         PQclear(res);
         res = NULL;
         if (rc == FT_ENOTFOUND)

@@ -43,6 +43,9 @@ class Events(PipelineCase):
         self.wait_status(h, doomed["id"], ["failed"])
         d2 = [d for d in h.get("/api/v1/dlq").json()["items"] if d["instance_id"] == doomed["id"]][0]
         h.request("DELETE", f"/api/v1/dlq/{d2['id']}")
+        # while its instance lives: a deleted instance takes no new key
+        k = h.post("/api/v1/api-keys", body={"name": "child", "roles": ["child-app"], "instance_id": vet["id"]}).json()
+        h.request("DELETE", f"/api/v1/api-keys/{k['id']}")
         for i in (vet, bad):
             h.request("DELETE", f"/api/v1/instances/{i['id']}")
             self.wait_status(h, i["id"], ["deleted"])
@@ -54,8 +57,6 @@ class Events(PipelineCase):
                                           "roles": ["customer-viewer"]}).json()
         h.request("PATCH", f"/api/v1/users/{u['id']}", body={"status": "disabled"})
         h.request("DELETE", f"/api/v1/users/{u['id']}")
-        k = h.post("/api/v1/api-keys", body={"name": "child", "roles": ["child-app"], "instance_id": vet["id"]}).json()
-        h.request("DELETE", f"/api/v1/api-keys/{k['id']}")
 
         events = self.stack.psql("SELECT event::text FROM ft_outbox ORDER BY seq", h.dbname)
         out = subprocess.run([os.path.join(BUILD, "tests", "check_events"), os.path.join(ROOT, "docs", "events")],
