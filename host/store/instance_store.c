@@ -145,7 +145,7 @@ int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_
     ft_job_spec_t job = {.instance_id = instance_id,
                          .customer_id = spec->customer_id,
                          .product = spec->product,
-                         .kind = "provision",
+                         .kind = &ft_job_kinds[FT_JOB_PROVISION],
                          .steps = spec->steps,
                          .nsteps = spec->nsteps,
                          .correlation_id = call->correlation_id};
@@ -267,7 +267,7 @@ int ft_instance_deprovision(PGconn *c, const ft_call_t *call, const char *id, co
         ft_job_spec_t job = {.instance_id = id,
                              .customer_id = customer,
                              .product = product,
-                             .kind = "deprovision",
+                             .kind = &ft_job_kinds[FT_JOB_DEPROVISION],
                              .steps = steps,
                              .nsteps = nsteps,
                              .correlation_id = call->correlation_id};

@@ -67,6 +67,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(job->customer_id, sizeof(job->customer_id), "%s", PQgetvalue(res, 0, 2));
     snprintf(job->product, sizeof(job->product), "%s", PQgetvalue(res, 0, 3));
     snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, 0, 4));
+    job->k = ft_job_kind_find(job->kind);
     char status[16];
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 5));
     job->attempts = atoi(PQgetvalue(res, 0, 6));
@@ -78,6 +79,10 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, 0, 12));
     job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
     PQclear(res);
+    if (job->k == NULL) {
+        ft_sql_rollback(c);
+        return ft_error_set(err, FT_EINVAL, "job %s is of a kind this host does not know (%s)", job->id, job->kind);
+    }
 
     const char *ip[] = {consumer, event_id};
     rc = ft_sql(c, "checking the inbox", "SELECT 1 FROM ft_inbox WHERE consumer = $1 AND event_id = $2::uuid", 2, ip, &res, err);
@@ -122,11 +127,12 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
                 " started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1",
                 2, sp, NULL, err);
     job->max_attempts = max_attempts;
-    if (rc == FT_OK && strcmp(job->kind, "provision") == 0)
-        rc = ft_sql(c, "marking the instance provisioning",
-                    "UPDATE ft_instances SET status = 'provisioning', status_reason = NULL, updated_at = now()"
-                    " WHERE id = (SELECT instance_id FROM ft_jobs WHERE id = $1) AND status IN ('pending', 'failed')",
-                    1, p, NULL, err);
+    const char *rp[] = {job->instance_id, job->k->running, job->k->running_from};
+    if (rc == FT_OK && job->k->running != NULL)
+        rc = ft_sql(c, "marking the instance at work",
+                    "UPDATE ft_instances SET status = $2, status_reason = NULL, updated_at = now()"
+                    " WHERE id = $1 AND status = ANY ($3::text[])",
+                    3, rp, NULL, err);
     if (rc == FT_OK)
         rc = ft_sql(c, "reading job steps",
                     "SELECT position, name, version, status FROM ft_job_steps WHERE job_id = $1 ORDER BY position", 1, p, &res,
@@ -249,40 +255,28 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
                     "UPDATE ft_jobs SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
                     " WHERE id = $1",
                     1, p, NULL, err);
-    const char *name = NULL;
+    /* the kind's status on success (with its reason cleared), else only a "last ..." failure note cleared */
+    const ft_job_kind_t *k = job->k;
     char *loc = data_location != NULL ? json_dumps(data_location, JSON_COMPACT) : NULL;
-    const char *ip[] = {job->instance_id, loc};
-    if (rc == FT_OK && strcmp(job->kind, "provision") == 0) {
-        name = "instance.provisioned.v1";
-        rc = ft_sql(c, "activating the instance",
-                    "UPDATE ft_instances SET status = CASE WHEN status = 'provisioning' THEN 'active' ELSE status END,"
-                    " status_reason = NULL, data_location = $2::jsonb, updated_at = now() WHERE id = $1",
-                    2, ip, NULL, err);
-    } else if (rc == FT_OK && strcmp(job->kind, "deprovision") == 0) {
-        name = "instance.deprovisioned.v1";
-        rc = ft_sql(c, "deleting the instance",
-                    "UPDATE ft_instances SET status = 'deleted', status_reason = NULL, deleted_at = now(), updated_at = now()"
-                    " WHERE id = $1",
-                    1, ip, NULL, err);
-    } else if (rc == FT_OK) {
-        /* an action's own events were written with its step; job.succeeded says it finished */
-        name = strcmp(job->kind, "action") == 0    ? NULL
-               : strcmp(job->kind, "suspend") == 0 ? "instance.suspended.v1"
-               : strcmp(job->kind, "resume") == 0 ? "instance.resumed.v1"
-                                                   : "instance.features_changed.v1";
-        rc = ft_sql(c, "clearing the instance's reason",
-                    "UPDATE ft_instances SET status_reason = NULL, updated_at = now() WHERE id = $1 AND status_reason LIKE 'last %'",
-                    1, ip, NULL, err);
-    }
+    const char *ip[] = {job->instance_id, k->succeeded, k->succeeded_from, k->records_location ? "t" : "f", loc};
+    if (rc == FT_OK)
+        rc = ft_sql(c, "recording the instance's outcome",
+                    "UPDATE ft_instances SET"
+                    " status = CASE WHEN $2::text IS NOT NULL AND ($3::text IS NULL OR status = $3) THEN $2 ELSE status END,"
+                    " status_reason = NULL,"
+                    " data_location = CASE WHEN $4::bool THEN $5::jsonb ELSE data_location END,"
+                    " deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END, updated_at = now()"
+                    " WHERE id = $1 AND ($2::text IS NOT NULL OR status_reason LIKE 'last %')",
+                    5, ip, NULL, err);
     if (rc == FT_OK)
         rc = inbox(c, consumer, event_id, err);
     if (rc == FT_OK)
         rc = emit(c, job, "job.succeeded.v1", json_pack("{s:i}", "attempts", job->attempts), err);
-    if (rc == FT_OK && name != NULL) {
+    if (rc == FT_OK && k->done != NULL) {
         json_t *data = json_pack("{s:s}", "tier", job->tier);
-        if (data_location != NULL && strcmp(job->kind, "provision") == 0)
+        if (data_location != NULL && k->records_location)
             json_object_set(data, "data_location", data_location);
-        rc = emit(c, job, name, data, err);
+        rc = emit(c, job, k->done, data, err);
     }
     free(loc);
     if (rc == FT_OK)
@@ -312,13 +306,12 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
                     p, NULL, err);
     char why[600];
     snprintf(why, sizeof(why), "%s failed: %s", job->kind, reason);
-    const char *ip[] = {job->instance_id, why};
+    const char *ip[] = {job->instance_id, why, job->k->failed};
     if (rc == FT_OK)
         rc = ft_sql(c, "failing the instance",
-                    strcmp(job->kind, "provision") == 0 || strcmp(job->kind, "deprovision") == 0
-                        ? "UPDATE ft_instances SET status = 'failed', status_reason = $2, updated_at = now() WHERE id = $1"
-                        : "UPDATE ft_instances SET status_reason = 'last ' || $2, updated_at = now() WHERE id = $1",
-                    2, ip, NULL, err);
+                    "UPDATE ft_instances SET status = coalesce($3, status),"
+                    " status_reason = CASE WHEN $3::text IS NULL THEN 'last ' || $2 ELSE $2 END, updated_at = now() WHERE id = $1",
+                    3, ip, NULL, err);
     PGresult *res = NULL;
     const char *dp[] = {job->id, job->instance_id, job->kind, dlq_subject, stream_sequence ? seq : NULL, reason};
     if (rc == FT_OK)
@@ -439,6 +432,11 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
         return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-discarded", "Dead letter discarded",
                           json_pack("{s:s}", "dlq_id", id), "Dead letter %s was discarded; it cannot be replayed.", id);
     }
+    const ft_job_kind_t *k = ft_job_kind_find(kind);
+    if (k == NULL) {
+        ft_sql_rollback(c);
+        return ft_error_set(err, FT_EINVAL, "dead letter %s holds a job of a kind this host does not know (%s)", id, kind);
+    }
     const char *jp[] = {job_id};
     if (!replayed) {
         /* a fresh attempt budget; the steps done stay done */
@@ -450,12 +448,12 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
             rc = ft_sql(c, "resetting failed steps",
                         "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1 AND status <> 'succeeded'",
                         1, jp, NULL, err);
+        const char *ip[] = {instance, k->replayed};
         if (rc == FT_OK)
             rc = ft_sql(c, "resetting the instance",
-                        "UPDATE ft_instances SET status = CASE kind WHEN 'provision' THEN 'pending' WHEN 'deprovision' THEN"
-                        " 'deprovisioning' ELSE ft_instances.status END, status_reason = 'replayed from the DLQ', updated_at = now()"
-                        " FROM ft_jobs WHERE ft_jobs.id = $1 AND ft_instances.id = ft_jobs.instance_id AND ft_instances.status = 'failed'",
-                        1, jp, NULL, err);
+                        "UPDATE ft_instances SET status = coalesce($2, status), status_reason = 'replayed from the DLQ',"
+                        " updated_at = now() WHERE id = $1 AND status = 'failed'",
+                        2, ip, NULL, err);
         const char *mp[] = {id, call->actor};
         if (rc == FT_OK)
             rc = ft_sql(c, "marking the dead letter replayed",
@@ -463,13 +461,12 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
         /* a new message for the workers, with a new event id (the old one is in their inbox) */
         char subject[64];
         snprintf(subject, sizeof(subject), "ft.jobs.%s", kind);
-        const char *name = ft_job_event_name(kind);
         ft_event_meta_t meta = {.tenant_id = instance, .correlation_id = correlation, .causation_id = id};
         char path[96];
         snprintf(path, sizeof(path), "instances/%s", instance);
-        json_t *ev = ft_event_new(name, path, &meta,
-                                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "instance_id", instance, "customer_id",
-                                            customer, "product", product, "kind", kind, "replay", 1),
+        json_t *ev = ft_event_new(k->requested, path, &meta,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "instance_id", instance,
+                                            "customer_id", customer, "product", product, "kind", kind, "replay", 1),
                                   NULL);
         if (rc == FT_OK)
             rc = ft_outbox_append(c, "instance", instance, subject, ev, err);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/problem.h"
+#include "domain/job_kinds.h"
 #include "store/scope.h"
 
 typedef struct ft_job_step_row {
@@ -22,6 +23,7 @@ typedef struct ft_job_step_row {
 
 typedef struct ft_job_row {
     char id[37], instance_id[37], customer_id[37], product[64], kind[24], correlation_id[160];
+    const ft_job_kind_t *k; /* the kind's row */
     char tier[16], code[48], instance_status[24];
     int attempts, max_attempts;
     json_t *payload, *settings; /* owned */
@@ -36,7 +38,8 @@ typedef enum {
     FT_CLAIM_MISSING, /* no such job (its instance's history was deleted): acknowledge */
 } ft_claim_t;
 
-/* max_attempts: the attempt budget now in force (recorded with the job). */
+/* max_attempts: the attempt budget now in force (recorded with the job). A kind this host does not
+ * know (a newer host queued it) is FT_EINVAL: another worker may take it. */
 int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
                  ft_claim_t *verdict, ft_error_t *err);
 void ft_job_row_free(ft_job_row_t *job);
