@@ -8,6 +8,7 @@
 #include "core/mem.h"
 #include "domain/action_rules.h"
 #include "domain/entitlements.h"
+#include "domain/step_plan.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
 #include "plugins/invoke.h"
@@ -150,6 +151,37 @@ static int prepare_action(const ft_generation_t *g, const ft_job_row_t *job, con
     return v == FT_ACTION_ALLOWED ? 0 : -1;
 }
 
+/* Brings the job's steps in line with the generation about to run them. On every attempt, not
+ * only after a replay: a product reloaded between two retries is the same situation as one fixed
+ * before a replay, and a job queued by a host with another generation runs what this one has.
+ * Steps done stay done (their work is in the tenant's data); steps still to do that this
+ * generation lacks are skipped with a note; its new steps are added in its order. 0, or -1 with
+ * the failure in o. */
+static int reconcile(PGconn *control, ft_job_row_t *job, const ft_generation_t *g, outcome_t *o)
+{
+    size_t ncurrent = 0, nplan = 0;
+    ft_job_step_spec_t *current = ft_job_kind_steps(job->k, g->product, &ncurrent);
+    const char **names = ft_mem_calloc(job->nsteps + 1, sizeof(*names));
+    const char **status = ft_mem_calloc(job->nsteps + 1, sizeof(*status));
+    for (size_t i = 0; i < job->nsteps; i++) {
+        names[i] = job->steps[i].name;
+        status[i] = job->steps[i].status;
+    }
+    ft_step_plan_item_t *plan = ft_step_plan(names, status, job->nsteps, current, ncurrent, &nplan);
+    char note[256];
+    snprintf(note, sizeof(note), "skipped: product %s %s (generation %llu) has no %s step of that name", g->product->code,
+             g->product->version, g->number, job->kind);
+    ft_error_t err = {0};
+    int rc = ft_job_steps_apply(control, job, plan, nplan, current, note, &err);
+    if (rc != FT_OK)
+        fail(o, 1, NULL, "bringing the steps in line with product %s %s: %s", g->product->code, g->product->version, err.message);
+    free(plan);
+    free(names);
+    free(status);
+    free(current);
+    return rc == FT_OK ? 0 : -1;
+}
+
 /* Runs the steps still to do. The tenant database work of each step is its own transaction;
  * its completion is recorded in the control plane right after. */
 static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, json_t **location, outcome_t *o)
@@ -167,6 +199,10 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         fail(o, 1, NULL, "product %s is not loaded on this worker", job->product);
         goto out;
     }
+    job->generation = g->number;
+    snprintf(job->product_version, sizeof(job->product_version), "%s", g->product->version);
+    if (job->k->lifecycle != 0 && reconcile(control, job, g, o) != 0)
+        goto out;
     int deprovision = job->k->tenant_db == FT_TENANT_DB_REMOVE;
     int shared = strcmp(job->tier, "standard") == 0;
     int rc;
@@ -207,7 +243,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
     int is_action = lifecycle == 0;
     for (size_t i = 0; i < job->nsteps && o->ok; i++) {
         ft_job_step_row_t *s = &job->steps[i];
-        if (strcmp(s->status, "succeeded") == 0)
+        if (strcmp(s->status, "succeeded") == 0 || strcmp(s->status, "skipped") == 0)
             continue;
         const ft_step_t *step = NULL;
         const ft_action_t *action = NULL;
@@ -291,7 +327,7 @@ static unsigned long long dead_letter(ft_workers_t *w, PGconn *control, const ft
     json_decref(body);
     snprintf(subject, 64, "ft.dlq.%s", job->kind);
     char msg_id[96];
-    snprintf(msg_id, sizeof(msg_id), "dlq-%s-%d", job->id, job->attempts);
+    snprintf(msg_id, sizeof(msg_id), "dlq-%s-%d-%d", job->id, job->round, job->attempts); /* one per round */
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;

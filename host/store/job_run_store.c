@@ -14,18 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOB_JSON                                                                                                              \
-    "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                 \
-    " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"              \
-    " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"  \
-    " 'started_at', j.started_at, 'finished_at', j.finished_at, 'result', j.result,"                                          \
-    " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"     \
-    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                          \
-    " 'steps', (SELECT coalesce(json_agg(json_build_object('position', s.position, 'name', s.name, 'version', s.version,"   \
-    "   'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, 'started_at', s.started_at,"                 \
-    "   'finished_at', s.finished_at) ORDER BY s.position), '[]') FROM ft_job_steps s WHERE s.job_id = j.id),"              \
-    " 'history', (SELECT coalesce(json_agg(json_build_object('attempt', a.attempt, 'step', a.step, 'error', a.error,"       \
-    "   'retryable', a.retryable, 'at', a.at) ORDER BY a.attempt), '[]') FROM ft_job_attempts a WHERE a.job_id = j.id))::text"
+/* Every attempt of a job, each round of replays included, in the order they ended ("at" is the
+ * end, as before the rows had a start). */
+#define HISTORY_JSON(job_id)                                                                                                       \
+    "(SELECT coalesce(json_agg(json_build_object('round', a.round, 'attempt', a.attempt, 'outcome', a.outcome,"                    \
+    " 'generation', a.generation, 'product_version', a.product_version, 'step', a.step, 'error', a.error,"                         \
+    " 'retryable', a.retryable, 'started_at', a.started_at, 'finished_at', a.finished_at, 'at', a.finished_at)"                    \
+    " ORDER BY a.id), '[]') FROM ft_job_attempts a WHERE a.job_id = " job_id ")"
+
+#define JOB_JSON                                                                                                                   \
+    "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                       \
+    " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"                     \
+    " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"           \
+    " 'started_at', j.started_at, 'finished_at', j.finished_at, 'result', j.result,"                                               \
+    " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"            \
+    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                               \
+    " 'steps', (SELECT coalesce(json_agg(json_build_object('position', s.position, 'name', s.name, 'version', s.version,"          \
+    "   'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, 'started_at', s.started_at,"                       \
+    "   'finished_at', s.finished_at, 'note', s.note) ORDER BY s.ordinal, s.position), '[]')"                                      \
+    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                               \
+    " 'replays', j.replays, 'history', " HISTORY_JSON("j.id") ")::text"
 
 static int rollback(PGconn *c, int rc)
 {
@@ -41,6 +49,56 @@ void ft_job_row_free(ft_job_row_t *job)
     memset(job, 0, sizeof(*job));
 }
 
+/* (Re)reads the job's steps in their order. */
+static int read_steps(PGconn *c, ft_job_row_t *job, ft_error_t *err)
+{
+    const char *p[] = {job->id};
+    PGresult *res = NULL;
+    int rc =
+        ft_sql(c, "reading job steps",
+               "SELECT position, name, version, status, ordinal FROM ft_job_steps WHERE job_id = $1 ORDER BY ordinal, position", 1,
+               p, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    free(job->steps);
+    job->nsteps = (size_t)PQntuples(res);
+    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
+    for (size_t i = 0; i < job->nsteps; i++) {
+        job->steps[i].position = atoi(PQgetvalue(res, (int)i, 0));
+        snprintf(job->steps[i].name, sizeof(job->steps[i].name), "%s", PQgetvalue(res, (int)i, 1));
+        job->steps[i].version = (unsigned)atoi(PQgetvalue(res, (int)i, 2));
+        snprintf(job->steps[i].status, sizeof(job->steps[i].status), "%s", PQgetvalue(res, (int)i, 3));
+        job->steps[i].ordinal = atoi(PQgetvalue(res, (int)i, 4));
+    }
+    PQclear(res);
+    return FT_OK;
+}
+
+/* Appends the attempt that just ended to the job's history (a new row; rows are never changed).
+ * Its round, number and start come from the job row, its generation from the worker. retryable
+ * < 0: not applicable (a success). */
+static int record_attempt(PGconn *c, const ft_job_row_t *job, const char *outcome, const char *step, const char *error,
+                          int retryable, ft_error_t *err)
+{
+    char generation[24];
+    snprintf(generation, sizeof(generation), "%llu", job->generation);
+    const char *p[] = {job->id,
+                       outcome,
+                       step,
+                       error,
+                       retryable < 0 ? NULL
+                       : retryable   ? "t"
+                                     : "f",
+                       job->generation ? generation : NULL,
+                       job->product_version[0] ? job->product_version : NULL};
+    return ft_sql(
+        c, "recording an attempt",
+        "INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, step, error, retryable, started_at, finished_at,"
+        " generation, product_version)"
+        " SELECT id, replays, attempts, $2, $3, $4, $5::bool, attempt_started_at, now(), $6::bigint, $7 FROM ft_jobs WHERE id = $1",
+        7, p, NULL, err);
+}
+
 int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
                  ft_claim_t *verdict, ft_error_t *err)
 {
@@ -52,7 +110,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     PGresult *res = NULL;
     rc = ft_sql(c, "claiming a job",
                 "SELECT j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
-                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text"
+                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.replays"
                 " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1 FOR UPDATE OF j",
                 1, p, &res, err);
     if (rc != FT_OK)
@@ -78,6 +136,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(job->code, sizeof(job->code), "%s", PQgetvalue(res, 0, 11));
     snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, 0, 12));
     job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
+    job->round = atoi(PQgetvalue(res, 0, 14));
     PQclear(res);
     if (job->k == NULL) {
         ft_sql_rollback(c);
@@ -119,13 +178,17 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
         *verdict = FT_CLAIM_WAIT;
         return ft_sql_commit(c, err);
     }
+    /* still running, and its lock free: the worker of the last attempt stopped before recording it */
+    rc = strcmp(status, "running") == 0 ? record_attempt(c, job, "interrupted", NULL, "the worker running it stopped", 1, err)
+                                        : FT_OK;
     char budget[16];
     snprintf(budget, sizeof(budget), "%d", max_attempts);
     const char *sp[] = {job->id, budget};
-    rc = ft_sql(c, "starting a job attempt",
-                "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
-                " started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1",
-                2, sp, NULL, err);
+    if (rc == FT_OK)
+        rc = ft_sql(c, "starting a job attempt",
+                    "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
+                    " started_at = coalesce(started_at, now()), attempt_started_at = now(), updated_at = now() WHERE id = $1",
+                    2, sp, NULL, err);
     job->max_attempts = max_attempts;
     const char *rp[] = {job->instance_id, job->k->running, job->k->running_from};
     if (rc == FT_OK && job->k->running != NULL)
@@ -134,23 +197,57 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
                     " WHERE id = $1 AND status = ANY ($3::text[])",
                     3, rp, NULL, err);
     if (rc == FT_OK)
-        rc = ft_sql(c, "reading job steps",
-                    "SELECT position, name, version, status FROM ft_job_steps WHERE job_id = $1 ORDER BY position", 1, p, &res,
-                    err);
+        rc = read_steps(c, job, err);
     if (rc != FT_OK)
         return rollback(c, rc);
     job->attempts++;
-    job->nsteps = (size_t)PQntuples(res);
-    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
-    for (size_t i = 0; i < job->nsteps; i++) {
-        job->steps[i].position = atoi(PQgetvalue(res, (int)i, 0));
-        snprintf(job->steps[i].name, sizeof(job->steps[i].name), "%s", PQgetvalue(res, (int)i, 1));
-        job->steps[i].version = (unsigned)atoi(PQgetvalue(res, (int)i, 2));
-        snprintf(job->steps[i].status, sizeof(job->steps[i].status), "%s", PQgetvalue(res, (int)i, 3));
-    }
-    PQclear(res);
     *verdict = FT_CLAIM_RUN;
     return ft_sql_commit(c, err);
+}
+
+int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *plan, size_t nplan,
+                       const ft_job_step_spec_t *current, const char *note, ft_error_t *err)
+{
+    int next_position = 0, began = 0, rc = FT_OK;
+    for (size_t i = 0; i < job->nsteps; i++)
+        if (job->steps[i].position >= next_position)
+            next_position = job->steps[i].position + 1;
+    for (size_t i = 0; i < nplan && rc == FT_OK; i++) {
+        const ft_step_plan_item_t *it = &plan[i];
+        const ft_job_step_row_t *s = it->recorded >= 0 ? &job->steps[it->recorded] : NULL;
+        const ft_job_step_spec_t *want = it->current >= 0 ? &current[it->current] : NULL;
+        /* a step still to do runs as the generation declares it */
+        int reversion = s != NULL && want != NULL && strcmp(s->status, "succeeded") != 0 && s->version != want->version;
+        if (s != NULL && s->ordinal == (int)i && it->status == NULL && !reversion)
+            continue;
+        if (!began && (rc = ft_sql_begin(c, err)) != FT_OK)
+            return rc;
+        began = 1;
+        char ordinal[16], position[16], version[16];
+        snprintf(ordinal, sizeof(ordinal), "%zu", i);
+        snprintf(position, sizeof(position), "%d", s != NULL ? s->position : next_position++);
+        snprintf(version, sizeof(version), "%u", want != NULL ? want->version : 0);
+        if (s != NULL) {
+            const char *p[] = {job->id, position, ordinal, it->status, reversion ? version : NULL, note};
+            rc = ft_sql(c, "bringing a job step in line",
+                        "UPDATE ft_job_steps SET ordinal = $3, status = coalesce($4, status), version = coalesce($5::int, version),"
+                        " note = CASE $4 WHEN 'skipped' THEN $6 WHEN 'pending' THEN NULL ELSE note END"
+                        " WHERE job_id = $1 AND position = $2",
+                        6, p, NULL, err);
+        } else {
+            const char *p[] = {job->id, position, want->name, version, ordinal};
+            rc = ft_sql(c, "adding a job step",
+                        "INSERT INTO ft_job_steps (job_id, position, name, version, ordinal) VALUES ($1, $2, $3, $4, $5)", 5, p,
+                        NULL, err);
+        }
+    }
+    if (!began)
+        return FT_OK;
+    if (rc == FT_OK)
+        rc = read_steps(c, job, err);
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
 }
 
 void ft_job_release(PGconn *c, const char *job_id)
@@ -215,15 +312,9 @@ static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *da
 
 int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, const char *error, int retryable, ft_error_t *err)
 {
-    char attempt[16];
-    snprintf(attempt, sizeof(attempt), "%d", job->attempts);
-    const char *p[] = {job->id, attempt, step, error, retryable ? "t" : "f"};
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
-        rc = ft_sql(c, "recording a failed attempt",
-                    "INSERT INTO ft_job_attempts (job_id, attempt, step, error, retryable) VALUES ($1, $2, $3, $4, $5)"
-                    " ON CONFLICT (job_id, attempt) DO UPDATE SET step = EXCLUDED.step, error = EXCLUDED.error",
-                    5, p, NULL, err);
+        rc = record_attempt(c, job, "failed", step, error, retryable, err);
     const char *qp[] = {job->id, error};
     if (rc == FT_OK)
         rc = ft_sql(c, "queuing the job again",
@@ -255,6 +346,8 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
                     "UPDATE ft_jobs SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
                     " WHERE id = $1",
                     1, p, NULL, err);
+    if (rc == FT_OK)
+        rc = record_attempt(c, job, "succeeded", NULL, NULL, -1, err);
     /* the kind's status on success (with its reason cleared), else only a "last ..." failure note cleared */
     const ft_job_kind_t *k = job->k;
     char *loc = data_location != NULL ? json_dumps(data_location, JSON_COMPACT) : NULL;
@@ -287,10 +380,7 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
 int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
 {
     const char *p[] = {job_id};
-    return ft_sql_json(c, "reading a job's history",
-                       "SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step, 'error', error,"
-                       " 'retryable', retryable, 'at', at) ORDER BY attempt), '[]')::text FROM ft_job_attempts WHERE job_id = $1",
-                       1, p, out, err);
+    return ft_sql_json(c, "reading a job's history", "SELECT " HISTORY_JSON("$1") "::text", 1, p, out, err);
 }
 
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
@@ -317,8 +407,7 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
     if (rc == FT_OK)
         rc = ft_sql(c, "recording the dead letter",
                     "INSERT INTO ft_dlq (job_id, instance_id, kind, subject, stream_sequence, reason, attempts)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step,"
-                    " 'error', error, 'at', at) ORDER BY attempt), '[]') FROM ft_job_attempts WHERE job_id = $1)) RETURNING id",
+                    " VALUES ($1, $2, $3, $4, $5, $6, " HISTORY_JSON("$1") ") RETURNING id",
                     6, dp, &res, err);
     char dlq_id[37] = "";
     if (rc == FT_OK) {
@@ -439,14 +528,16 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
     }
     const char *jp[] = {job_id};
     if (!replayed) {
-        /* a fresh attempt budget; the steps done stay done */
+        /* a new round with a fresh attempt budget; the steps done stay done, and the worker
+         * brings the others in line with the generation it runs */
         rc = ft_sql(c, "requeuing the job",
-                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, last_error = NULL, finished_at = NULL, updated_at = now()"
-                    " WHERE id = $1",
+                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, replays = replays + 1, last_error = NULL,"
+                    " finished_at = NULL, updated_at = now() WHERE id = $1",
                     1, jp, NULL, err);
         if (rc == FT_OK)
             rc = ft_sql(c, "resetting failed steps",
-                        "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1 AND status <> 'succeeded'",
+                        "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1"
+                        " AND status NOT IN ('succeeded', 'skipped')",
                         1, jp, NULL, err);
         const char *ip[] = {instance, k->replayed};
         if (rc == FT_OK)

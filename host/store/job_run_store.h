@@ -12,10 +12,12 @@
 #include "core/error.h"
 #include "core/problem.h"
 #include "domain/job_kinds.h"
+#include "domain/step_plan.h"
 #include "store/scope.h"
 
 typedef struct ft_job_step_row {
-    int position;
+    int position; /* the step's identity within the job (its event ids derive from it) */
+    int ordinal;  /* its place in the order the steps run */
     char name[64];
     unsigned version;
     char status[16];
@@ -26,7 +28,11 @@ typedef struct ft_job_row {
     const ft_job_kind_t *k; /* the kind's row */
     char tier[16], code[48], instance_status[24];
     int attempts, max_attempts;
+    int round;                  /* times the job was replayed from the DLQ */
     json_t *payload, *settings; /* owned */
+    /* set by the worker: the product generation running this attempt, recorded with it */
+    unsigned long long generation;
+    char product_version[64];
     ft_job_step_row_t *steps;
     size_t nsteps;
 } ft_job_row_t;
@@ -46,6 +52,12 @@ void ft_job_row_free(ft_job_row_t *job);
 /* Lets another worker take the job (after FT_CLAIM_RUN, whatever the outcome). */
 void ft_job_release(PGconn *c, const char *job_id);
 
+/* Applies a step plan (ft_step_plan of job->steps against `current`, the generation's steps):
+ * new order, steps skipped (with `note`) or pending again, new steps added; then reads the
+ * steps again into job. Writes nothing when the plan changes nothing. */
+int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *plan, size_t nplan,
+                       const ft_job_step_spec_t *current, const char *note, ft_error_t *err);
+
 int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err);
 /* Marks the step done and writes the events it emitted ([{type,data}], ids derived from the
  * job, the step and their order) to the outbox, and result (JSON text, or NULL: none) as the
@@ -63,7 +75,8 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
  * the inbox row, in one transaction. */
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
                 const char *dlq_subject, unsigned long long stream_sequence, ft_error_t *err);
-/* The error history of a job: [{attempt, step, error, retryable, at}]. */
+/* The history of a job, one entry per attempt of every round, in order: [{round, attempt,
+ * outcome, generation, product_version, step, error, retryable, started_at, finished_at, at}]. */
 int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err);
 
 /* API reads and operations. */

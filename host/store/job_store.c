@@ -31,8 +31,9 @@ int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_err
         snprintf(pos, sizeof(pos), "%zu", i);
         snprintf(ver, sizeof(ver), "%u", spec->steps[i].version);
         const char *sp[] = {job_id, pos, spec->steps[i].name, ver};
-        rc = ft_sql(c, "recording a job step", "INSERT INTO ft_job_steps (job_id, position, name, version) VALUES ($1, $2, $3, $4)",
-                    4, sp, NULL, err);
+        rc = ft_sql(c, "recording a job step",
+                    "INSERT INTO ft_job_steps (job_id, position, name, version, ordinal) VALUES ($1, $2, $3, $4, $2)", 4, sp, NULL,
+                    err);
     }
     if (rc != FT_OK)
         return rc;
