@@ -214,6 +214,15 @@ const ft_ent_feature_t *ft_entitlements_find(const ft_entitlements_t *e, const c
     return NULL;
 }
 
+int ft_entitlements_value(void *arg, const char *code, int64_t *value)
+{
+    const ft_ent_feature_t *f = arg != NULL ? ft_entitlements_find(arg, code) : NULL;
+    if (f == NULL || !f->enabled)
+        return 0;
+    *value = f->value;
+    return 1;
+}
+
 static json_t *time_json(int64_t us)
 {
     char buf[40], base[32];

@@ -75,6 +75,9 @@ ft_entitlements_t *ft_entitlements_resolve(const ft_product_t *product, const ft
 void ft_entitlements_hold(ft_entitlements_t *e);
 void ft_entitlements_release(ft_entitlements_t *e);
 const ft_ent_feature_t *ft_entitlements_find(const ft_entitlements_t *e, const char *code);
+/* The plugin ABI's entitlement lookup (arg: an ft_entitlements_t, or NULL: nothing is on):
+ * 1 with *value when the feature is on, 0 otherwise. */
+int ft_entitlements_value(void *arg, const char *code, int64_t *value);
 
 /* The REST representation (rendered once, kept with the record; owned by it). */
 const char *ft_entitlements_json(ft_entitlements_t *e, size_t *len);

@@ -18,8 +18,9 @@
  * the record of it: an action meant to run as a job should be idempotent, as steps are.
  */
 #include "core/mem.h"
+#include "domain/action_rules.h"
 #include "domain/entitlement_service.h"
-#include "domain/jsonschema.h"
+#include "domain/job_kinds.h"
 #include "http/op.h"
 #include "http/routes.h"
 #include "infra/tenant_db.h"
@@ -34,13 +35,29 @@
 #include <string.h>
 #include <strings.h>
 
-static int entitlement_of(void *arg, const char *code, int64_t *value)
+/* The action check's entitlement lookup: resolves the instance's entitlements once (kept for
+ * the invocation), then looks the feature up. */
+typedef struct lookup {
+    PGconn *c;
+    ft_op_t *op;
+    ft_entitlements_t *ent;
+    int rc;
+    ft_error_t *err;
+} lookup_t;
+
+static int resolve(lookup_t *l)
 {
-    const ft_ent_feature_t *f = arg != NULL ? ft_entitlements_find(arg, code) : NULL;
-    if (f == NULL || !f->enabled)
-        return 0;
-    *value = f->value;
-    return 1;
+    if (l->ent == NULL && l->rc == FT_OK)
+        l->rc = ft_ent_service_resolve(l->op->app->entitlements, l->c, l->op->catalog, &l->op->call, l->op->id, &l->ent,
+                                       &l->op->problem, l->err);
+    return l->rc;
+}
+
+static int entitled(void *arg, const char *feature)
+{
+    lookup_t *l = arg;
+    int64_t ignored;
+    return resolve(l) != FT_OK ? -1 : ft_entitlements_value(l->ent, feature, &ignored);
 }
 
 /* The instance (one read), its product's generation, the action, and the instance's
@@ -55,34 +72,40 @@ static int prepare(PGconn *c, ft_op_t *op, json_t **inst, const ft_generation_t 
         rc = ft_op_product(op, ft_json_str(*inst, "product"), gp);
     if (rc != FT_OK)
         return rc;
-    const ft_generation_t *g = *gp;
-    const ft_product_t *p = g->product;
-    size_t ai = 0;
-    for (; ai < p->nactions && strcmp(p->actions[ai].name, op->id2) != 0; ai++)
-        ;
-    if (ai == p->nactions)
-        return ft_problem(&op->problem, FT_ENOTFOUND, 404, "action-not-found", "Action not found",
-                          json_pack("{s:s, s:s}", "action", op->id2, "product", p->code), "Product %s has no action %s.", p->code,
-                          op->id2);
-    *action = &p->actions[ai];
+    const ft_product_t *p = (*gp)->product;
     const char *status = ft_json_str(*inst, "status");
-    if (strcmp(status, "active") != 0)
-        return ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-active", "Instance not active", json_pack("{s:s}", "status", status),
-                          "Actions run on active instances; %s is %s.", op->id, status);
-    json_t *errors = NULL;
-    if (g->action_schemas != NULL && g->action_schemas[ai] != NULL && ft_schema_validate(g->action_schemas[ai], op->body, 1, &errors) != FT_OK)
-        return ft_problem(&op->problem, FT_EINVAL, 422, "invalid-action-input", "Invalid action input", json_pack("{s:o}", "errors", errors),
-                          "The input does not satisfy action %s's schema (see errors).", op->id2);
-    rc = ft_ent_service_resolve(op->app->entitlements, c, op->catalog, &op->call, op->id, ent, &op->problem, err);
-    if (rc != FT_OK)
-        return rc;
-    const char *needs = (*action)->required_feature;
-    int64_t ignored;
-    if (needs != NULL && *needs != '\0' && !entitlement_of(*ent, needs, &ignored))
-        return ft_problem(&op->problem, FT_ESTATE, 403, "feature-not-entitled", "Feature not entitled",
-                          json_pack("{s:s, s:s}", "action", op->id2, "required_feature", needs),
-                          "Action %s needs feature %s, which this instance's entitlements do not include.", op->id2, needs);
-    return FT_OK;
+    lookup_t l = {.c = c, .op = op, .rc = FT_OK, .err = err};
+    ft_action_check_t chk;
+    switch (ft_action_check(*gp, op->id2, status, op->body, entitled, &l, &chk)) {
+    case FT_ACTION_ALLOWED:
+        rc = resolve(&l);
+        break;
+    case FT_ACTION_UNKNOWN:
+        rc = ft_problem(&op->problem, FT_ENOTFOUND, 404, "action-not-found", "Action not found",
+                        json_pack("{s:s, s:s}", "action", op->id2, "product", p->code), "Product %s has no action %s.", p->code,
+                        op->id2);
+        break;
+    case FT_ACTION_NOT_ACTIVE:
+        rc = ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-active", "Instance not active",
+                        json_pack("{s:s}", "status", status), "Actions run on active instances; %s is %s.", op->id, status);
+        break;
+    case FT_ACTION_BAD_INPUT:
+        rc = ft_problem(&op->problem, FT_EINVAL, 422, "invalid-action-input", "Invalid action input",
+                        json_pack("{s:o}", "errors", chk.errors), "The input does not satisfy action %s's schema (see errors).",
+                        op->id2);
+        break;
+    case FT_ACTION_NOT_ENTITLED:
+        rc = ft_problem(&op->problem, FT_ESTATE, 403, "feature-not-entitled", "Feature not entitled",
+                        json_pack("{s:s, s:s}", "action", op->id2, "required_feature", chk.feature),
+                        "Action %s needs feature %s, which this instance's entitlements do not include.", op->id2, chk.feature);
+        break;
+    case FT_ACTION_LOOKUP_FAILED:
+        rc = l.rc;
+        break;
+    }
+    *action = chk.action;
+    *ent = l.ent;
+    return rc;
 }
 
 /* Maps the plugin's answer onto HTTP, as the ABI promises. */
@@ -129,7 +152,7 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
                            .tier = strcmp(tier, "enterprise") == 0 ? FTP_TIER_ENTERPRISE : FTP_TIER_STANDARD,
                            .settings_json = settings,
                            .payload_json = input,
-                           .entitlement = entitlement_of,
+                           .entitlement = ft_entitlements_value,
                            .entitlement_arg = ent,
                            .log_id = op->correlation_id,
                            .trace_id = op->trace.trace_id};
@@ -175,7 +198,7 @@ static int enqueue_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         ft_job_spec_t spec = {.instance_id = op->id,
                               .customer_id = ft_json_str(inst, "customer_id"),
                               .product = g->product->code,
-                              .kind = "action",
+                              .kind = &ft_job_kinds[FT_JOB_ACTION],
                               .payload = payload,
                               .steps = &step,
                               .nsteps = 1,
@@ -258,10 +281,10 @@ static int list_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         const ft_action_t *a = &g->product->actions[i];
         int64_t ignored;
         json_t *schema = a->input_schema != NULL ? json_loads(a->input_schema, 0, NULL) : NULL;
-        json_array_append_new(items, json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "name", a->name, "description", a->description,
-                                               "required_feature", a->required_feature, "input_schema",
-                                               schema != NULL ? schema : json_object(), "allowed",
-                                               a->required_feature == NULL || entitlement_of(ent, a->required_feature, &ignored)));
+        json_array_append_new(
+            items, json_pack("{s:s, s:s?, s:s?, s:o, s:b}", "name", a->name, "description", a->description, "required_feature",
+                             a->required_feature, "input_schema", schema != NULL ? schema : json_object(), "allowed",
+                             a->required_feature == NULL || ft_entitlements_value(ent, a->required_feature, &ignored)));
     }
     ft_entitlements_release(ent);
     op->out = json_pack("{s:s, s:o}", "product", g->product->code, "actions", items);

@@ -1,6 +1,6 @@
 /*
  * Audit from the HTTP layer: rows for requests that end without running their work (refused,
- * invalid), written off the loop; and GET /api/v1/audit.
+ * invalid), written off the loop (GET /api/v1/audit is in audit_log.c).
  */
 #ifndef FT_HTTP_AUDIT_H
 #define FT_HTTP_AUDIT_H

@@ -10,6 +10,8 @@
  * {"code"|"featureCode"|"key": ..., "value"|"enabled"|"limit": ...}.
  */
 #include "core/mem.h"
+#include "domain/job_kinds.h"
+#include "domain/settings.h"
 #include "http/op.h"
 #include "http/routes.h"
 #include "store/instance_store.h"
@@ -223,7 +225,8 @@ static void provision(ft_req_t *r)
     }
     json_t *settings = json_object_get(b, "settings");
     a->settings = settings != NULL ? json_deep_copy(settings) : json_object();
-    if (ft_validate_settings(r, g, a->settings) != 0) {
+    if (ft_settings_check(g, a->settings, &problem) != FT_OK) {
+        ft_respond_problem_struct(r, &problem);
         json_decref(a->settings);
         free(a->overrides.items);
         free(a);
@@ -238,7 +241,7 @@ static void provision(ft_req_t *r)
     for (char *c = a->code; *c; c++)
         if (*c == '_')
             *c = '-';
-    a->steps = ft_lifecycle_steps(p, FTP_LIFECYCLE_PROVISION, &a->spec.nsteps);
+    a->steps = ft_job_kind_steps(&ft_job_kinds[FT_JOB_PROVISION], p, &a->spec.nsteps);
     a->spec.steps = a->steps;
     a->spec.code = a->code;
     a->spec.product = p->code;
@@ -302,7 +305,7 @@ static int features_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         return rc;
     }
     size_t n = 0;
-    ft_job_step_spec_t *steps = ft_lifecycle_steps(g->product, FTP_LIFECYCLE_FEATURES_CHANGED, &n);
+    ft_job_step_spec_t *steps = ft_job_kind_steps(&ft_job_kinds[FT_JOB_FEATURES_CHANGED], g->product, &n);
     char job_id[37] = "";
     rc = ft_override_replace_all(c, &op->call, op->id, o.items, o.n, steps, n, job_id, &op->problem, err);
     free(steps);

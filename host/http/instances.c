@@ -4,7 +4,8 @@
  * instance, its subscription and its provisioning job in one transaction.
  */
 #include "core/mem.h"
-#include "domain/jsonschema.h"
+#include "domain/job_kinds.h"
+#include "domain/settings.h"
 #include "http/op.h"
 #include "http/routes.h"
 #include "store/instance_store.h"
@@ -27,16 +28,6 @@ static const char create_schema[] =
     "\"trial\":{\"type\":\"boolean\"},"
     "\"trial_ends_at\":{\"type\":\"string\",\"format\":\"date-time\"}}}";
 
-ft_job_step_spec_t *ft_lifecycle_steps(const ft_product_t *p, uint32_t lifecycle, size_t *n)
-{
-    ft_job_step_spec_t *steps = ft_mem_calloc(p->nsteps + 1, sizeof(*steps));
-    *n = 0;
-    for (size_t i = 0; i < p->nsteps; i++)
-        if (p->steps[i].lifecycle == lifecycle)
-            steps[(*n)++] = (ft_job_step_spec_t){p->steps[i].name, p->steps[i].version};
-    return steps;
-}
-
 /* RFC 3339 UTC for now + days. */
 static void days_from_now(unsigned days, char *out, size_t len)
 {
@@ -54,29 +45,6 @@ static void unprocessable(ft_req_t *r, const char *slug, const char *title, cons
     snprintf(detail, sizeof(detail), detail_fmt, a, b);
     ft_respond_problem(r, 422, slug, title, json_pack("{s:[{s:s, s:s}]}", "errors", "pointer", pointer, "detail", detail), "%s",
                        detail);
-}
-
-int ft_validate_settings(ft_req_t *r, const ft_generation_t *g, json_t *settings)
-{
-    if (g->settings_schema == NULL)
-        return 0;
-    json_t *errors = NULL;
-    if (ft_schema_validate(g->settings_schema, settings, 1, &errors) == FT_OK)
-        return 0;
-    /* point into the request body: #/settings/... */
-    size_t i;
-    json_t *e;
-    json_array_foreach(errors, i, e)
-    {
-        const char *p = json_string_value(json_object_get(e, "pointer"));
-        char full[256];
-        snprintf(full, sizeof(full), "#/settings%s", p != NULL && p[0] == '#' ? p + 1 : "");
-        json_object_set_new(e, "pointer", json_string(full));
-    }
-    ft_respond_problem(r, 422, "invalid-settings", "Invalid settings", json_pack("{s:o}", "errors", errors),
-                       "The settings do not satisfy product %s's settings schema (%zu problem%s).", g->product_code,
-                       json_array_size(errors), json_array_size(errors) == 1 ? "" : "s");
-    return -1;
 }
 
 typedef struct create_args {
@@ -125,7 +93,9 @@ static void create_instance(ft_req_t *r)
     create_args_t *a = ft_mem_calloc(1, sizeof(*a));
     json_t *settings = json_object_get(b, "settings");
     a->settings = settings != NULL ? json_deep_copy(settings) : json_object();
-    if (ft_validate_settings(r, g, a->settings) != 0) {
+    ft_problem_t problem = {0};
+    if (ft_settings_check(g, a->settings, &problem) != FT_OK) {
+        ft_respond_problem_struct(r, &problem);
         json_decref(a->settings);
         free(a);
         goto discard;
@@ -142,7 +112,7 @@ static void create_instance(ft_req_t *r)
         }
         days_from_now(pl->trial_days, a->trial_ends_at, sizeof(a->trial_ends_at));
     }
-    a->steps = ft_lifecycle_steps(g->product, FTP_LIFECYCLE_PROVISION, &a->spec.nsteps);
+    a->steps = ft_job_kind_steps(&ft_job_kinds[FT_JOB_PROVISION], g->product, &a->spec.nsteps);
     a->spec.steps = a->steps;
     a->spec.code = json_string_value(json_object_get(b, "code"));
     a->spec.product = g->product_code;

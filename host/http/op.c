@@ -5,6 +5,7 @@
 
 #include "core/mem.h"
 #include "domain/entitlement_service.h"
+#include "domain/job_kinds.h"
 #include "http/server.h"
 #include "infra/log.h"
 #include "http/audit.h"
@@ -335,7 +336,7 @@ int ft_op_deprovision_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     if (rc != FT_OK)
         return rc;
     size_t n = 0;
-    ft_job_step_spec_t *steps = ft_lifecycle_steps(g->product, FTP_LIFECYCLE_DEPROVISION, &n);
+    ft_job_step_spec_t *steps = ft_job_kind_steps(&ft_job_kinds[FT_JOB_DEPROVISION], g->product, &n);
     rc = ft_instance_deprovision(c, &op->call, op->id, steps, n, &op->out, &op->problem, err);
     free(steps);
     snprintf(op->invalidate, sizeof(op->invalidate), "%s", op->id);

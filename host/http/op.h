@@ -71,12 +71,6 @@ int ft_op_instance_product(PGconn *c, ft_op_t *op, const ft_generation_t **g, ft
 /* The loaded generation of `product` in the op's catalog; FT_EUNAVAILABLE (503 in op->problem)
  * when it is not loaded. */
 int ft_op_product(ft_op_t *op, const char *product, const ft_generation_t **g);
-/* The (name, version) of a product's steps for one lifecycle, as jobs record them; pointers
- * into the product, which the request keeps pinned. The caller frees the array. */
-ft_job_step_spec_t *ft_lifecycle_steps(const ft_product_t *p, uint32_t lifecycle, size_t *n);
-/* Validates settings against the product's schema, filling defaults; answers 422 and returns -1
- * when they do not satisfy it. */
-int ft_validate_settings(ft_req_t *r, const ft_generation_t *g, json_t *settings);
 /* Queues the instance op->id's deprovisioning (the DELETE routes' work). */
 int ft_op_deprovision_work(PGconn *c, ft_op_t *op, ft_error_t *err);
 

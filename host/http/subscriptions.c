@@ -3,6 +3,7 @@
  * resumption, cancellation, overrides, and who has an override of a feature.
  */
 #include "core/mem.h"
+#include "domain/job_kinds.h"
 #include "http/op.h"
 #include "http/routes.h"
 #include "store/subscription_store.h"
@@ -77,7 +78,7 @@ static int plan_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     json_decref(current);
     ft_plan_change_t change = {.plan = pl->code, .version = pl->version};
     change.immediate = when != NULL ? strcmp(when, "now") == 0 : upgrade; /* upgrades now, downgrades at period end */
-    ft_job_step_spec_t *steps = ft_lifecycle_steps(p, FTP_LIFECYCLE_FEATURES_CHANGED, &change.nsteps);
+    ft_job_step_spec_t *steps = ft_job_kind_steps(&ft_job_kinds[FT_JOB_FEATURES_CHANGED], p, &change.nsteps);
     change.steps = steps;
     rc = ft_subscription_change_plan(c, &op->call, op->id, &change, &op->out, &op->problem, err);
     free(steps);
@@ -92,15 +93,15 @@ static void change_plan(ft_req_t *r)
         ft_op_run(r, op, plan_work, 200);
 }
 
-static int state_work(PGconn *c, ft_op_t *op, const char *what, uint32_t lifecycle, ft_error_t *err)
+static int state_work(PGconn *c, ft_op_t *op, int suspend, ft_error_t *err)
 {
     const ft_product_t *p;
     int rc = product_of(c, op, &p, err);
     if (rc != FT_OK)
         return rc;
     size_t n = 0;
-    ft_job_step_spec_t *steps = ft_lifecycle_steps(p, lifecycle, &n);
-    rc = ft_subscription_set_state(c, &op->call, op->id, what, steps, n, &op->out, &op->problem, err);
+    ft_job_step_spec_t *steps = ft_job_kind_steps(&ft_job_kinds[suspend ? FT_JOB_SUSPEND : FT_JOB_RESUME], p, &n);
+    rc = ft_subscription_set_state(c, &op->call, op->id, suspend, steps, n, &op->out, &op->problem, err);
     free(steps);
     snprintf(op->invalidate, sizeof(op->invalidate), "%s", op->id);
     return rc;
@@ -108,12 +109,12 @@ static int state_work(PGconn *c, ft_op_t *op, const char *what, uint32_t lifecyc
 
 static int suspend_work(PGconn *c, ft_op_t *op, ft_error_t *err)
 {
-    return state_work(c, op, "suspend", FTP_LIFECYCLE_SUSPEND, err);
+    return state_work(c, op, 1, err);
 }
 
 static int resume_work(PGconn *c, ft_op_t *op, ft_error_t *err)
 {
-    return state_work(c, op, "resume", FTP_LIFECYCLE_RESUME, err);
+    return state_work(c, op, 0, err);
 }
 
 static void suspend(ft_req_t *r)
@@ -201,7 +202,7 @@ static int override_work(PGconn *c, ft_op_t *op, ft_error_t *err)
         spec.reason = json_string_value(json_object_get(op->body, "reason"));
     }
     size_t n = 0;
-    ft_job_step_spec_t *steps = ft_lifecycle_steps(p, FTP_LIFECYCLE_FEATURES_CHANGED, &n);
+    ft_job_step_spec_t *steps = ft_job_kind_steps(&ft_job_kinds[FT_JOB_FEATURES_CHANGED], p, &n);
     rc = ft_override_put(c, &op->call, op->id, feature, op->body != NULL ? &spec : NULL, steps, n, &op->out, &op->problem, err);
     free(steps);
     snprintf(op->invalidate, sizeof(op->invalidate), "%s", op->id);

@@ -6,8 +6,9 @@
 #include "messaging/worker.h"
 
 #include "core/mem.h"
+#include "domain/action_rules.h"
 #include "domain/entitlements.h"
-#include "domain/jsonschema.h"
+#include "domain/step_plan.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
 #include "plugins/invoke.h"
@@ -91,28 +92,6 @@ typedef struct outcome {
     char error[600];
 } outcome_t;
 
-static int entitlement_of(void *arg, const char *code, int64_t *value)
-{
-    const ft_ent_feature_t *f = arg != NULL ? ft_entitlements_find(arg, code) : NULL;
-    if (f == NULL || !f->enabled)
-        return 0;
-    *value = f->value;
-    return 1;
-}
-
-static uint32_t lifecycle_of(const char *kind)
-{
-    if (strcmp(kind, "provision") == 0)
-        return FTP_LIFECYCLE_PROVISION;
-    if (strcmp(kind, "deprovision") == 0)
-        return FTP_LIFECYCLE_DEPROVISION;
-    if (strcmp(kind, "suspend") == 0)
-        return FTP_LIFECYCLE_SUSPEND;
-    if (strcmp(kind, "resume") == 0)
-        return FTP_LIFECYCLE_RESUME;
-    return FTP_LIFECYCLE_FEATURES_CHANGED;
-}
-
 static void fail(outcome_t *o, int retryable, const char *step, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static void fail(outcome_t *o, int retryable, const char *step, const char *fmt, ...)
@@ -126,46 +105,81 @@ static void fail(outcome_t *o, int retryable, const char *step, const char *fmt,
     o->retryable = retryable;
 }
 
+static int entitled(void *arg, const char *feature)
+{
+    int64_t ignored;
+    return ft_entitlements_value(arg, feature, &ignored);
+}
+
 /* An action job's one step: the product's action of that name, still allowed by the instance's
  * entitlements, and its input (checked again against the action's schema: the product may have
  * been reloaded since the job was queued). 0, or -1 with the failure in o (not retryable). */
-static int prepare_action(const ft_generation_t *g, const ft_job_row_t *job, const char *name, const ft_entitlements_t *ent,
+static int prepare_action(const ft_generation_t *g, const ft_job_row_t *job, const char *name, ft_entitlements_t *ent,
                           const ft_action_t **action, char **input, outcome_t *o)
 {
     const ft_product_t *p = g->product;
-    size_t ai = 0;
-    for (; ai < p->nactions && strcmp(p->actions[ai].name, name) != 0; ai++)
-        ;
-    if (ai == p->nactions) {
-        fail(o, 0, name, "product %s %s has no action %s any more", p->code, p->version, name);
-        return -1;
-    }
-    if (strcmp(job->instance_status, "active") != 0) {
-        fail(o, 0, name, "actions run on active instances; %s is %s", job->instance_id, job->instance_status);
-        return -1;
-    }
-    const char *needs = p->actions[ai].required_feature;
-    int64_t ignored;
-    if (needs != NULL && *needs != '\0' && !entitlement_of((void *)ent, needs, &ignored)) {
-        fail(o, 0, name, "action %s needs feature %s, which the instance's entitlements no longer include", name, needs);
-        return -1;
-    }
     json_t *in = json_deep_copy(json_object_get(job->payload, "input"));
     if (in == NULL)
         in = json_object();
-    json_t *errors = NULL;
-    if (g->action_schemas != NULL && g->action_schemas[ai] != NULL && ft_schema_validate(g->action_schemas[ai], in, 1, &errors) != FT_OK) {
-        char *text = json_dumps(errors, JSON_COMPACT);
+    ft_action_check_t chk;
+    char *text = NULL;
+    ft_action_verdict_t v = ft_action_check(g, name, job->instance_status, in, entitled, ent, &chk);
+    switch (v) {
+    case FT_ACTION_ALLOWED:
+        *input = json_dumps(in, JSON_COMPACT);
+        *action = chk.action;
+        break;
+    case FT_ACTION_UNKNOWN:
+        fail(o, 0, name, "product %s %s has no action %s any more", p->code, p->version, name);
+        break;
+    case FT_ACTION_NOT_ACTIVE:
+        fail(o, 0, name, "actions run on active instances; %s is %s", job->instance_id, job->instance_status);
+        break;
+    case FT_ACTION_BAD_INPUT:
+        text = json_dumps(chk.errors, JSON_COMPACT);
         fail(o, 0, name, "the input no longer satisfies action %s's schema: %s", name, text != NULL ? text : "");
-        free(text);
-        json_decref(errors);
-        json_decref(in);
-        return -1;
+        break;
+    case FT_ACTION_NOT_ENTITLED:
+    case FT_ACTION_LOOKUP_FAILED: /* no entitlements could be read: none is on */
+        fail(o, 0, name, "action %s needs feature %s, which the instance's entitlements no longer include", name,
+             chk.action->required_feature);
+        break;
     }
-    *input = json_dumps(in, JSON_COMPACT);
+    free(text);
+    json_decref(chk.errors);
     json_decref(in);
-    *action = &p->actions[ai];
-    return 0;
+    return v == FT_ACTION_ALLOWED ? 0 : -1;
+}
+
+/* Brings the job's steps in line with the generation about to run them. On every attempt, not
+ * only after a replay: a product reloaded between two retries is the same situation as one fixed
+ * before a replay, and a job queued by a host with another generation runs what this one has.
+ * Steps done stay done (their work is in the tenant's data); steps still to do that this
+ * generation lacks are skipped with a note; its new steps are added in its order. 0, or -1 with
+ * the failure in o. */
+static int reconcile(PGconn *control, ft_job_row_t *job, const ft_generation_t *g, outcome_t *o)
+{
+    size_t ncurrent = 0, nplan = 0;
+    ft_job_step_spec_t *current = ft_job_kind_steps(job->k, g->product, &ncurrent);
+    const char **names = ft_mem_calloc(job->nsteps + 1, sizeof(*names));
+    const char **status = ft_mem_calloc(job->nsteps + 1, sizeof(*status));
+    for (size_t i = 0; i < job->nsteps; i++) {
+        names[i] = job->steps[i].name;
+        status[i] = job->steps[i].status;
+    }
+    ft_step_plan_item_t *plan = ft_step_plan(names, status, job->nsteps, current, ncurrent, &nplan);
+    char note[256];
+    snprintf(note, sizeof(note), "skipped: product %s %s (generation %llu) has no %s step of that name", g->product->code,
+             g->product->version, g->number, job->kind);
+    ft_error_t err = {0};
+    int rc = ft_job_steps_apply(control, job, plan, nplan, current, note, &err);
+    if (rc != FT_OK)
+        fail(o, 1, NULL, "bringing the steps in line with product %s %s: %s", g->product->code, g->product->version, err.message);
+    free(plan);
+    free(names);
+    free(status);
+    free(current);
+    return rc == FT_OK ? 0 : -1;
 }
 
 /* Runs the steps still to do. The tenant database work of each step is its own transaction;
@@ -185,7 +199,11 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         fail(o, 1, NULL, "product %s is not loaded on this worker", job->product);
         goto out;
     }
-    int deprovision = strcmp(job->kind, "deprovision") == 0;
+    job->generation = g->number;
+    snprintf(job->product_version, sizeof(job->product_version), "%s", g->product->version);
+    if (job->k->lifecycle != 0 && reconcile(control, job, g, o) != 0)
+        goto out;
+    int deprovision = job->k->tenant_db == FT_TENANT_DB_REMOVE;
     int shared = strcmp(job->tier, "standard") == 0;
     int rc;
     if (shared && t->shared != NULL && PQstatus(t->shared) == CONNECTION_OK && PQtransactionStatus(t->shared) == PQTRANS_IDLE) {
@@ -194,7 +212,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
     } else {
         /* only provisioning creates an instance's own database: any other job on an Enterprise
          * instance whose database is gone fails instead of working on an empty new one */
-        int create = shared ? !deprovision : strcmp(job->kind, "provision") == 0;
+        int create = shared ? !deprovision : job->k->tenant_db == FT_TENANT_DB_CREATE;
         rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, create, &tenant, location, &err);
         if (rc == FT_OK && shared) {
             PQfinish(t->shared);
@@ -221,11 +239,11 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
     }
     char *settings = json_dumps(job->settings != NULL ? job->settings : json_object(), JSON_COMPACT);
     char *payload = json_dumps(job->payload != NULL ? job->payload : json_object(), JSON_COMPACT);
-    uint32_t lifecycle = lifecycle_of(job->kind);
-    int is_action = strcmp(job->kind, "action") == 0;
+    uint32_t lifecycle = job->k->lifecycle;
+    int is_action = lifecycle == 0;
     for (size_t i = 0; i < job->nsteps && o->ok; i++) {
         ft_job_step_row_t *s = &job->steps[i];
-        if (strcmp(s->status, "succeeded") == 0)
+        if (strcmp(s->status, "succeeded") == 0 || strcmp(s->status, "skipped") == 0)
             continue;
         const ft_step_t *step = NULL;
         const ft_action_t *action = NULL;
@@ -253,7 +271,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
                                .tier = strcmp(job->tier, "enterprise") == 0 ? FTP_TIER_ENTERPRISE : FTP_TIER_STANDARD,
                                .settings_json = settings,
                                .payload_json = payload,
-                               .entitlement = entitlement_of,
+                               .entitlement = ft_entitlements_value,
                                .entitlement_arg = ent,
                                .log_id = job->correlation_id,
                                .trace_id = job->trace.trace_id};
@@ -310,7 +328,7 @@ static unsigned long long dead_letter(ft_workers_t *w, PGconn *control, const ft
     json_decref(body);
     snprintf(subject, 64, "ft.dlq.%s", job->kind);
     char msg_id[96];
-    snprintf(msg_id, sizeof(msg_id), "dlq-%s-%d", job->id, job->attempts);
+    snprintf(msg_id, sizeof(msg_id), "dlq-%s-%d-%d", job->id, job->round, job->attempts); /* one per round */
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MsgId = msg_id;

@@ -14,19 +14,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JOB_JSON                                                                                                              \
-    "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                 \
-    " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"              \
-    " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"  \
-    " 'trace_id', substr(j.traceparent, 4, 32),"                                                                          \
-    " 'started_at', j.started_at, 'finished_at', j.finished_at, 'result', j.result,"                                          \
-    " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"     \
-    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                          \
-    " 'steps', (SELECT coalesce(json_agg(json_build_object('position', s.position, 'name', s.name, 'version', s.version,"   \
-    "   'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, 'started_at', s.started_at,"                 \
-    "   'finished_at', s.finished_at) ORDER BY s.position), '[]') FROM ft_job_steps s WHERE s.job_id = j.id),"              \
-    " 'history', (SELECT coalesce(json_agg(json_build_object('attempt', a.attempt, 'step', a.step, 'error', a.error,"       \
-    "   'retryable', a.retryable, 'at', a.at) ORDER BY a.attempt), '[]') FROM ft_job_attempts a WHERE a.job_id = j.id))::text"
+/* Every attempt of a job, each round of replays included, in the order they ended ("at" is the
+ * end, as before the rows had a start). */
+#define HISTORY_JSON(job_id)                                                                                                       \
+    "(SELECT coalesce(json_agg(json_build_object('round', a.round, 'attempt', a.attempt, 'outcome', a.outcome,"                    \
+    " 'generation', a.generation, 'product_version', a.product_version, 'step', a.step, 'error', a.error,"                         \
+    " 'retryable', a.retryable, 'started_at', a.started_at, 'finished_at', a.finished_at, 'at', a.finished_at)"                    \
+    " ORDER BY a.id), '[]') FROM ft_job_attempts a WHERE a.job_id = " job_id ")"
+
+#define JOB_JSON                                                                                                                   \
+    "json_build_object('id', j.id, 'instance_id', j.instance_id, 'product', j.product_code, 'kind', j.kind,"                       \
+    " 'status', j.status, 'attempts', j.attempts, 'max_attempts', j.max_attempts, 'last_error', j.last_error,"                     \
+    " 'correlation_id', j.correlation_id, 'payload', j.payload, 'created_at', j.created_at, 'updated_at', j.updated_at,"           \
+    " 'trace_id', substr(j.traceparent, 4, 32),"                                                                                   \
+    " 'started_at', j.started_at, 'finished_at', j.finished_at, 'result', j.result,"                                               \
+    " 'progress', (SELECT json_build_object('done', count(*) FILTER (WHERE s.status = 'succeeded'), 'total', count(*))"            \
+    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                               \
+    " 'steps', (SELECT coalesce(json_agg(json_build_object('position', s.position, 'name', s.name, 'version', s.version,"          \
+    "   'status', s.status, 'attempts', s.attempts, 'last_error', s.last_error, 'started_at', s.started_at,"                       \
+    "   'finished_at', s.finished_at, 'note', s.note) ORDER BY s.ordinal, s.position), '[]')"                                      \
+    "   FROM ft_job_steps s WHERE s.job_id = j.id),"                                                                               \
+    " 'replays', j.replays, 'history', " HISTORY_JSON("j.id") ")::text"
 
 static int rollback(PGconn *c, int rc)
 {
@@ -42,6 +50,56 @@ void ft_job_row_free(ft_job_row_t *job)
     memset(job, 0, sizeof(*job));
 }
 
+/* (Re)reads the job's steps in their order. */
+static int read_steps(PGconn *c, ft_job_row_t *job, ft_error_t *err)
+{
+    const char *p[] = {job->id};
+    PGresult *res = NULL;
+    int rc =
+        ft_sql(c, "reading job steps",
+               "SELECT position, name, version, status, ordinal FROM ft_job_steps WHERE job_id = $1 ORDER BY ordinal, position", 1,
+               p, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    free(job->steps);
+    job->nsteps = (size_t)PQntuples(res);
+    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
+    for (size_t i = 0; i < job->nsteps; i++) {
+        job->steps[i].position = atoi(PQgetvalue(res, (int)i, 0));
+        snprintf(job->steps[i].name, sizeof(job->steps[i].name), "%s", PQgetvalue(res, (int)i, 1));
+        job->steps[i].version = (unsigned)atoi(PQgetvalue(res, (int)i, 2));
+        snprintf(job->steps[i].status, sizeof(job->steps[i].status), "%s", PQgetvalue(res, (int)i, 3));
+        job->steps[i].ordinal = atoi(PQgetvalue(res, (int)i, 4));
+    }
+    PQclear(res);
+    return FT_OK;
+}
+
+/* Appends the attempt that just ended to the job's history (a new row; rows are never changed).
+ * Its round, number and start come from the job row, its generation from the worker. retryable
+ * < 0: not applicable (a success). */
+static int record_attempt(PGconn *c, const ft_job_row_t *job, const char *outcome, const char *step, const char *error,
+                          int retryable, ft_error_t *err)
+{
+    char generation[24];
+    snprintf(generation, sizeof(generation), "%llu", job->generation);
+    const char *p[] = {job->id,
+                       outcome,
+                       step,
+                       error,
+                       retryable < 0 ? NULL
+                       : retryable   ? "t"
+                                     : "f",
+                       job->generation ? generation : NULL,
+                       job->product_version[0] ? job->product_version : NULL};
+    return ft_sql(
+        c, "recording an attempt",
+        "INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, step, error, retryable, started_at, finished_at,"
+        " generation, product_version)"
+        " SELECT id, replays, attempts, $2, $3, $4, $5::bool, attempt_started_at, now(), $6::bigint, $7 FROM ft_jobs WHERE id = $1",
+        7, p, NULL, err);
+}
+
 int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
                  ft_claim_t *verdict, ft_error_t *err)
 {
@@ -53,7 +111,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     PGresult *res = NULL;
     rc = ft_sql(c, "claiming a job",
                 "SELECT j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
-                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.traceparent"
+                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.replays, j.traceparent"
                 " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1 FOR UPDATE OF j",
                 1, p, &res, err);
     if (rc != FT_OK)
@@ -68,6 +126,7 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(job->customer_id, sizeof(job->customer_id), "%s", PQgetvalue(res, 0, 2));
     snprintf(job->product, sizeof(job->product), "%s", PQgetvalue(res, 0, 3));
     snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, 0, 4));
+    job->k = ft_job_kind_find(job->kind);
     char status[16];
     snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 5));
     job->attempts = atoi(PQgetvalue(res, 0, 6));
@@ -78,8 +137,13 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(job->code, sizeof(job->code), "%s", PQgetvalue(res, 0, 11));
     snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, 0, 12));
     job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
-    ft_trace_begin(&job->trace, PQgetvalue(res, 0, 14), (size_t)PQgetlength(res, 0, 14));
+    job->round = atoi(PQgetvalue(res, 0, 14));
+    ft_trace_begin(&job->trace, PQgetvalue(res, 0, 15), (size_t)PQgetlength(res, 0, 15));
     PQclear(res);
+    if (job->k == NULL) {
+        ft_sql_rollback(c);
+        return ft_error_set(err, FT_EINVAL, "job %s is of a kind this host does not know (%s)", job->id, job->kind);
+    }
 
     const char *ip[] = {consumer, event_id};
     rc = ft_sql(c, "checking the inbox", "SELECT 1 FROM ft_inbox WHERE consumer = $1 AND event_id = $2::uuid", 2, ip, &res, err);
@@ -116,37 +180,76 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
         *verdict = FT_CLAIM_WAIT;
         return ft_sql_commit(c, err);
     }
+    /* still running, and its lock free: the worker of the last attempt stopped before recording it */
+    rc = strcmp(status, "running") == 0 ? record_attempt(c, job, "interrupted", NULL, "the worker running it stopped", 1, err)
+                                        : FT_OK;
     char budget[16];
     snprintf(budget, sizeof(budget), "%d", max_attempts);
     const char *sp[] = {job->id, budget};
-    rc = ft_sql(c, "starting a job attempt",
-                "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
-                " started_at = coalesce(started_at, now()), updated_at = now() WHERE id = $1",
-                2, sp, NULL, err);
-    job->max_attempts = max_attempts;
-    if (rc == FT_OK && strcmp(job->kind, "provision") == 0)
-        rc = ft_sql(c, "marking the instance provisioning",
-                    "UPDATE ft_instances SET status = 'provisioning', status_reason = NULL, updated_at = now()"
-                    " WHERE id = (SELECT instance_id FROM ft_jobs WHERE id = $1) AND status IN ('pending', 'failed')",
-                    1, p, NULL, err);
     if (rc == FT_OK)
-        rc = ft_sql(c, "reading job steps",
-                    "SELECT position, name, version, status FROM ft_job_steps WHERE job_id = $1 ORDER BY position", 1, p, &res,
-                    err);
+        rc = ft_sql(c, "starting a job attempt",
+                    "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
+                    " started_at = coalesce(started_at, now()), attempt_started_at = now(), updated_at = now() WHERE id = $1",
+                    2, sp, NULL, err);
+    job->max_attempts = max_attempts;
+    const char *rp[] = {job->instance_id, job->k->running, job->k->running_from};
+    if (rc == FT_OK && job->k->running != NULL)
+        rc = ft_sql(c, "marking the instance at work",
+                    "UPDATE ft_instances SET status = $2, status_reason = NULL, updated_at = now()"
+                    " WHERE id = $1 AND status = ANY ($3::text[])",
+                    3, rp, NULL, err);
+    if (rc == FT_OK)
+        rc = read_steps(c, job, err);
     if (rc != FT_OK)
         return rollback(c, rc);
     job->attempts++;
-    job->nsteps = (size_t)PQntuples(res);
-    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
-    for (size_t i = 0; i < job->nsteps; i++) {
-        job->steps[i].position = atoi(PQgetvalue(res, (int)i, 0));
-        snprintf(job->steps[i].name, sizeof(job->steps[i].name), "%s", PQgetvalue(res, (int)i, 1));
-        job->steps[i].version = (unsigned)atoi(PQgetvalue(res, (int)i, 2));
-        snprintf(job->steps[i].status, sizeof(job->steps[i].status), "%s", PQgetvalue(res, (int)i, 3));
-    }
-    PQclear(res);
     *verdict = FT_CLAIM_RUN;
     return ft_sql_commit(c, err);
+}
+
+int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *plan, size_t nplan,
+                       const ft_job_step_spec_t *current, const char *note, ft_error_t *err)
+{
+    int next_position = 0, began = 0, rc = FT_OK;
+    for (size_t i = 0; i < job->nsteps; i++)
+        if (job->steps[i].position >= next_position)
+            next_position = job->steps[i].position + 1;
+    for (size_t i = 0; i < nplan && rc == FT_OK; i++) {
+        const ft_step_plan_item_t *it = &plan[i];
+        const ft_job_step_row_t *s = it->recorded >= 0 ? &job->steps[it->recorded] : NULL;
+        const ft_job_step_spec_t *want = it->current >= 0 ? &current[it->current] : NULL;
+        /* a step still to do runs as the generation declares it */
+        int reversion = s != NULL && want != NULL && strcmp(s->status, "succeeded") != 0 && s->version != want->version;
+        if (s != NULL && s->ordinal == (int)i && it->status == NULL && !reversion)
+            continue;
+        if (!began && (rc = ft_sql_begin(c, err)) != FT_OK)
+            return rc;
+        began = 1;
+        char ordinal[16], position[16], version[16];
+        snprintf(ordinal, sizeof(ordinal), "%zu", i);
+        snprintf(position, sizeof(position), "%d", s != NULL ? s->position : next_position++);
+        snprintf(version, sizeof(version), "%u", want != NULL ? want->version : 0);
+        if (s != NULL) {
+            const char *p[] = {job->id, position, ordinal, it->status, reversion ? version : NULL, note};
+            rc = ft_sql(c, "bringing a job step in line",
+                        "UPDATE ft_job_steps SET ordinal = $3, status = coalesce($4, status), version = coalesce($5::int, version),"
+                        " note = CASE $4 WHEN 'skipped' THEN $6 WHEN 'pending' THEN NULL ELSE note END"
+                        " WHERE job_id = $1 AND position = $2",
+                        6, p, NULL, err);
+        } else {
+            const char *p[] = {job->id, position, want->name, version, ordinal};
+            rc = ft_sql(c, "adding a job step",
+                        "INSERT INTO ft_job_steps (job_id, position, name, version, ordinal) VALUES ($1, $2, $3, $4, $5)", 5, p,
+                        NULL, err);
+        }
+    }
+    if (!began)
+        return FT_OK;
+    if (rc == FT_OK)
+        rc = read_steps(c, job, err);
+    if (rc == FT_OK)
+        return ft_sql_commit(c, err);
+    return rollback(c, rc);
 }
 
 void ft_job_release(PGconn *c, const char *job_id)
@@ -217,15 +320,9 @@ static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *da
 
 int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, const char *error, int retryable, ft_error_t *err)
 {
-    char attempt[16];
-    snprintf(attempt, sizeof(attempt), "%d", job->attempts);
-    const char *p[] = {job->id, attempt, step, error, retryable ? "t" : "f"};
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
-        rc = ft_sql(c, "recording a failed attempt",
-                    "INSERT INTO ft_job_attempts (job_id, attempt, step, error, retryable) VALUES ($1, $2, $3, $4, $5)"
-                    " ON CONFLICT (job_id, attempt) DO UPDATE SET step = EXCLUDED.step, error = EXCLUDED.error",
-                    5, p, NULL, err);
+        rc = record_attempt(c, job, "failed", step, error, retryable, err);
     const char *qp[] = {job->id, error};
     if (rc == FT_OK)
         rc = ft_sql(c, "queuing the job again",
@@ -257,40 +354,30 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
                     "UPDATE ft_jobs SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
                     " WHERE id = $1",
                     1, p, NULL, err);
-    const char *name = NULL;
+    if (rc == FT_OK)
+        rc = record_attempt(c, job, "succeeded", NULL, NULL, -1, err);
+    /* the kind's status on success (with its reason cleared), else only a "last ..." failure note cleared */
+    const ft_job_kind_t *k = job->k;
     char *loc = data_location != NULL ? json_dumps(data_location, JSON_COMPACT) : NULL;
-    const char *ip[] = {job->instance_id, loc};
-    if (rc == FT_OK && strcmp(job->kind, "provision") == 0) {
-        name = "instance.provisioned.v1";
-        rc = ft_sql(c, "activating the instance",
-                    "UPDATE ft_instances SET status = CASE WHEN status = 'provisioning' THEN 'active' ELSE status END,"
-                    " status_reason = NULL, data_location = $2::jsonb, updated_at = now() WHERE id = $1",
-                    2, ip, NULL, err);
-    } else if (rc == FT_OK && strcmp(job->kind, "deprovision") == 0) {
-        name = "instance.deprovisioned.v1";
-        rc = ft_sql(c, "deleting the instance",
-                    "UPDATE ft_instances SET status = 'deleted', status_reason = NULL, deleted_at = now(), updated_at = now()"
-                    " WHERE id = $1",
-                    1, ip, NULL, err);
-    } else if (rc == FT_OK) {
-        /* an action's own events were written with its step; job.succeeded says it finished */
-        name = strcmp(job->kind, "action") == 0    ? NULL
-               : strcmp(job->kind, "suspend") == 0 ? "instance.suspended.v1"
-               : strcmp(job->kind, "resume") == 0 ? "instance.resumed.v1"
-                                                   : "instance.features_changed.v1";
-        rc = ft_sql(c, "clearing the instance's reason",
-                    "UPDATE ft_instances SET status_reason = NULL, updated_at = now() WHERE id = $1 AND status_reason LIKE 'last %'",
-                    1, ip, NULL, err);
-    }
+    const char *ip[] = {job->instance_id, k->succeeded, k->succeeded_from, k->records_location ? "t" : "f", loc};
+    if (rc == FT_OK)
+        rc = ft_sql(c, "recording the instance's outcome",
+                    "UPDATE ft_instances SET"
+                    " status = CASE WHEN $2::text IS NOT NULL AND ($3::text IS NULL OR status = $3) THEN $2 ELSE status END,"
+                    " status_reason = NULL,"
+                    " data_location = CASE WHEN $4::bool THEN $5::jsonb ELSE data_location END,"
+                    " deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END, updated_at = now()"
+                    " WHERE id = $1 AND ($2::text IS NOT NULL OR status_reason LIKE 'last %')",
+                    5, ip, NULL, err);
     if (rc == FT_OK)
         rc = inbox(c, consumer, event_id, err);
     if (rc == FT_OK)
         rc = emit(c, job, "job.succeeded.v1", json_pack("{s:i}", "attempts", job->attempts), err);
-    if (rc == FT_OK && name != NULL) {
+    if (rc == FT_OK && k->done != NULL) {
         json_t *data = json_pack("{s:s}", "tier", job->tier);
-        if (data_location != NULL && strcmp(job->kind, "provision") == 0)
+        if (data_location != NULL && k->records_location)
             json_object_set(data, "data_location", data_location);
-        rc = emit(c, job, name, data, err);
+        rc = emit(c, job, k->done, data, err);
     }
     free(loc);
     if (rc == FT_OK)
@@ -301,10 +388,7 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
 int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
 {
     const char *p[] = {job_id};
-    return ft_sql_json(c, "reading a job's history",
-                       "SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step, 'error', error,"
-                       " 'retryable', retryable, 'at', at) ORDER BY attempt), '[]')::text FROM ft_job_attempts WHERE job_id = $1",
-                       1, p, out, err);
+    return ft_sql_json(c, "reading a job's history", "SELECT " HISTORY_JSON("$1") "::text", 1, p, out, err);
 }
 
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
@@ -320,20 +404,18 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
                     p, NULL, err);
     char why[600];
     snprintf(why, sizeof(why), "%s failed: %s", job->kind, reason);
-    const char *ip[] = {job->instance_id, why};
+    const char *ip[] = {job->instance_id, why, job->k->failed};
     if (rc == FT_OK)
         rc = ft_sql(c, "failing the instance",
-                    strcmp(job->kind, "provision") == 0 || strcmp(job->kind, "deprovision") == 0
-                        ? "UPDATE ft_instances SET status = 'failed', status_reason = $2, updated_at = now() WHERE id = $1"
-                        : "UPDATE ft_instances SET status_reason = 'last ' || $2, updated_at = now() WHERE id = $1",
-                    2, ip, NULL, err);
+                    "UPDATE ft_instances SET status = coalesce($3, status),"
+                    " status_reason = CASE WHEN $3::text IS NULL THEN 'last ' || $2 ELSE $2 END, updated_at = now() WHERE id = $1",
+                    3, ip, NULL, err);
     PGresult *res = NULL;
     const char *dp[] = {job->id, job->instance_id, job->kind, dlq_subject, stream_sequence ? seq : NULL, reason};
     if (rc == FT_OK)
         rc = ft_sql(c, "recording the dead letter",
                     "INSERT INTO ft_dlq (job_id, instance_id, kind, subject, stream_sequence, reason, attempts)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, (SELECT coalesce(json_agg(json_build_object('attempt', attempt, 'step', step,"
-                    " 'error', error, 'at', at) ORDER BY attempt), '[]') FROM ft_job_attempts WHERE job_id = $1)) RETURNING id",
+                    " VALUES ($1, $2, $3, $4, $5, $6, " HISTORY_JSON("$1") ") RETURNING id",
                     6, dp, &res, err);
     char dlq_id[37] = "";
     if (rc == FT_OK) {
@@ -447,25 +529,33 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
         return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-discarded", "Dead letter discarded",
                           json_pack("{s:s}", "dlq_id", id), "Dead letter %s was discarded; it cannot be replayed.", id);
     }
+    const ft_job_kind_t *k = ft_job_kind_find(kind);
+    if (k == NULL) {
+        ft_sql_rollback(c);
+        return ft_error_set(err, FT_EINVAL, "dead letter %s holds a job of a kind this host does not know (%s)", id, kind);
+    }
     const char *jp[] = {job_id};
     if (!replayed) {
-        /* a fresh attempt budget; the steps done stay done. The replay causes the attempts that
-         * follow, so they are spans in its trace (the correlation id stays the original request's) */
+        /* a new round with a fresh attempt budget; the steps done stay done, and the worker
+         * brings the others in line with the generation it runs. The replay causes the attempts
+         * that follow, so they are spans in its trace (the correlation id stays the original
+         * request's) */
         const char *rp[] = {job_id, call->traceparent};
         rc = ft_sql(c, "requeuing the job",
-                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, last_error = NULL, finished_at = NULL, updated_at = now(),"
-                    " traceparent = coalesce($2, traceparent) WHERE id = $1",
+                    "UPDATE ft_jobs SET status = 'queued', attempts = 0, replays = replays + 1, last_error = NULL,"
+                    " finished_at = NULL, updated_at = now(), traceparent = coalesce($2, traceparent) WHERE id = $1",
                     2, rp, NULL, err);
         if (rc == FT_OK)
             rc = ft_sql(c, "resetting failed steps",
-                        "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1 AND status <> 'succeeded'",
+                        "UPDATE ft_job_steps SET status = 'pending', last_error = NULL WHERE job_id = $1"
+                        " AND status NOT IN ('succeeded', 'skipped')",
                         1, jp, NULL, err);
+        const char *ip[] = {instance, k->replayed};
         if (rc == FT_OK)
             rc = ft_sql(c, "resetting the instance",
-                        "UPDATE ft_instances SET status = CASE kind WHEN 'provision' THEN 'pending' WHEN 'deprovision' THEN"
-                        " 'deprovisioning' ELSE ft_instances.status END, status_reason = 'replayed from the DLQ', updated_at = now()"
-                        " FROM ft_jobs WHERE ft_jobs.id = $1 AND ft_instances.id = ft_jobs.instance_id AND ft_instances.status = 'failed'",
-                        1, jp, NULL, err);
+                        "UPDATE ft_instances SET status = coalesce($2, status), status_reason = 'replayed from the DLQ',"
+                        " updated_at = now() WHERE id = $1 AND status = 'failed'",
+                        2, ip, NULL, err);
         const char *mp[] = {id, call->actor};
         if (rc == FT_OK)
             rc = ft_sql(c, "marking the dead letter replayed",
@@ -473,14 +563,13 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
         /* a new message for the workers, with a new event id (the old one is in their inbox) */
         char subject[64];
         snprintf(subject, sizeof(subject), "ft.jobs.%s", kind);
-        const char *name = ft_job_event_name(kind);
         ft_event_meta_t meta = {
             .tenant_id = instance, .correlation_id = correlation, .causation_id = id, .traceparent = call->traceparent};
         char path[96];
         snprintf(path, sizeof(path), "instances/%s", instance);
-        json_t *ev = ft_event_new(name, path, &meta,
-                                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "instance_id", instance, "customer_id",
-                                            customer, "product", product, "kind", kind, "replay", 1),
+        json_t *ev = ft_event_new(k->requested, path, &meta,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "job_id", job_id, "instance_id", instance,
+                                            "customer_id", customer, "product", product, "kind", kind, "replay", 1),
                                   NULL);
         if (rc == FT_OK)
             rc = ft_outbox_append(c, "instance", instance, subject, ev, err);

@@ -11,11 +11,14 @@
 
 #include "core/error.h"
 #include "core/problem.h"
+#include "domain/job_kinds.h"
+#include "domain/step_plan.h"
 #include "domain/trace.h"
 #include "store/scope.h"
 
 typedef struct ft_job_step_row {
-    int position;
+    int position; /* the step's identity within the job (its event ids derive from it) */
+    int ordinal;  /* its place in the order the steps run */
     char name[64];
     unsigned version;
     char status[16];
@@ -23,9 +26,14 @@ typedef struct ft_job_step_row {
 
 typedef struct ft_job_row {
     char id[37], instance_id[37], customer_id[37], product[64], kind[24], correlation_id[160];
+    const ft_job_kind_t *k; /* the kind's row */
     char tier[16], code[48], instance_status[24];
     int attempts, max_attempts;
+    int round;                  /* times the job was replayed from the DLQ */
     json_t *payload, *settings; /* owned */
+    /* set by the worker: the product generation running this attempt, recorded with it */
+    unsigned long long generation;
+    char product_version[64];
     ft_job_step_row_t *steps;
     size_t nsteps;
     ft_trace_t trace; /* this attempt's span: a child of the span that asked for the job (else a new
@@ -39,12 +47,19 @@ typedef enum {
     FT_CLAIM_MISSING, /* no such job (its instance's history was deleted): acknowledge */
 } ft_claim_t;
 
-/* max_attempts: the attempt budget now in force (recorded with the job). */
+/* max_attempts: the attempt budget now in force (recorded with the job). A kind this host does not
+ * know (a newer host queued it) is FT_EINVAL: another worker may take it. */
 int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
                  ft_claim_t *verdict, ft_error_t *err);
 void ft_job_row_free(ft_job_row_t *job);
 /* Lets another worker take the job (after FT_CLAIM_RUN, whatever the outcome). */
 void ft_job_release(PGconn *c, const char *job_id);
+
+/* Applies a step plan (ft_step_plan of job->steps against `current`, the generation's steps):
+ * new order, steps skipped (with `note`) or pending again, new steps added; then reads the
+ * steps again into job. Writes nothing when the plan changes nothing. */
+int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *plan, size_t nplan,
+                       const ft_job_step_spec_t *current, const char *note, ft_error_t *err);
 
 int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err);
 /* Marks the step done and writes the events it emitted ([{type,data}], ids derived from the
@@ -63,7 +78,8 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
  * the inbox row, in one transaction. */
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,
                 const char *dlq_subject, unsigned long long stream_sequence, ft_error_t *err);
-/* The error history of a job: [{attempt, step, error, retryable, at}]. */
+/* The history of a job, one entry per attempt of every round, in order: [{round, attempt,
+ * outcome, generation, product_version, step, error, retryable, started_at, finished_at, at}]. */
 int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err);
 
 /* API reads and operations. */

@@ -10,26 +10,20 @@
 
 #include "core/error.h"
 #include "domain/events.h"
-
-typedef struct ft_job_step_spec {
-    const char *name;
-    unsigned version;
-} ft_job_step_spec_t;
+#include "domain/job_kinds.h"
 
 typedef struct ft_job_spec {
-    const char *instance_id, *customer_id, *product, *kind; /* kind: provision, deprovision, ... */
-    json_t *payload;                                        /* borrowed; may be NULL */
+    const char *instance_id, *customer_id, *product;
+    const ft_job_kind_t *kind;
+    json_t *payload; /* borrowed; may be NULL */
     const ft_job_step_spec_t *steps;
     size_t nsteps;
     const char *correlation_id;
     const char *traceparent; /* the span that asks for the job (its attempts are children of it), or NULL */
 } ft_job_spec_t;
 
-/* The event that asks workers for a kind of job: "instance.provisioning_requested.v1" ... */
-const char *ft_job_event_name(const char *kind);
-
-/* Inserts the job, its steps and the "instance.<kind>_requested.v1" event (subject
- * ft.jobs.<kind>); job_id receives the new id. The transaction must be open. */
+/* Inserts the job, its steps and the kind's requested event (subject ft.jobs.<kind>); job_id
+ * receives the new id. The transaction must be open. */
 int ft_job_enqueue(PGconn *c, const ft_job_spec_t *spec, char job_id[37], ft_error_t *err);
 
 #endif

@@ -93,7 +93,7 @@ static int finish(PGconn *c, const ft_call_t *call, const char *instance_id, con
     return rc;
 }
 
-static int job_with_id(PGconn *c, const ft_call_t *call, const char *instance_id, const locked_t *l, const char *kind,
+static int job_with_id(PGconn *c, const ft_call_t *call, const char *instance_id, const locked_t *l, const ft_job_kind_t *kind,
                        json_t *payload, const ft_job_step_spec_t *steps, size_t nsteps, char job_id[37], ft_error_t *err)
 {
     ft_job_spec_t spec = {.instance_id = instance_id,
@@ -108,8 +108,8 @@ static int job_with_id(PGconn *c, const ft_call_t *call, const char *instance_id
     return ft_job_enqueue(c, &spec, job_id, err);
 }
 
-static int job(PGconn *c, const ft_call_t *call, const char *instance_id, const locked_t *l, const char *kind, json_t *payload,
-               const ft_job_step_spec_t *steps, size_t nsteps, ft_error_t *err)
+static int job(PGconn *c, const ft_call_t *call, const char *instance_id, const locked_t *l, const ft_job_kind_t *kind,
+               json_t *payload, const ft_job_step_spec_t *steps, size_t nsteps, ft_error_t *err)
 {
     char job_id[37];
     return job_with_id(c, call, instance_id, l, kind, payload, steps, nsteps, job_id, err);
@@ -169,7 +169,7 @@ int ft_subscription_change_plan(PGconn *c, const ft_call_t *call, const char *in
                     " pending_plan_version = NULL, updated_at = now() WHERE id = $1",
                     3, p, NULL, err);
         if (rc == FT_OK)
-            rc = job(c, call, instance_id, &l, "features_changed", data, change->steps, change->nsteps, err);
+            rc = job(c, call, instance_id, &l, &ft_job_kinds[FT_JOB_FEATURES_CHANGED], data, change->steps, change->nsteps, err);
     } else {
         rc = ft_sql(c, "scheduling the plan change",
                     "UPDATE ft_subscriptions SET pending_plan_code = $2, pending_plan_version = $3, updated_at = now()"
@@ -180,16 +180,14 @@ int ft_subscription_change_plan(PGconn *c, const ft_call_t *call, const char *in
                   data, out, rc, err);
 }
 
-int ft_subscription_set_state(PGconn *c, const ft_call_t *call, const char *instance_id, const char *what,
-                              const ft_job_step_spec_t *steps, size_t nsteps, json_t **out, ft_problem_t *problem,
-                              ft_error_t *err)
+int ft_subscription_set_state(PGconn *c, const ft_call_t *call, const char *instance_id, int suspend,
+                              const ft_job_step_spec_t *steps, size_t nsteps, json_t **out, ft_problem_t *problem, ft_error_t *err)
 {
     locked_t l;
     *out = NULL;
     int rc = lock_sub(c, call, instance_id, &l, problem, err);
     if (rc != FT_OK)
         return rc;
-    int suspend = strcmp(what, "suspend") == 0;
     const char *p[] = {l.id};
     const char *ip[] = {instance_id};
     if (suspend) {
@@ -221,7 +219,7 @@ int ft_subscription_set_state(PGconn *c, const ft_call_t *call, const char *inst
                         1, ip, NULL, err);
     }
     if (rc == FT_OK)
-        rc = job(c, call, instance_id, &l, what, NULL, steps, nsteps, err);
+        rc = job(c, call, instance_id, &l, &ft_job_kinds[suspend ? FT_JOB_SUSPEND : FT_JOB_RESUME], NULL, steps, nsteps, err);
     return finish(c, call, instance_id, &l, suspend ? "subscription.suspended.v1" : "subscription.resumed.v1", json_object(), out,
                   rc, err);
 }
@@ -345,7 +343,7 @@ int ft_override_put(PGconn *c, const ft_call_t *call, const char *instance_id, c
         data = json_pack("{s:s}", "feature", feature);
     }
     if (rc == FT_OK)
-        rc = job(c, call, instance_id, &l, "features_changed", data, steps, nsteps, err);
+        rc = job(c, call, instance_id, &l, &ft_job_kinds[FT_JOB_FEATURES_CHANGED], data, steps, nsteps, err);
     rc = finish(c, call, instance_id, &l, spec != NULL ? "subscription.override_set.v1" : "subscription.override_removed.v1", data,
                 NULL, rc, err);
     if (rc == FT_OK)
@@ -377,7 +375,7 @@ int ft_override_replace_all(PGconn *c, const ft_call_t *call, const char *instan
     }
     json_t *data = json_pack("{s:o}", "overrides", features);
     if (rc == FT_OK)
-        rc = job_with_id(c, call, instance_id, &l, "features_changed", data, steps, nsteps, job_id, err);
+        rc = job_with_id(c, call, instance_id, &l, &ft_job_kinds[FT_JOB_FEATURES_CHANGED], data, steps, nsteps, job_id, err);
     return finish(c, call, instance_id, &l, "subscription.overrides_replaced.v1", data, NULL, rc, err);
 }
 

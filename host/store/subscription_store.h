@@ -27,10 +27,10 @@ int ft_subscription_get(PGconn *c, const ft_call_t *call, const char *instance_i
                         ft_error_t *err);
 int ft_subscription_change_plan(PGconn *c, const ft_call_t *call, const char *instance_id, const ft_plan_change_t *change,
                                 json_t **out, ft_problem_t *problem, ft_error_t *err);
-/* what: "suspend" or "resume" (with that lifecycle's steps). */
-int ft_subscription_set_state(PGconn *c, const ft_call_t *call, const char *instance_id, const char *what,
-                              const ft_job_step_spec_t *steps, size_t nsteps, json_t **out, ft_problem_t *problem,
-                              ft_error_t *err);
+/* Suspends (suspend != 0) or resumes the subscription and its instance, queuing that job with
+ * its steps. */
+int ft_subscription_set_state(PGconn *c, const ft_call_t *call, const char *instance_id, int suspend,
+                              const ft_job_step_spec_t *steps, size_t nsteps, json_t **out, ft_problem_t *problem, ft_error_t *err);
 int ft_subscription_cancel(PGconn *c, const ft_call_t *call, const char *instance_id, int at_period_end, json_t **out,
                            ft_problem_t *problem, ft_error_t *err);
 int ft_subscription_set_trial(PGconn *c, const ft_call_t *call, const char *instance_id, const char *ends_at, json_t **out,

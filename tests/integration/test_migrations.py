@@ -106,6 +106,45 @@ class Migrations(StackTestCase):
         self.assertEqual(self.applied(h.dbname), "0001_only")
         self.assertIn("eta", self.tables(h.dbname))
 
+    def migrate(self, d, dbname=None):
+        h = self.host(start=False, migrations_dir=d, dbname=dbname)
+        h.start(wait=False, args=("migrate",))
+        self.assertEqual(h.wait_exit(60), 0)
+        h.assert_clean()
+        return h.dbname
+
+    def test_job_history_migration_keeps_earlier_attempts_in_order_and_makes_them_append_only(self):
+        project = os.path.join(ROOT, "migrations")
+        def read(name):
+            with open(os.path.join(project, name)) as f:
+                return f.read()
+        d = write_migrations(self.stack.dir, {f: read(f) for f in os.listdir(project) if f.endswith(".sql") and f < "0010"})
+        db = self.migrate(d)
+        job = "11111111-1111-4111-8111-111111111111"
+        self.stack.psql("SET session_replication_role = replica;"  # no instance behind the job: foreign keys not checked
+                        "INSERT INTO ft_jobs (id, instance_id, product_code, kind, correlation_id, attempts)"
+                        f" VALUES ('{job}', gen_random_uuid(), 'faulty', 'provision', 'c', 3);"
+                        "INSERT INTO ft_job_steps (job_id, position, name, version, status)"
+                        f" VALUES ('{job}', 0, 'a', 1, 'succeeded'), ('{job}', 1, 'b', 1, 'failed');"
+                        "INSERT INTO ft_job_attempts (job_id, attempt, step, error, retryable, at) VALUES"
+                        f" ('{job}', 2, 'b', 'second', true, now() - interval '1 minute'),"
+                        f" ('{job}', 1, 'b', 'first', true, now() - interval '2 minutes'),"
+                        f" ('{job}', 3, 'b', 'third', false, now())", db)
+        with open(os.path.join(d, "0010_job_history.sql"), "w") as f:
+            f.write(read("0010_job_history.sql"))
+        self.migrate(d, dbname=db)
+        self.assertEqual(self.stack.psql("SELECT string_agg(id || ':' || round || ':' || attempt || ':' || outcome || ':' || error,"
+                                         " ' ' ORDER BY id) FROM ft_job_attempts", db),
+                         "1:0:1:failed:first 2:0:2:failed:second 3:0:3:failed:third")
+        self.assertEqual(self.stack.psql("SELECT string_agg(name || ':' || ordinal, ' ' ORDER BY ordinal) FROM ft_job_steps", db),
+                         "a:0 b:1")
+        self.stack.psql(f"INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, error) VALUES ('{job}', 1, 1, 'failed', 'x')",
+                        db)
+        self.assertEqual(self.stack.psql("SELECT max(id) FROM ft_job_attempts", db), "4")
+        with self.assertRaises(RuntimeError) as refused:
+            self.stack.psql("UPDATE ft_job_attempts SET error = 'rewritten' WHERE id = 1", db)
+        self.assertIn("append-only", str(refused.exception))
+
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ from fixtures import customer
 from harness import BUILD, PRODUCTS_DIR, StackTestCase, main, wait_until
 
 FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")
+FAULTY_FIXED = os.path.join(BUILD, "tests", "plugins", "faulty_fixed", "faulty.so")  # "flaky" replaced by "steady"
 FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
         "FT_SWEEP_INTERVAL_MS": "1000"}
 
@@ -207,6 +208,70 @@ class Pipeline(PipelineCase):
         [line] = [l for l in h.log_lines() if l["msg"].endswith(": touched") and i["id"] in l["msg"]]
         self.assertEqual(line["product"], "faulty")
         self.assertEqual(line["request_id"], self.job(h, i["latest_job"]["id"])["correlation_id"])
+
+    def test_a_replayed_job_that_fails_again_is_a_new_dead_letter_and_a_replay_after_a_fix_runs_the_fixed_steps(self):
+        plugins = tempfile.mkdtemp(prefix="plugins-", dir=self.stack.dir)  # this test reloads faulty: its own copy
+        for f in os.listdir(self.plugins):
+            shutil.copy(os.path.join(self.plugins, f), plugins)
+        h = self.host(env={"FT_PLUGIN_DIR": plugins})
+        c = customer(h)
+        fault = os.path.join(self.stack.dir, "unfixed-" + os.urandom(4).hex())
+        open(fault, "w").close()
+        i = self.create(h, c, settings={"fail_while_exists": fault})
+        job_id = i["latest_job"]["id"]
+
+        def dead_letters():
+            return [d for d in h.get("/api/v1/dlq?include_closed=true").json()["items"] if d["job_id"] == job_id]
+
+        def open_letter(n):
+            ds = dead_letters()
+            return ds[n - 1] if len(ds) >= n and ds[n - 1]["state"] == "open" else None
+
+        # round 0: five failed attempts, then the first dead letter
+        first = wait_until(lambda: open_letter(1), 60, interval=0.1, what="the first dead letter")
+        self.wait_status(h, i["id"], ["failed"])
+        # round 1: replayed while the step still fails; a new dead letter, the first stays replayed
+        self.assertTrue(h.post(f"/api/v1/dlq/{first['id']}/replay").json()["replayed_now"])
+        second = wait_until(lambda: open_letter(2), 60, interval=0.1, what="a second dead letter after the replay")
+        self.wait_status(h, i["id"], ["failed"])
+        self.assertEqual([d["state"] for d in dead_letters()], ["replayed", "open"])
+        self.assertFalse(h.post(f"/api/v1/dlq/{first['id']}/replay").json()["replayed_now"])
+        self.assertNotEqual(second["stream_sequence"], first["stream_sequence"])  # its own message in the DLQ stream
+        self.assertEqual([(a["round"], a["attempt"]) for a in first["attempts"]], [(0, n) for n in range(1, 6)])
+        self.assertEqual([(a["round"], a["attempt"]) for a in second["attempts"]],
+                         [(0, n) for n in range(1, 6)] + [(1, n) for n in range(1, 6)])
+
+        # the product ships a fix that renames the failing step: "flaky" is gone, "steady" runs in its place
+        tmp = os.path.join(plugins, ".faulty.so.new")
+        shutil.copy(FAULTY_FIXED, tmp)
+        os.rename(tmp, os.path.join(plugins, "faulty.so"))
+        self.assertEqual(h.post("/api/v1/plugins/faulty/reload").status, 200)
+        # round 2: the replay runs the current generation's steps
+        self.assertTrue(h.post(f"/api/v1/dlq/{second['id']}/replay").json()["replayed_now"])
+        self.wait_status(h, i["id"], ["active"])
+        job = self.job(h, job_id)
+        self.assertEqual((job["status"], job["replays"], job["attempts"]), ("succeeded", 2, 1))
+        self.assertEqual([(s["name"], s["status"]) for s in job["steps"]],
+                         [("create_schema", "succeeded"), ("touch", "succeeded"), ("nap", "succeeded"), ("flaky", "skipped"),
+                          ("steady", "succeeded"), ("doomed", "succeeded"), ("ddl", "succeeded")])
+        steps = {s["name"]: s for s in job["steps"]}
+        self.assertIn("faulty 2.0.0", steps["flaky"]["note"])
+        self.assertEqual(steps["touch"]["attempts"], 1)  # done once, never run again
+        self.assertEqual(self.tenants(f"SELECT string_agg(what, ',' ORDER BY what) FROM faulty.effects"
+                                      f" WHERE tenant_id = '{i['id']}'"), "provisioned,steady")
+        # the history: every attempt of every round, in order, never rewritten
+        history = job["history"]
+        self.assertEqual([(a["round"], a["attempt"], a["outcome"]) for a in history],
+                         [(0, n, "failed") for n in range(1, 6)] + [(1, n, "failed") for n in range(1, 6)] + [(2, 1, "succeeded")])
+        self.assertTrue(all(a["step"] == "flaky" and "fault file" in a["error"] for a in history[:10]), history)
+        self.assertEqual({a["product_version"] for a in history[:10]}, {"1.0.0"})
+        self.assertEqual((history[10]["product_version"], history[10]["error"]), ("2.0.0", None))
+        self.assertGreater(history[10]["generation"], history[0]["generation"])
+        start = [datetime.datetime.fromisoformat(a["started_at"]) for a in history]
+        end = [datetime.datetime.fromisoformat(a["finished_at"]) for a in history]
+        self.assertTrue(all(s <= e for s, e in zip(start, end)), history)
+        self.assertTrue(all(e <= s for e, s in zip(end, start[1:])), history)  # one after the other
+        self.assertEqual([d["state"] for d in dead_letters()], ["replayed", "replayed"])
 
     # ---------------------------------------------------------------- exactly one effect
 

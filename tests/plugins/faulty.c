@@ -7,6 +7,8 @@
  *   flaky             fails (retryably) while the file fail_while_exists exists
  *   doomed            fails for good when fatal is true
  *   ddl               creates a table itself (which a step may not) when ddl is true
+ * Built with FAULTY_FIXED it is the next release (2.0.0): "flaky" is gone and "steady" (writes
+ * one row to effects) runs in its place.
  */
 #include <farutech/plugin.h>
 
@@ -63,16 +65,6 @@ static int nap(const ftp_host_api_t *api, ftp_ctx_t *ctx)
     return api->db_exec(ctx, "SELECT pg_sleep($1::float8)", 1, params, NULL);
 }
 
-static int flaky(const ftp_host_api_t *api, ftp_ctx_t *ctx)
-{
-    const char *path = api->setting(ctx, "fail_while_exists");
-    if (path != NULL && access(path, F_OK) == 0) {
-        api->set_error(ctx, "the fault file %s is present", path);
-        return FTP_E_RETRY;
-    }
-    return FTP_OK;
-}
-
 static int doomed(const ftp_host_api_t *api, ftp_ctx_t *ctx)
 {
     const char *fatal = api->setting(ctx, "fatal");
@@ -90,6 +82,23 @@ static int ddl(const ftp_host_api_t *api, ftp_ctx_t *ctx)
         return FTP_OK;
     return api->db_exec(ctx, "  -- a table of its own\n  CREATE TABLE IF NOT EXISTS extra (x int)", 0, NULL, NULL);
 }
+
+#ifdef FAULTY_FIXED
+static int steady(const ftp_host_api_t *api, ftp_ctx_t *ctx)
+{
+    return api->db_exec(ctx, "INSERT INTO effects (what) VALUES ('steady') ON CONFLICT DO NOTHING", 0, NULL, NULL);
+}
+#else
+static int flaky(const ftp_host_api_t *api, ftp_ctx_t *ctx)
+{
+    const char *path = api->setting(ctx, "fail_while_exists");
+    if (path != NULL && access(path, F_OK) == 0) {
+        api->set_error(ctx, "the fault file %s is present", path);
+        return FTP_E_RETRY;
+    }
+    return FTP_OK;
+}
+#endif
 
 static int remove_rows(const ftp_host_api_t *api, ftp_ctx_t *ctx)
 {
@@ -112,7 +121,11 @@ static const ftp_step_t steps[] = {
     {FTP_LIFECYCLE_PROVISION, "create_schema", 1, 30000, create_schema, NULL},
     {FTP_LIFECYCLE_PROVISION, "touch", 1, 10000, touch, NULL},
     {FTP_LIFECYCLE_PROVISION, "nap", 1, 60000, nap, NULL},
+#ifdef FAULTY_FIXED
+    {FTP_LIFECYCLE_PROVISION, "steady", 1, 10000, steady, NULL},
+#else
     {FTP_LIFECYCLE_PROVISION, "flaky", 1, 10000, flaky, NULL},
+#endif
     {FTP_LIFECYCLE_PROVISION, "doomed", 1, 10000, doomed, NULL},
     {FTP_LIFECYCLE_PROVISION, "ddl", 1, 10000, ddl, NULL},
     {FTP_LIFECYCLE_DEPROVISION, "remove_rows", 1, 10000, remove_rows, NULL},
@@ -135,7 +148,11 @@ static const ftp_plugin_t plugin = {
     .product_code = "faulty",
     .product_name = "Faulty",
     .description = "A test product whose steps fail on request",
+#ifdef FAULTY_FIXED
+    .version = "2.0.0",
+#else
     .version = "1.0.0",
+#endif
     .settings_schema = settings_schema,
     .modules = FTP_TABLE(modules),
     .features = FTP_TABLE(features),
