@@ -284,12 +284,13 @@ class Deletes(ProductsTestCase):
         self.assertEqual(r.status, 202, r)
         self.assertAudited(h, rid, i["id"], "instance.deprovision", "success")
         self.wait_status(h, i["id"], "deleted")
+        # a deleted instance is gone, not unknown (GET still shows it with status deleted)
         r, rid = self.delete(h, f"/api/v1/instances/{i['id']}")
-        self.assertProblem(r, 404, "instance-not-found")
-        self.assertAudited(h, rid, i["id"], "instance.deprovision", "failure", "No instance")
+        self.assertProblem(r, 410, "instance-deleted")
+        self.assertAudited(h, rid, i["id"], "instance.deprovision", "failure", "was deleted")
         # the compatibility route answers the same
         r, rid = self.delete(h, f"/api/provisioning/{i['id']}")
-        self.assertProblem(r, 404, "instance-not-found")
+        self.assertProblem(r, 410, "instance-deleted")
         self.assertAudited(h, rid, i["id"], "instance.deprovision", "failure")
         # no new key for a deleted instance (it would only hold its customer back)
         r = h.post("/api/v1/api-keys", body={"name": "late", "roles": ["child-app"], "instance_id": i["id"]})
@@ -310,7 +311,7 @@ class Deletes(ProductsTestCase):
         self.assertAudited(h, rid, i["id"], "override.remove", "failure", "no override")
         self.deprovision(h, i["id"])
         r, rid = self.delete(h, path)
-        self.assertProblem(r, 404)
+        self.assertProblem(r, 410, "instance-deleted")
         self.assertAudited(h, rid, i["id"], "override.remove", "failure")
 
     # ---------------------------------------------------------------- plans
