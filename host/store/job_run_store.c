@@ -299,9 +299,10 @@ int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *
     char pos[16];
     snprintf(pos, sizeof(pos), "%d", position);
     const char *p[] = {job_id, pos, error};
-    return ft_sql(c, "marking a step failed",
-                  "UPDATE ft_job_steps SET status = 'failed', finished_at = now(), last_error = $3 WHERE job_id = $1 AND position = $2",
-                  3, p, NULL, err);
+    return ft_sql(
+        c, "marking a step failed",
+        "UPDATE ft_job_steps SET status = 'failed', finished_at = now(), last_error = $3 WHERE job_id = $1 AND position = $2", 3, p,
+        NULL, err);
 }
 
 static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *data, ft_error_t *err)
@@ -340,8 +341,8 @@ int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, 
 static int inbox(PGconn *c, const char *consumer, const char *event_id, ft_error_t *err)
 {
     const char *p[] = {consumer, event_id};
-    return ft_sql(c, "recording the inbox", "INSERT INTO ft_inbox (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING",
-                  2, p, NULL, err);
+    return ft_sql(c, "recording the inbox",
+                  "INSERT INTO ft_inbox (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING", 2, p, NULL, err);
 }
 
 int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, json_t *data_location,
@@ -400,8 +401,8 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
         rc = ft_sql(c, "failing a job",
-                    "UPDATE ft_jobs SET status = 'failed', last_error = $2, finished_at = now(), updated_at = now() WHERE id = $1", 2,
-                    p, NULL, err);
+                    "UPDATE ft_jobs SET status = 'failed', last_error = $2, finished_at = now(), updated_at = now() WHERE id = $1",
+                    2, p, NULL, err);
     char why[600];
     snprintf(why, sizeof(why), "%s failed: %s", job->kind, reason);
     const char *ip[] = {job->instance_id, why, job->k->failed};
@@ -471,11 +472,11 @@ int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_
     return rc;
 }
 
-#define DLQ_JSON                                                                                                              \
-    "json_build_object('id', d.id, 'job_id', d.job_id, 'instance_id', d.instance_id, 'kind', d.kind, 'subject', d.subject,"  \
-    " 'stream_sequence', d.stream_sequence, 'reason', d.reason, 'attempts', d.attempts, 'created_at', d.created_at,"        \
-    " 'replayed_at', d.replayed_at, 'replayed_by', d.replayed_by, 'discarded_at', d.discarded_at,"                          \
-    " 'discarded_by', d.discarded_by, 'state', CASE WHEN d.replayed_at IS NOT NULL THEN 'replayed'"                          \
+#define DLQ_JSON                                                                                                                   \
+    "json_build_object('id', d.id, 'job_id', d.job_id, 'instance_id', d.instance_id, 'kind', d.kind, 'subject', d.subject,"        \
+    " 'stream_sequence', d.stream_sequence, 'reason', d.reason, 'attempts', d.attempts, 'created_at', d.created_at,"               \
+    " 'replayed_at', d.replayed_at, 'replayed_by', d.replayed_by, 'discarded_at', d.discarded_at,"                                 \
+    " 'discarded_by', d.discarded_by, 'state', CASE WHEN d.replayed_at IS NOT NULL THEN 'replayed'"                                \
     " WHEN d.discarded_at IS NOT NULL THEN 'discarded' ELSE 'open' END)"
 
 int ft_dlq_list(PGconn *c, const ft_call_t *call, int include_closed, json_t **out, ft_error_t *err)
@@ -496,11 +497,12 @@ int ft_dlq_list(PGconn *c, const ft_call_t *call, int include_closed, json_t **o
 static int lock_dlq(PGconn *c, const ft_call_t *call, const char *id, PGresult **res, ft_problem_t *problem, ft_error_t *err)
 {
     const char *p[] = {id, call->customer_id};
-    int rc = ft_sql_row(c, "locking a dead letter",
-                        "SELECT d.job_id, d.replayed_at, d.discarded_at, d.kind, i.customer_id, j.product_code, j.correlation_id,"
-                        " d.instance_id FROM ft_dlq d JOIN ft_instances i ON i.id = d.instance_id JOIN ft_jobs j ON j.id = d.job_id"
-                        " WHERE d.id = $1 AND ($2::uuid IS NULL OR i.customer_id = $2) FOR UPDATE OF d",
-                        2, p, res, err);
+    int rc = ft_sql_row(
+        c, "locking a dead letter",
+        "SELECT d.job_id, d.replayed_at, d.discarded_at, d.kind, i.customer_id, j.product_code, j.correlation_id,"
+        " d.instance_id, i.status FROM ft_dlq d JOIN ft_instances i ON i.id = d.instance_id JOIN ft_jobs j ON j.id = d.job_id"
+        " WHERE d.id = $1 AND ($2::uuid IS NULL OR i.customer_id = $2) FOR UPDATE OF d",
+        2, p, res, err);
     if (rc == FT_ENOTFOUND)
         return ft_problem(problem, FT_ENOTFOUND, 404, "dlq-entry-not-found", "Dead letter not found",
                           json_pack("{s:s}", "dlq_id", id), "No dead letter %s.", id);
@@ -523,16 +525,29 @@ int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out
     snprintf(product, sizeof(product), "%s", PQgetvalue(res, 0, 5));
     snprintf(correlation, sizeof(correlation), "%s", PQgetvalue(res, 0, 6));
     snprintf(instance, sizeof(instance), "%s", PQgetvalue(res, 0, 7));
+    char status[24];
+    snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 8));
     PQclear(res);
     if (discarded) {
         ft_sql_rollback(c);
-        return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-discarded", "Dead letter discarded",
-                          json_pack("{s:s}", "dlq_id", id), "Dead letter %s was discarded; it cannot be replayed.", id);
+        return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-discarded", "Dead letter discarded", json_pack("{s:s}", "dlq_id", id),
+                          "Dead letter %s was discarded; it cannot be replayed.", id);
     }
     const ft_job_kind_t *k = ft_job_kind_find(kind);
     if (k == NULL) {
         ft_sql_rollback(c);
         return ft_error_set(err, FT_EINVAL, "dead letter %s holds a job of a kind this host does not know (%s)", id, kind);
+    }
+    /* Work for an instance that was removed since (or is being removed) would run on a tenant
+     * that no longer exists: only the removal itself may be replayed then. */
+    if (!replayed &&
+        (strcmp(status, "deleted") == 0 || (strcmp(status, "deprovisioning") == 0 && k != &ft_job_kinds[FT_JOB_DEPROVISION]))) {
+        ft_sql_rollback(c);
+        return ft_problem(problem, FT_ESTATE, 409, "dlq-instance-removed", "Instance removed",
+                          json_pack("{s:s, s:s, s:s}", "dlq_id", id, "instance_id", instance, "instance_status", status),
+                          "Dead letter %s is a %s job of instance %s, which is %s; replaying it would work on a removed tenant."
+                          " Discard it with DELETE /api/v1/dlq/%s.",
+                          id, kind, instance, status, id);
     }
     const char *jp[] = {job_id};
     if (!replayed) {
@@ -605,8 +620,8 @@ int ft_dlq_discard(PGconn *c, const ft_call_t *call, const char *id, ft_problem_
     PQclear(res);
     if (replayed) {
         ft_sql_rollback(c);
-        return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-replayed", "Dead letter replayed",
-                          json_pack("{s:s}", "dlq_id", id), "Dead letter %s was replayed; there is nothing to discard.", id);
+        return ft_problem(problem, FT_ESTATE, 409, "dlq-entry-replayed", "Dead letter replayed", json_pack("{s:s}", "dlq_id", id),
+                          "Dead letter %s was replayed; there is nothing to discard.", id);
     }
     const char *p[] = {id, call->actor};
     rc = ft_sql(c, "discarding a dead letter",

@@ -186,6 +186,23 @@ class Pipeline(PipelineCase):
         self.assertProblem(h.post(f"/api/v1/dlq/{d['id']}/replay"), 409, "dlq-entry-discarded")
         self.assertProblem(h.post("/api/v1/dlq/00000000-0000-4000-8000-000000000000/replay"), 404, "dlq-entry-not-found")
 
+    def test_a_dead_letter_of_a_removed_instance_is_not_replayed(self):
+        h = self.host()
+        c = customer(h)
+        i = self.create(h, c, settings={"fatal": True})
+        self.wait_status(h, i["id"], ["failed"])
+        job_id = i["latest_job"]["id"]
+        [d] = [x for x in h.get("/api/v1/dlq").json()["items"] if x["job_id"] == job_id]
+        self.assertEqual(h.request("DELETE", f"/api/v1/instances/{i['id']}").status, 202)
+        self.wait_status(h, i["id"], ["deleted"])
+        p = self.assertProblem(h.post(f"/api/v1/dlq/{d['id']}/replay"), 409, "dlq-instance-removed")
+        self.assertEqual((p["instance_id"], p["instance_status"]), (i["id"], "deleted"))
+        self.assertIn(f"DELETE /api/v1/dlq/{d['id']}", p["detail"])
+        self.assertEqual(self.job(h, job_id)["status"], "failed")  # nothing queued again
+        [still] = [x for x in h.get("/api/v1/dlq").json()["items"] if x["id"] == d["id"]]
+        self.assertEqual(still["state"], "open")
+        self.assertEqual(h.request("DELETE", f"/api/v1/dlq/{d['id']}").status, 204)
+
     def test_ddl_in_a_step_fails_for_good_with_a_hint_to_tenant_migrations(self):
         h = self.host()
         c = customer(h)
