@@ -2,6 +2,7 @@
 workers, retries with backoff, the DLQ and replay, idempotency, and crashes of every part."""
 import datetime
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -12,6 +13,8 @@ from harness import BUILD, PRODUCTS_DIR, StackTestCase, main, wait_until
 FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")
 FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
         "FT_SWEEP_INTERVAL_MS": "1000"}
+CLOCK_TOLERANCE_S = 0.05  # between two of PostgreSQL's now() readings
+LOAD_SLACK_S = 5.0  # a retry's own work on a loaded machine, beyond its backoff
 
 
 class PipelineCase(StackTestCase):
@@ -52,6 +55,33 @@ class PipelineCase(StackTestCase):
 
     def job(self, h, job_id):
         return h.get(f"/api/v1/jobs/{job_id}").json()
+
+    def assertBackoff(self, h, job):
+        """Each retry waited its backoff: after attempt n the delay is drawn from [d/2, d], where
+        d = min(base * 2^(n-1), cap). The host logs the delay it drew; the gap between two recorded
+        attempts is that delay plus the next attempt's own work, which a loaded machine only
+        lengthens (hence the slack above d, and a small tolerance below for the clock)."""
+        base, cap = int(FAST["FT_JOB_BACKOFF_MS"]), int(FAST["FT_JOB_BACKOFF_MAX_MS"])
+        bounds = [min(base * 2 ** n, cap) for n in range(len(job["history"]) - 1)]
+        logged = re.compile(rf"worker: job {job['id']} attempt (\d+) failed .*; retrying in (\d+) ms$")
+
+        def drawn():
+            found = {}
+            for line in h.log_lines():
+                m = logged.match(line.get("msg", ""))
+                if m:
+                    found[int(m.group(1))] = int(m.group(2))
+            return found if len(found) == len(bounds) else None
+        delays = wait_until(drawn, 30, what="the host's retry lines")
+        at = [datetime.datetime.fromisoformat(a["at"]) for a in job["history"]]
+        gaps = [(b - a).total_seconds() for a, b in zip(at, at[1:])]
+        for n, (d, gap) in enumerate(zip(bounds, gaps), 1):
+            delay = delays[n]
+            with self.subTest(attempt=n, bound_ms=d, drawn_ms=delay, gaps=gaps):
+                self.assertGreaterEqual(delay, d // 2)
+                self.assertLessEqual(delay, d)
+                self.assertGreaterEqual(gap, delay / 1000 - CLOCK_TOLERANCE_S)
+                self.assertLessEqual(gap, d / 1000 + LOAD_SLACK_S)
 
     def effects(self, instance_id):
         return int(self.tenants(f"SELECT count(*) FROM faulty.effects WHERE tenant_id = '{instance_id}'"))
@@ -127,7 +157,7 @@ class Pipeline(PipelineCase):
                                    f"AND aggregate_id = '{i['id']}'", h.dbname)
         self.assertGreaterEqual(int(retrying), 2)
 
-    def test_a_poison_step_gets_five_growing_attempts_then_the_dlq_and_replay_fixes_it_once(self):
+    def test_a_poison_step_gets_five_attempts_with_backoff_then_the_dlq_and_replay_fixes_it_once(self):
         h = self.host()
         c = customer(h)
         fault = os.path.join(self.stack.dir, "poison-" + os.urandom(4).hex())
@@ -140,9 +170,7 @@ class Pipeline(PipelineCase):
         job = self.job(h, i["latest_job"]["id"])
         self.assertEqual((job["status"], job["attempts"]), ("failed", 5))
         self.assertEqual(len(job["history"]), 5)
-        at = [datetime.datetime.fromisoformat(a["at"]) for a in job["history"]]
-        gaps = [(b - a).total_seconds() for a, b in zip(at, at[1:])]
-        self.assertTrue(all(later > earlier for earlier, later in zip(gaps, gaps[1:])), gaps)
+        self.assertBackoff(h, job)
         dlq = [d for d in h.get("/api/v1/dlq").json()["items"] if d["job_id"] == job["id"]]
         self.assertEqual(len(dlq), 1)
         d = dlq[0]
