@@ -7,6 +7,7 @@ host gets its own database unless told otherwise, so tests can run in any order 
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +24,7 @@ BUILD = os.environ.get("FT_BUILD_DIR", os.path.join(ROOT, "build", "test"))
 HOST_BIN = os.path.join(BUILD, "host", "farutech-host")
 STACK = os.path.join(ROOT, "packaging", "stack.sh")
 PRODUCTS_DIR = os.path.join(BUILD, "products")
+LISTENING = re.compile(r"listening on http://\S+:(\d+) ")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
@@ -137,11 +139,13 @@ class Host:
     def __init__(self, stack, env=None, dbname=None, migrations_dir=None, threads=2):
         self.stack = stack
         self.dbname = dbname or stack.create_database()
-        self.port = free_port()
+        self._port = None
         self.dir = tempfile.mkdtemp(prefix="host-", dir=stack.dir)
         self.env = dict(os.environ)
         self.env.update({
-            "FT_HTTP_LISTEN": f"127.0.0.1:{self.port}",
+            # the host picks a free port itself and logs it: a port chosen here and bound later
+            # could be taken in between by any process on the machine
+            "FT_HTTP_LISTEN": "127.0.0.1:0",
             "FT_DATABASE_URL": stack.url_for(self.dbname),
             "FT_NATS_URL": stack.nats_url,
             "FT_THREADS": str(threads),
@@ -162,6 +166,7 @@ class Host:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
 
     def start(self, wait=True, args=()):
+        self._port = None
         self.stdout = open(self.stdout_path, "wb")
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([HOST_BIN, *args], env=self.env, stdout=self.stdout, stderr=self.stderr)
@@ -172,6 +177,21 @@ class Host:
                 return self.get("/health").status == 200
             wait_until(up, 60, what="host /health")
         return self
+
+    @property
+    def port(self):
+        """The HTTP port, from the host's "listening on" line (waits for it)."""
+        if self._port is None:
+            def listening():
+                for line in self.log_lines():
+                    m = LISTENING.match(line.get("msg", ""))
+                    if m:
+                        return int(m.group(1))
+                if self.proc is None or self.proc.poll() is not None:
+                    raise AssertionError(f"host is not serving HTTP:\n{self.output() if self.proc else 'never started'}")
+                return None
+            self._port = wait_until(listening, 60, interval=0.05, what="the host to listen")
+        return self._port
 
     def wait_exit(self, timeout=60):
         try:
