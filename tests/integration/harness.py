@@ -60,14 +60,13 @@ class Stack:
         os.chmod(self.dir, 0o755)
         self.admin_keys = {}  # database name -> a platform-admin API key
         self.env = dict(os.environ)
-        self.env.update({
-            "FT_VAR_DIR": self.dir,
-            "FT_PG_PORT": str(free_port()),
-            "FT_NATS_PORT": str(free_port()),
-            "FT_NATS_MONITOR_PORT": str(free_port()),
-            "FT_PG_FAST": "1",
-        })
+        self.env.update({"FT_VAR_DIR": self.dir, "FT_PG_FAST": "1"})
+        self._pick_ports()
         self.urls = {}
+
+    def _pick_ports(self):
+        for name in ("FT_PG_PORT", "FT_NATS_PORT", "FT_NATS_MONITOR_PORT"):
+            self.env[name] = str(free_port())
 
     def _run(self, *args):
         out = subprocess.run([STACK, *args], env=self.env, capture_output=True, text=True, timeout=120)
@@ -76,7 +75,21 @@ class Stack:
         return out.stdout
 
     def start(self):
-        for line in self._run("start").splitlines():
+        # a free port is only free when chosen: another process may bind it before the server
+        # does, so a start that finds its port taken is tried again on other ports
+        for attempt in range(3):
+            try:
+                out = self._run("start")
+                break
+            except RuntimeError as e:
+                if attempt == 2 or "already in use" not in str(e).lower():
+                    raise
+                try:
+                    self._run("stop")
+                except RuntimeError:
+                    pass
+                self._pick_ports()
+        for line in out.splitlines():
             if "=" in line:
                 k, v = line.split("=", 1)
                 self.urls[k] = v
