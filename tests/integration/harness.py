@@ -293,11 +293,20 @@ class Host:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
                 hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=body, headers=hdrs)
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+            except ConnectionRefusedError as e:
+                raise ConnectionRefusedError(e.errno, f"{e.strerror} on port {self.port}: {self.state()}") from e
             r = conn.getresponse()
             return Response(r.status, r.getheaders(), r.read())
         finally:
             conn.close()
+
+    def state(self):
+        """Whether the process still runs, and its last log lines: what a refused connection needs."""
+        code = self.proc.poll() if self.proc else None
+        last = " | ".join(str(line.get("msg")) for line in self.log_lines()[-5:])
+        return f"host {'exited with ' + str(code) if code is not None else 'running'}; last log lines: {last}"
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
