@@ -44,7 +44,7 @@ class PipelineCase(StackTestCase):
         self.assertEqual(r.status, 202, r)
         return r.json()
 
-    def wait_status(self, h, instance_id, statuses, timeout=60):
+    def wait_status(self, h, instance_id, statuses, timeout=120):
         def check():
             r = h.get(f"/api/v1/instances/{instance_id}")
             if r.status == 404 and "deleted" in statuses:
@@ -137,19 +137,20 @@ class Pipeline(PipelineCase):
     # ---------------------------------------------------------------- failures, retries, DLQ
 
     def test_a_step_failing_twice_then_succeeding_ends_active_with_attempts_recorded(self):
-        h = self.host()
+        # retries a second or more apart: time to see two failures and remove the fault before the
+        # budget of five attempts runs out, even on a busy machine
+        h = self.host(env={"FT_JOB_BACKOFF_MS": "1000"})
         c = customer(h)
         fault = os.path.join(self.stack.dir, "fault-" + os.urandom(4).hex())
         open(fault, "w").close()
         i = self.create(h, c, settings={"fail_while_exists": fault})
-        wait_until(lambda: self.job(h, i["latest_job"]["id"])["attempts"] >= 2 and
-                   len(self.job(h, i["latest_job"]["id"])["history"]) >= 2, 30, interval=0.05, what="two failed attempts")
+        wait_until(lambda: len(self.job(h, i["latest_job"]["id"])["history"]) >= 2, 120, interval=0.05, what="two failed attempts")
         os.remove(fault)
         self.wait_status(h, i["id"], ["active"])
         job = self.job(h, i["latest_job"]["id"])
         self.assertEqual(job["status"], "succeeded")
-        self.assertIn(job["attempts"], (3, 4))  # the third attempt may start before the file is gone
-        self.assertGreaterEqual(len(job["history"]), 2)
+        self.assertGreaterEqual(len(job["history"]), 2)  # more if an attempt started before the file was gone
+        self.assertEqual(job["attempts"], len(job["history"]) + 1)
         self.assertIn("fault file", job["history"][0]["error"])
         self.assertEqual(job["history"][0]["step"], "flaky")
         self.assertEqual(self.effects(i["id"]), 1)
@@ -163,7 +164,7 @@ class Pipeline(PipelineCase):
         fault = os.path.join(self.stack.dir, "poison-" + os.urandom(4).hex())
         open(fault, "w").close()
         i = self.create(h, c, settings={"fail_while_exists": fault})
-        failed = self.wait_status(h, i["id"], ["failed"], timeout=60)
+        failed = self.wait_status(h, i["id"], ["failed"])
         self.assertIn("fault file", failed["status_reason"])
         degraded = [x for x in failed["conditions"] if x["type"] == "Degraded"][0]
         self.assertTrue(degraded["status"])
@@ -228,7 +229,7 @@ class Pipeline(PipelineCase):
         w = self.host(dbname=db, env={"FT_ROLES": "relay,worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
         w.start(wait=False)
         self.wait_status(h, i["id"], ["active"])
-        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 20,
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 60,
                    what="the outbox to drain")
         time.sleep(1.5)
         self.assertEqual(self.job(h, i["latest_job"]["id"])["attempts"], 1)
@@ -241,16 +242,16 @@ class Pipeline(PipelineCase):
         db = self.stack.create_database()
         h = self.host(dbname=db, env={"FT_ROLES": "api,relay"})
         c = customer(h)
-        i = self.create(h, c, settings={"sleep_ms": 4000})
+        i = self.create(h, c, settings={"sleep_ms": 8000})  # long enough to see it running and kill the worker
         w = self.host(dbname=db, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
         w.start(wait=False)
         # "touch" has committed its effect, "nap" is sleeping
         wait_until(lambda: [s["status"] for s in self.job(h, i["latest_job"]["id"])["steps"]][1:3] == ["succeeded", "running"],
-                   30, interval=0.05, what="the nap step to be running")
+                   120, interval=0.05, what="the nap step to be running")
         w.kill()
         w2 = self.host(dbname=db, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
         w2.start(wait=False)
-        self.wait_status(h, i["id"], ["active"], timeout=60)
+        self.wait_status(h, i["id"], ["active"])
         job = self.job(h, i["latest_job"]["id"])
         self.assertEqual(job["attempts"], 2)
         self.assertEqual(job["steps"][1]["attempts"], 1)  # touch ran once
@@ -266,13 +267,13 @@ class Pipeline(PipelineCase):
         r1 = self.host(dbname=db, env={"FT_ROLES": "relay", "FT_HTTP_LISTEN": "127.0.0.1:0", "FT_RELAY_CRASH_AFTER_PUBLISH": "true"},
                        start=False)
         r1.start(wait=False)
-        self.assertEqual(r1.wait_exit(30), 137)
+        self.assertEqual(r1.wait_exit(60), 137)
         unpublished = int(self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db))
         self.assertGreater(unpublished, 0)  # published to JetStream, but never marked
         r2 = self.host(dbname=db, env={"FT_ROLES": "relay", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
         r2.start(wait=False)
         self.wait_status(h, i["id"], ["active"])
-        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 20,
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 60,
                    what="the outbox to drain")
         time.sleep(1.5)
         self.assertEqual(self.job(h, i["latest_job"]["id"])["attempts"], 1)
@@ -313,7 +314,7 @@ class Pipeline(PipelineCase):
                                     % ",".join(ids), h.dbname))
             return n == len(ids) or None
         wait_until(all_active, 180, interval=0.5, what="all instances active after the restart")
-        wait_until(lambda: h.get("/ready").status == 200, 30, what="ready again")
+        wait_until(lambda: h.get("/ready").status == 200, 60, what="ready again")
 
 
 if __name__ == "__main__":
