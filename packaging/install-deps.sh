@@ -11,7 +11,7 @@ libjansson-dev
 libpq-dev postgresql postgresql-contrib
 libargon2-dev libcurl4-openssl-dev uuid-dev
 python3 curl ca-certificates procps util-linux iproute2 json-schema-test-suite
-wrk nginx-light
+wrk nginx-light stress-ng
 "
 
 missing=""

@@ -7,6 +7,7 @@
 #include "http/request.h"
 #include "http/routes.h"
 #include "http/server.h"
+#include "infra/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +58,8 @@ static void get_sleep(ft_req_t *r)
     ft_req_defer_db(r, sleep_work, sleep_done, job);
 }
 
-/* Holds the request's catalog for ms milliseconds, then says which generation served it. */
+/* Holds the request's catalog for ms milliseconds, then says which generation served it. Logs
+ * the start, so a test knows the request is held before it replaces the generation. */
 typedef struct hold {
     uv_timer_t timer;
     ft_req_t *r;
@@ -97,6 +99,7 @@ static void get_hold(ft_req_t *r)
     h->timer.data = h;
     ft_req_hold(r);
     r->thread->pending_db++; /* counts as deferred work for the drain */
+    ft_log(FT_LOG_DEBUG, r->request_id, "dev: holding %s generation %llu for %ld ms", g->product_code, g->number, v);
     uv_timer_init(&r->thread->loop, &h->timer);
     uv_timer_start(&h->timer, hold_fired, (uint64_t)v, 0);
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #define NS_PER_SEC 1000000000LL
+#define SUB_DESTROY_FLUSH_MS 2000
 
 struct ft_nats {
     natsConnection *conn;
@@ -151,6 +152,16 @@ void ft_nats_close(ft_nats_t *n)
     pthread_cond_destroy(&n->cond);
     pthread_mutex_destroy(&n->mutex);
     free(n);
+}
+
+void ft_nats_sub_destroy(ft_nats_t *n, natsSubscription *sub)
+{
+    if (sub == NULL)
+        return;
+    natsSubscription_Unsubscribe(sub);
+    if (natsConnection_Status(n->conn) == NATS_CONN_STATUS_CONNECTED)
+        natsConnection_FlushTimeout(n->conn, SUB_DESTROY_FLUSH_MS);
+    natsSubscription_Destroy(sub);
 }
 
 int ft_nats_connected(const ft_nats_t *n)

@@ -28,6 +28,13 @@ int ft_nats_take_reconnected(ft_nats_t *n);
 /* Creates or updates every stream (idempotent). Blocking. */
 int ft_nats_ensure_streams(ft_nats_t *n, ft_error_t *err);
 
+/* Unsubscribes sub and frees it once the connection's reader can no longer be delivering to it.
+ * libnats before 3.6 looks a subscription up under the connection's lock and locks it after
+ * letting go (nats.c issue 637), so freeing a subscription while a message for it arrives (a
+ * pull request's timeout, at shutdown) crashed the reader. Waits for a round trip to the server
+ * first (bounded): the reader handles the PONG only after any message it was holding. */
+void ft_nats_sub_destroy(ft_nats_t *n, natsSubscription *sub);
+
 natsConnection *ft_nats_connection(ft_nats_t *n);
 jsCtx *ft_nats_jetstream(ft_nats_t *n);
 

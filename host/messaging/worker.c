@@ -478,7 +478,7 @@ static void *worker_main(void *arg)
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {
-            natsSubscription_Destroy(sub);
+            ft_nats_sub_destroy(w->cfg.nats, sub);
             sub = NULL;
             if (nap(w, 200))
                 break;
@@ -488,8 +488,7 @@ static void *worker_main(void *arg)
             handle(t, &control, list.Msgs[i]);
         natsMsgList_Destroy(&list);
     }
-    if (sub != NULL)
-        natsSubscription_Destroy(sub);
+    ft_nats_sub_destroy(w->cfg.nats, sub);
     if (control != NULL)
         PQfinish(control);
     PQfinish(t->shared);

@@ -2,6 +2,8 @@
 tests. Each call makes fresh, uniquely named objects, so tests can run in any order."""
 import secrets
 
+from harness import wait_until
+
 
 def customer(h, **extra):
     body = {"legal_name": f"Customer {secrets.token_hex(4)}", "tax_id": secrets.token_hex(6), "country": "CO"}
@@ -18,6 +20,14 @@ def instance(h, customer_id, product="vet", plan="professional", **extra):
     r = h.post(f"/api/v1/customers/{customer_id}/instances", body=body)
     assert r.status == 202, r
     return r.json()
+
+
+def settled(h, instance_id, statuses=("active",), timeout=120):
+    """Waits for the instance's provisioning to end in one of statuses; returns the instance."""
+    def check():
+        i = h.get(f"/api/v1/instances/{instance_id}").json()
+        return i if i["status"] in statuses else None
+    return wait_until(check, timeout, what=f"instance {instance_id} to be {' or '.join(statuses)}")
 
 
 def entitlements(h, instance_id):

@@ -7,6 +7,7 @@ host gets its own database unless told otherwise, so tests can run in any order 
 import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -23,6 +24,7 @@ BUILD = os.environ.get("FT_BUILD_DIR", os.path.join(ROOT, "build", "test"))
 HOST_BIN = os.path.join(BUILD, "host", "farutech-host")
 STACK = os.path.join(ROOT, "packaging", "stack.sh")
 PRODUCTS_DIR = os.path.join(BUILD, "products")
+LISTENING = re.compile(r"listening on http://\S+:(\d+) ")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
@@ -58,14 +60,13 @@ class Stack:
         os.chmod(self.dir, 0o755)
         self.admin_keys = {}  # database name -> a platform-admin API key
         self.env = dict(os.environ)
-        self.env.update({
-            "FT_VAR_DIR": self.dir,
-            "FT_PG_PORT": str(free_port()),
-            "FT_NATS_PORT": str(free_port()),
-            "FT_NATS_MONITOR_PORT": str(free_port()),
-            "FT_PG_FAST": "1",
-        })
+        self.env.update({"FT_VAR_DIR": self.dir, "FT_PG_FAST": "1"})
+        self._pick_ports()
         self.urls = {}
+
+    def _pick_ports(self):
+        for name in ("FT_PG_PORT", "FT_NATS_PORT", "FT_NATS_MONITOR_PORT"):
+            self.env[name] = str(free_port())
 
     def _run(self, *args):
         out = subprocess.run([STACK, *args], env=self.env, capture_output=True, text=True, timeout=120)
@@ -74,7 +75,21 @@ class Stack:
         return out.stdout
 
     def start(self):
-        for line in self._run("start").splitlines():
+        # a free port is only free when chosen: another process may bind it before the server
+        # does, so a start that finds its port taken is tried again on other ports
+        for attempt in range(3):
+            try:
+                out = self._run("start")
+                break
+            except RuntimeError as e:
+                if attempt == 2 or "already in use" not in str(e).lower():
+                    raise
+                try:
+                    self._run("stop")
+                except RuntimeError:
+                    pass
+                self._pick_ports()
+        for line in out.splitlines():
             if "=" in line:
                 k, v = line.split("=", 1)
                 self.urls[k] = v
@@ -137,11 +152,13 @@ class Host:
     def __init__(self, stack, env=None, dbname=None, migrations_dir=None, threads=2):
         self.stack = stack
         self.dbname = dbname or stack.create_database()
-        self.port = free_port()
+        self._port = None
         self.dir = tempfile.mkdtemp(prefix="host-", dir=stack.dir)
         self.env = dict(os.environ)
         self.env.update({
-            "FT_HTTP_LISTEN": f"127.0.0.1:{self.port}",
+            # the host picks a free port itself and logs it: a port chosen here and bound later
+            # could be taken in between by any process on the machine
+            "FT_HTTP_LISTEN": "127.0.0.1:0",
             "FT_DATABASE_URL": stack.url_for(self.dbname),
             "FT_NATS_URL": stack.nats_url,
             "FT_THREADS": str(threads),
@@ -162,6 +179,7 @@ class Host:
         self.stderr_path = os.path.join(self.dir, "stderr.log")
 
     def start(self, wait=True, args=()):
+        self._port = None
         self.stdout = open(self.stdout_path, "wb")
         self.stderr = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen([HOST_BIN, *args], env=self.env, stdout=self.stdout, stderr=self.stderr)
@@ -172,6 +190,21 @@ class Host:
                 return self.get("/health").status == 200
             wait_until(up, 60, what="host /health")
         return self
+
+    @property
+    def port(self):
+        """The HTTP port, from the host's "listening on" line (waits for it)."""
+        if self._port is None:
+            def listening():
+                for line in self.log_lines():
+                    m = LISTENING.match(line.get("msg", ""))
+                    if m:
+                        return int(m.group(1))
+                if self.proc is None or self.proc.poll() is not None:
+                    raise AssertionError(f"host is not serving HTTP:\n{self.output() if self.proc else 'never started'}")
+                return None
+            self._port = wait_until(listening, 60, interval=0.05, what="the host to listen")
+        return self._port
 
     def wait_exit(self, timeout=60):
         try:
@@ -260,11 +293,20 @@ class Host:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body).encode()
                 hdrs.setdefault("Content-Type", "application/json")
-            conn.request(method, path, body=body, headers=hdrs)
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+            except ConnectionRefusedError as e:
+                raise ConnectionRefusedError(e.errno, f"{e.strerror} on port {self.port}: {self.state()}") from e
             r = conn.getresponse()
             return Response(r.status, r.getheaders(), r.read())
         finally:
             conn.close()
+
+    def state(self):
+        """Whether the process still runs, and its last log lines: what a refused connection needs."""
+        code = self.proc.poll() if self.proc else None
+        last = " | ".join(str(line.get("msg")) for line in self.log_lines()[-5:])
+        return f"host {'exited with ' + str(code) if code is not None else 'running'}; last log lines: {last}"
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -99,7 +99,7 @@ class Actions(PipelineCase):
         r = self.run_action(h, i["id"], "patient-count", headers={"Prefer": "respond-async"})
         self.assertEqual(r.status, 202, r)
         job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(h.get(r.headers["location"]).json()),
-                         60, what="the action job to finish")
+                         120, what="the action job to finish")
         self.assertEqual((job["status"], job["attempts"]), ("failed", 1), job)
         self.assertEqual(self.stack.psql(f"SELECT count(*) FROM pg_database WHERE datname = '{db}'"), "0")
 
@@ -125,7 +125,7 @@ class Actions(PipelineCase):
         for job_id, i, why in zip(jobs, ids, expect):
             with self.subTest(why):
                 job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(
-                    api.get(f"/api/v1/jobs/{job_id}").json()), 60, what="the queued action to run")
+                    api.get(f"/api/v1/jobs/{job_id}").json()), 120, what="the queued action to run")
                 self.assertEqual((job["status"], job["attempts"]), ("failed", 1), job)
                 self.assertIn(why, job["last_error"])
                 self.assertIn(job_id, [d["job_id"] for d in api.get("/api/v1/dlq").json()["items"]])
@@ -157,7 +157,7 @@ class Actions(PipelineCase):
         r = self.run_action(h, mine["id"], "patient-count", headers={"Prefer": "respond-async"}, auth=key)
         self.assertEqual(r.status, 202, r)
         job = wait_until(lambda: (lambda j: j if j.get("status") == "succeeded" else None)(h.get(r.headers["location"], auth=key).json()),
-                         60, what="the child app's action job")
+                         120, what="the child app's action job")
         self.assertEqual(job["result"]["patients"], 1)
         self.assertEqual(h.get(f"/api/v1/instances/{mine['id']}/jobs", auth=key).status, 200)
         theirs = h.get(f"/api/v1/instances/{other['id']}/jobs").json()["items"][0]["id"]
@@ -180,7 +180,7 @@ class Actions(PipelineCase):
         self.assertEqual((queued["action"], queued["instance_id"], queued["status"]), ("register-patient", i["id"], "queued"))
         self.assertEqual(r.headers["location"], f"/api/v1/jobs/{queued['job_id']}")
         job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(h.get(r.headers["location"]).json()),
-                         60, what="the action job to finish")
+                         120, what="the action job to finish")
         self.assertEqual((job["status"], job["kind"], job["attempts"]), ("succeeded", "action", 1), job)
         self.assertEqual([(s["name"], s["status"]) for s in job["steps"]], [("register-patient", "succeeded")])
         self.assertIsInstance(job["result"]["patient_id"], int)
@@ -197,7 +197,7 @@ class Actions(PipelineCase):
         r = self.run_action(h, i["id"], "register-patient", {"name": "Kira", "species": "dog", "owner_id": 999999}, headers=hdr)
         self.assertEqual(r.status, 202, r)
         job = wait_until(lambda: (lambda j: j if j["status"] in ("succeeded", "failed") else None)(h.get(r.headers["location"]).json()),
-                         60, what="the refused action job to finish")
+                         120, what="the refused action job to finish")
         self.assertEqual((job["status"], job["attempts"], job["result"]), ("failed", 1, None), job)
         self.assertIn("owner 999999 not found", job["last_error"])
         self.assertEqual(h.get(f"/api/v1/instances/{i['id']}").json()["status"], "active")

@@ -2,8 +2,8 @@
 onto the v1 model."""
 import uuid
 
-from fixtures import customer, entitlements
-from harness import ProductsTestCase, main, wait_until
+from fixtures import customer, entitlements, settled
+from harness import ProductsTestCase, main
 
 
 class Compat(ProductsTestCase):
@@ -38,8 +38,7 @@ class Compat(ProductsTestCase):
         self.assertFalse(f["payroll"]["enabled"])  # replaced: moduleIds no longer list it
 
         # removal waits for provisioning to end (409 instance-busy meanwhile)
-        wait_until(lambda: h.get(f"/api/v1/instances/{b['tenantInstanceId']}").json()["status"] in ("active", "failed"), 60,
-                   what="provisioning to end")
+        settled(h, b["tenantInstanceId"], ("active", "failed"))
         r = h.request("DELETE", f"/api/provisioning/{b['tenantInstanceId']}")
         self.assertEqual(r.status, 202, r)
         d = r.json()

@@ -79,7 +79,7 @@ class Entitlements(ProductsTestCase):
     def test_an_expired_override_is_ignored(self):
         i = instance(self.h, self.c["id"], plan="essentials")
         now = datetime.datetime.now(datetime.timezone.utc)
-        self.put(i, "telemedicine", enabled=True, expires_at=iso(now + datetime.timedelta(seconds=2)))
+        self.put(i, "telemedicine", enabled=True, expires_at=iso(now + datetime.timedelta(seconds=5)))
         self.put(i, "lab_integrations", enabled=True, expires_at=iso(now - datetime.timedelta(seconds=5)))
         e = entitlements(self.h, i["id"])
         self.assertTrue(e["features"]["telemedicine"]["enabled"])
@@ -87,7 +87,7 @@ class Entitlements(ProductsTestCase):
         self.assertIsNotNone(e["valid_until"])
         self.assertFalse(e["features"]["lab_integrations"]["enabled"])
         # past the expiry the cached record is stale and re-resolved
-        wait_until(lambda: not entitlements(self.h, i["id"])["features"]["telemedicine"]["enabled"], 6, interval=0.25,
+        wait_until(lambda: not entitlements(self.h, i["id"])["features"]["telemedicine"]["enabled"], 60, interval=0.25,
                    what="the override to expire")
 
     def test_suspension_and_an_ended_trial_switch_everything_off(self):
@@ -103,7 +103,7 @@ class Entitlements(ProductsTestCase):
         self.stack.psql(f"UPDATE ft_subscriptions SET trial_ends_at = now() - interval '1 second' WHERE instance_id = '{j['id']}'",
                         self.h.dbname)
         f = wait_until(lambda: (lambda e: e if not e["features"]["appointments"]["enabled"] else None)(entitlements(self.h, j["id"])),
-                       3, what="trial end")["features"]
+                       30, what="trial end")["features"]
         self.assertIn("trial has ended", f["appointments"]["reason"])
 
     def test_etag_and_if_none_match(self):
@@ -145,7 +145,7 @@ class Entitlements(ProductsTestCase):
     def test_cache_is_warmed_at_start(self):
         i = instance(self.h, self.c["id"])
         h2 = self.host(dbname=self.h.dbname)
-        wait_until(lambda: "entitlements: " in "".join(l.get("msg", "") for l in h2.log_lines()), 10, what="warm-up")
+        wait_until(lambda: "entitlements: " in "".join(l.get("msg", "") for l in h2.log_lines()), 60, what="warm-up")
         metrics = h2.get("/metrics").body.decode()
         line = [l for l in metrics.splitlines() if l.startswith("ft_entitlements_cached ")][0]
         self.assertGreaterEqual(int(line.split()[1]), 1)

@@ -23,7 +23,7 @@ class Events(PipelineCase):
         h.request("DELETE", base + "/overrides/telemedicine")
         r = h.request("POST", base + "/actions/patient-count", body={}, headers={"Prefer": "respond-async"})
         self.assertEqual(r.status, 202, r)
-        wait_until(lambda: h.get(r.headers["location"]).json()["status"] == "succeeded", 60, what="the action job")
+        wait_until(lambda: h.get(r.headers["location"]).json()["status"] == "succeeded", 120, what="the action job")
         h.post(base + "/subscription/plan", body={"plan": "enterprise"})
         h.post(base + "/subscription/plan", body={"plan": "essentials"})
         h.post(base + "/subscription/trial", body={"ends_at": "2099-01-01T00:00:00Z"})
@@ -34,7 +34,7 @@ class Events(PipelineCase):
         fault = os.path.join(self.stack.dir, "events-fault")
         open(fault, "w").close()
         bad = self.create(h, c, settings={"fail_while_exists": fault})
-        self.wait_status(h, bad["id"], ["failed"], timeout=60)
+        self.wait_status(h, bad["id"], ["failed"])
         dlq = [d for d in h.get("/api/v1/dlq").json()["items"] if d["instance_id"] == bad["id"]][0]
         os.remove(fault)
         h.post(f"/api/v1/dlq/{dlq['id']}/replay")

@@ -20,7 +20,7 @@ class Foundation(StackTestCase):
 
     def test_ready_reports_each_dependency(self):
         h = self.host()
-        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 20, what="ready")
+        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 60, what="ready")
         body = r.json()
         self.assertEqual(body["status"], "ready")
         self.assertEqual(body["checks"], {"database": "ok", "migrations": "ok", "nats": "ok", "jetstream": "ok"})
@@ -30,14 +30,16 @@ class Foundation(StackTestCase):
         for _ in range(3):
             h.get("/health")
         h.get("/does-not-exist")
-        time.sleep(0.05)
-        r = h.get("/metrics")
+
+        def counted():  # a request is counted once its response is sent, which may be just after the client has it
+            r = h.get("/metrics")
+            text = r.body.decode()
+            m = re.search(r'^ft_http_requests_total\{method="GET",route="/health",status="200"\} (\d+)$', text, re.M)
+            return r if m and int(m.group(1)) >= 3 and 'route="unmatched",status="404"' in text else None
+        r = wait_until(counted, 30, what="the requests to be counted")
         self.assertEqual(r.status, 200)
         self.assertTrue(r.headers["content-type"].startswith("text/plain; version=0.0.4"))
         text = r.body.decode()
-        m = re.search(r'^ft_http_requests_total\{method="GET",route="/health",status="200"\} (\d+)$', text, re.M)
-        self.assertIsNotNone(m, text)
-        self.assertGreaterEqual(int(m.group(1)), 3)
         self.assertRegex(text, r'(?m)^ft_http_requests_total\{method="",route="unmatched",status="404"\} 1$')
         self.assertRegex(text, r'(?m)^ft_http_request_duration_seconds_bucket\{method="GET",route="/health",status="200",le="\+Inf"\} \d+$')
         self.assertRegex(text, r'(?m)^ft_http_request_duration_seconds_sum\{method="GET",route="/health",status="200"\} [0-9.]+$')
@@ -142,7 +144,7 @@ class Foundation(StackTestCase):
     def test_one_json_log_line_per_request(self):
         h = self.host()
         h.get("/health", headers={"X-Request-Id": "log-line-check"})
-        line = wait_until(lambda: next((l for l in h.log_lines() if l.get("request_id") == "log-line-check"), None), 5,
+        line = wait_until(lambda: next((l for l in h.log_lines() if l.get("request_id") == "log-line-check"), None), 30,
                           what="access log line")
         self.assertEqual(line["level"], "info")
         self.assertEqual(line["method"], "GET")
@@ -153,10 +155,10 @@ class Foundation(StackTestCase):
 
     def test_readiness_turns_503_when_nats_stops_and_200_after_restart(self):
         h = self.host()
-        wait_until(lambda: h.get("/ready").status == 200, 20, what="ready")
+        wait_until(lambda: h.get("/ready").status == 200, 60, what="ready")
         self.stack.stop_nats()
         try:
-            r = wait_until(lambda: (lambda x: x if x.status == 503 else None)(h.get("/ready")), 10, what="503")
+            r = wait_until(lambda: (lambda x: x if x.status == 503 else None)(h.get("/ready")), 60, what="503")
             p = self.assertProblem(r, 503, "not-ready")
             self.assertIn("nats", p["detail"])
             self.assertNotEqual(p["checks"]["nats"], "ok")
@@ -165,25 +167,37 @@ class Foundation(StackTestCase):
             self.assertEqual(h.get("/health").status, 200)  # alive while not ready
         finally:
             self.stack.start_nats()
-        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 20, what="ready again")
+        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 60, what="ready again")
         self.assertEqual(r.json()["checks"]["nats"], "ok")
         self.assertEqual(r.json()["checks"]["jetstream"], "ok")
 
     def test_sigterm_lets_a_slow_request_finish_then_exits_0(self):
         h = self.host(env={"FT_DEV_ROUTES": "true"})
+        h.admin_key  # made now, not inside the request's thread
         started = time.monotonic()
-        join = in_thread(h.get, "/api/v1/_dev/sleep?ms=1500")
-        time.sleep(0.4)
+        join = in_thread(lambda: (h.get("/api/v1/_dev/sleep?ms=3000"), time.monotonic()))
+        # the request is in flight once its pg_sleep runs in the database
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                           " AND query LIKE 'SELECT pg_sleep%' AND pid <> pg_backend_pid()", h.dbname) == "1",
+                   60, what="the slow request's pg_sleep")
         h.proc.send_signal(signal.SIGTERM)
-        time.sleep(0.2)
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", h.port), timeout=5).close()
+            except ConnectionRefusedError:
+                return time.monotonic()
+            return None
         # no new connections are accepted while draining
+        refused_at = wait_until(refused, 30, interval=0.02, what="the listener to close")
         with self.assertRaises(OSError):
-            h.get("/health", timeout=2)
-        r = join()
+            h.get("/health", timeout=5)
+        r, answered_at = join()
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json(), {"slept_ms": 1500})
-        self.assertGreaterEqual(time.monotonic() - started, 1.5)
-        self.assertEqual(h.wait_exit(30), 0)
+        self.assertEqual(r.json(), {"slept_ms": 3000})
+        self.assertLess(refused_at, answered_at)  # the drain began while the request was in flight
+        self.assertGreaterEqual(time.monotonic() - started, 3.0)
+        self.assertEqual(h.wait_exit(60), 0)
         h.assert_clean()
         self.assertTrue(any(l.get("msg") == "stopped" for l in h.log_lines()))
 

@@ -3,7 +3,7 @@
 child-app key decides alone which instance is evaluated; other credentials name it in
 context.targetingKey, within their scope."""
 
-from fixtures import child_key, customer, instance, ofrep
+from fixtures import child_key, customer, instance, ofrep, settled
 from harness import ProductsTestCase, main, wait_until
 
 
@@ -16,8 +16,7 @@ class Ofrep(ProductsTestCase):
         self.i = instance(self.h, c["id"], plan="professional")
         self.key = child_key(self.h, self.i["id"])
         # the instance's status is part of its entitlements (and ETag): let provisioning settle first
-        wait_until(lambda: self.h.get(f"/api/v1/instances/{self.i['id']}").json()["status"] == "active", 60,
-                   what="the instance to become active")
+        settled(self.h, self.i["id"])
 
     def post(self, path, body, headers=None, credential=None):
         return self.h.request("POST", path, body=body, headers=headers, auth=credential or self.key)

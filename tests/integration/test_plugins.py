@@ -12,6 +12,7 @@ from harness import BUILD, ROOT, StackTestCase, in_thread, main, wait_until
 
 FIXTURES = os.path.join(BUILD, "tests", "plugins")
 PRODUCTS = os.path.join(BUILD, "products")
+HOLD_MS = 5000  # outlasts a reload and a few requests on a loaded machine
 
 
 def fixture(variant):
@@ -125,7 +126,7 @@ class Plugins(StackTestCase):
         [entry] = self.plugin_entries(h)
         self.assertEqual((entry["generation"], entry["state"]), (1, "active"))
         self.assertIn(reason, entry["last_reload_error"]["reason"])
-        wait_until(lambda: any(reason in l.get("msg", "") and l["level"] == "error" for l in h.log_lines()), 5,
+        wait_until(lambda: any(reason in l.get("msg", "") and l["level"] == "error" for l in h.log_lines()), 30,
                    what="an error log line")
 
     def test_abi_mismatches_are_refused_and_the_old_generation_serves(self):
@@ -290,17 +291,24 @@ class Plugins(StackTestCase):
         self.assertEqual(h.get("/api/v1/products").json()["products"], [])
         shutil.copy(fixture("ok"), os.path.join(d, "fixture.so"))
         h.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: h.get("/api/v1/products/fixture").status == 200, 10, what="SIGHUP load")
+        wait_until(lambda: h.get("/api/v1/products/fixture").status == 200, 60, what="SIGHUP load")
         self.install(d, "v2")
         h.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.fixture_version(h) == "2.0.0", 10, what="SIGHUP reload")
+        wait_until(lambda: self.fixture_version(h) == "2.0.0", 60, what="SIGHUP reload")
 
     # ---------------------------------------------------------------- drain
 
+    def hold(self, h, generation, ms=HOLD_MS):
+        """Starts a request that holds generation's catalog for ms; returns once the host holds it."""
+        h.admin_key  # made now, not inside the request's thread
+        join = in_thread(h.get, f"/api/v1/_dev/hold?product=fixture&ms={ms}")
+        wait_until(lambda: any(l.get("msg") == f"dev: holding fixture generation {generation} for {ms} ms" for l in h.log_lines()),
+                   60, what=f"a request to hold generation {generation}")
+        return join
+
     def test_a_request_on_generation_1_finishes_there_while_new_requests_reach_generation_2(self):
         h, d = self.fixture_host()
-        join = in_thread(h.get, "/api/v1/_dev/hold?product=fixture&ms=1500")
-        time.sleep(0.3)
+        join = self.hold(h, 1)
         self.install(d, "v2")
         self.assertEqual(h.post("/api/v1/plugins/fixture/reload").status, 200)
         now = h.get("/api/v1/_dev/hold?product=fixture&ms=0").json()
@@ -310,7 +318,7 @@ class Plugins(StackTestCase):
         self.assertEqual(len(self.mapped_copies(h)), 2)
         held = join()
         self.assertEqual((held.json()["generation"], held.json()["version"]), (1, "1.0.0"))
-        wait_until(lambda: len(self.mapped_copies(h)) == 1, 10, what="generation 1 unmapped")
+        wait_until(lambda: len(self.mapped_copies(h)) == 1, 60, what="generation 1 unmapped")
         self.assertEqual([p["generation"] for p in self.plugin_entries(h)], [2])
 
     def mapped_copies(self, h):
@@ -319,18 +327,17 @@ class Plugins(StackTestCase):
 
     def test_a_drain_past_its_bound_raises_an_alert_and_keeps_the_generation(self):
         h, d = self.fixture_host(FT_PLUGIN_DRAIN_TIMEOUT_MS="300")
-        join = in_thread(h.get, "/api/v1/_dev/hold?product=fixture&ms=1500")
-        time.sleep(0.3)
+        join = self.hold(h, 1)
         self.assertEqual(h.post("/api/v1/plugins/fixture/reload?force=true").status, 200)
         wait_until(lambda: any("ALERT plugin fixture: generation 1 has not drained" in l.get("msg", "") for l in h.log_lines()),
-                   5, what="alert")
+                   30, what="alert")
         entry = [p for p in self.plugin_entries(h) if p["generation"] == 1][0]
         self.assertEqual(entry["state"], "draining")
         self.assertIn("drain timed out", entry["reason"])
         metrics = h.get("/metrics").body.decode()
         self.assertIn("ft_plugin_drain_timeouts_total 1", metrics)
         self.assertEqual(join().status, 200)
-        wait_until(lambda: [p["generation"] for p in self.plugin_entries(h)] == [2], 10, what="late unload")
+        wait_until(lambda: [p["generation"] for p in self.plugin_entries(h)] == [2], 60, what="late unload")
 
     # ---------------------------------------------------------------- catalog sync
 

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 import time
 
-from fixtures import customer, entitlements, instance
+from fixtures import customer, entitlements, instance, settled
 from harness import BUILD, ProductsTestCase, main
 
 
@@ -157,6 +157,7 @@ class Tenancy(ProductsTestCase):
         h = self.host()
         c = customer(h)
         i = instance(h, c["id"])
+        settled(h, i["id"])  # removal waits for provisioning to end (409 instance-busy meanwhile)
         r = h.request("DELETE", f"/api/v1/instances/{i['id']}")
         self.assertEqual(r.status, 202, r)
         self.assertEqual(r.json()["status"], "deprovisioning")
