@@ -42,9 +42,8 @@ static const setting_t settings[] = {
      "PostgreSQL connection URL or conninfo string"},
     {"FT_NATS_URL", K_NATSURL, OFF(nats_url), "nats://127.0.0.1:14222", 0, 0, "NATS server URL(s), comma separated"},
     {"FT_PLUGIN_DIR", K_STRING, OFF(plugin_dir), FT_DEFAULT_PLUGIN_DIR, 0, 0, "directory of product plugins (*.so)"},
-    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_DEFAULT_MIGRATIONS_DIR, 0, 0,
-     "directory of NNNN_name.sql migrations"},
-    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker"},
+    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_DEFAULT_MIGRATIONS_DIR, 0, 0, "directory of NNNN_name.sql migrations"},
+    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker (all: every one)"},
     {"FT_THREADS", K_UINT, OFF(threads), "0", 0, 256, "HTTP loop threads (0 = one per CPU)"},
     {"FT_DB_POOL_SIZE", K_UINT, OFF(db_pool_size), "8", 1, 512, "PostgreSQL connections for request work"},
     {"FT_MAX_BODY_BYTES", K_SIZE, OFF(max_body_bytes), "1MiB", 1, 1ull << 30, "largest request body accepted"},
@@ -64,8 +63,7 @@ static const setting_t settings[] = {
     {"FT_JOB_MAX_ATTEMPTS", K_UINT, OFF(job_max_attempts), "5", 1, 50, "attempts before a job goes to the DLQ"},
     {"FT_JOB_BACKOFF_MS", K_UINT, OFF(job_backoff_ms), "1000", 1, 3600000, "delay after a first failed attempt (doubles)"},
     {"FT_JOB_BACKOFF_MAX_MS", K_UINT, OFF(job_backoff_max_ms), "60000", 1, 86400000, "longest delay between attempts"},
-    {"FT_JOB_ACK_WAIT_MS", K_UINT, OFF(job_ack_wait_ms), "30000", 500, 3600000,
-     "redelivery after a worker vanished mid-job"},
+    {"FT_JOB_ACK_WAIT_MS", K_UINT, OFF(job_ack_wait_ms), "30000", 500, 3600000, "redelivery after a worker vanished mid-job"},
     {"FT_RELAY_BATCH", K_UINT, OFF(relay_batch), "500", 1, 10000, "outbox rows per relay batch"},
     {"FT_RELAY_POLL_MS", K_UINT, OFF(relay_poll_ms), "5000", 10, 600000, "relay poll when no notification arrives"},
     {"FT_RELAY_CRASH_AFTER_PUBLISH", K_BOOL, OFF(relay_crash_after_publish), "false", 0, 0,
@@ -196,7 +194,9 @@ static int parse_roles(const char *v, unsigned *out)
         size_t n = strlen(tok);
         while (n > 0 && isspace((unsigned char)tok[n - 1]))
             tok[--n] = '\0';
-        if (strcmp(tok, "api") == 0)
+        if (strcmp(tok, "all") == 0) /* the systemd instance farutech@all */
+            roles |= FT_ROLE_API | FT_ROLE_RELAY | FT_ROLE_WORKER;
+        else if (strcmp(tok, "api") == 0)
             roles |= FT_ROLE_API;
         else if (strcmp(tok, "relay") == 0)
             roles |= FT_ROLE_RELAY;
@@ -319,7 +319,7 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         return;
     case K_ROLES:
         if (parse_roles(value, (unsigned *)field) != 0) {
-            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker", s->name, value, source);
+            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker, or all", s->name, value, source);
             return;
         }
         return;
