@@ -9,8 +9,8 @@ libh2o-dev libuv1-dev libssl-dev
 libnats-dev nats-server
 libjansson-dev
 libpq-dev postgresql postgresql-contrib
-libargon2-dev libcurl4-openssl-dev uuid-dev
-python3 curl ca-certificates procps util-linux iproute2 json-schema-test-suite
+libargon2-dev libcurl4-openssl-dev uuid-dev libsystemd-dev
+python3 python3-yaml curl ca-certificates procps util-linux iproute2 json-schema-test-suite
 wrk nginx-light
 "
 

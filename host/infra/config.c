@@ -64,9 +64,8 @@ static const setting_t settings[] = {
      "PostgreSQL connection URL or conninfo string"},
     {"FT_NATS_URL", K_NATSURL, OFF(nats_url), "nats://127.0.0.1:14222", 0, 0, "NATS server URL(s), comma separated"},
     {"FT_PLUGIN_DIR", K_STRING, OFF(plugin_dir), FT_DEFAULT_PLUGIN_DIR, 0, 0, "directory of product plugins (*.so)"},
-    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_DEFAULT_MIGRATIONS_DIR, 0, 0,
-     "directory of NNNN_name.sql migrations"},
-    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker"},
+    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_DEFAULT_MIGRATIONS_DIR, 0, 0, "directory of NNNN_name.sql migrations"},
+    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker (all: every one)"},
     {"FT_THREADS", K_UINT, OFF(threads), "0", 0, 256, "HTTP loop threads (0 = one per CPU)"},
     {"FT_DB_POOL_SIZE", K_UINT, OFF(db_pool_size), "8", 1, 512, "PostgreSQL connections for request work"},
     {"FT_MAX_BODY_BYTES", K_SIZE, OFF(max_body_bytes), "1MiB", 1, 1ull << 30, "largest request body accepted"},
@@ -217,7 +216,9 @@ static int parse_roles(const char *v, unsigned *out)
         size_t n = strlen(tok);
         while (n > 0 && isspace((unsigned char)tok[n - 1]))
             tok[--n] = '\0';
-        if (strcmp(tok, "api") == 0)
+        if (strcmp(tok, "all") == 0) /* the systemd instance farutech@all */
+            roles |= FT_ROLE_API | FT_ROLE_RELAY | FT_ROLE_WORKER;
+        else if (strcmp(tok, "api") == 0)
             roles |= FT_ROLE_API;
         else if (strcmp(tok, "relay") == 0)
             roles |= FT_ROLE_RELAY;
@@ -341,7 +342,7 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         return;
     case K_ROLES:
         if (parse_roles(value, (unsigned *)field) != 0) {
-            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker", s->name, value, source);
+            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker, or all", s->name, value, source);
             return;
         }
         return;

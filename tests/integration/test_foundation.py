@@ -171,6 +171,7 @@ class Foundation(StackTestCase):
 
     def test_sigterm_lets_a_slow_request_finish_then_exits_0(self):
         h = self.host(env={"FT_DEV_ROUTES": "true"})
+        h.admin_key  # made first: the command that makes it can outlast the pause below
         started = time.monotonic()
         join = in_thread(h.get, "/api/v1/_dev/sleep?ms=1500")
         time.sleep(0.4)

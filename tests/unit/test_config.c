@@ -83,6 +83,17 @@ TEST(every_bad_value_is_reported_with_its_source)
     clear_env();
 }
 
+TEST(roles_all_means_every_role)
+{
+    clear_env();
+    ft_config_t c;
+    setenv("FT_ROLES", "all", 1);
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    CHECK_INT(FT_ROLE_API | FT_ROLE_RELAY | FT_ROLE_WORKER, c.roles);
+    ft_config_free(&c);
+    clear_env();
+}
+
 TEST(sizes_accept_binary_suffixes)
 {
     clear_env();
@@ -236,7 +247,8 @@ TEST(local_stack_settings_sit_under_the_environment_and_yield_to_a_file)
 }
 
 RUN_TESTS(TEST_ENTRY(defaults_apply_without_file_or_environment), TEST_ENTRY(environment_wins_over_file),
-          TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(sizes_accept_binary_suffixes),
+          TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(roles_all_means_every_role),
+          TEST_ENTRY(sizes_accept_binary_suffixes),
           TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
           TEST_ENTRY(dump_hides_test_switches_unless_on_or_asked_for_all),
           TEST_ENTRY(a_binary_of_the_build_tree_finds_the_local_stack_settings),
