@@ -15,7 +15,9 @@ cd "$root"
 ./packaging/install-deps.sh
 version=$(dpkg-parsechangelog -S Version)
 src="$out/farutech-$version"
-rm -rf "$out"
+mkdir -p "$out"
+# only what an earlier run left: OUTDIR may hold other files
+rm -rf "$src" "$out"/farutech*.deb "$out"/farutech_*.changes "$out"/farutech_*.buildinfo "$out/lintian.txt"
 mkdir -p "$src"
 if git rev-parse --git-dir >/dev/null 2>&1; then
     commit=$(git rev-parse --short HEAD)

@@ -82,6 +82,12 @@ class Package(StackTestCase):
         with open(os.path.join(control, "postinst")) as f:
             postinst = f.read()
         self.assertIn("adduser --system --group --quiet --home /var/lib/farutech", postinst)
+        # the units, when the tree has them: farutech.target enabled, and restarted after an upgrade
+        if os.path.exists(os.path.join(ROOT, "packaging", "systemd", "farutech@.service")):
+            files = run("dpkg-deb", "-c", self.debs["farutech-host"])
+            for unit in ("farutech@.service", "farutech.target"):
+                self.assertIn(f"./lib/systemd/system/{unit}", files)
+            self.assertIn("deb-systemd-invoke $_dh_action 'farutech.target'", postinst)
         fields = run("dpkg-deb", "-f", self.debs["farutech-host"], "Depends")
         self.assertIn("adduser", fields)
         for name in ("farutech-products", "farutech-plugin-dev"):
@@ -92,14 +98,15 @@ class Package(StackTestCase):
     def test_the_packages_hold_the_installed_layout(self):
         expected = {
             "farutech-host": ["usr/bin/farutech-host", "etc/farutech/farutech.conf", "usr/share/farutech/migrations",
-                              "usr/share/farutech/events"],
+                              "usr/share/farutech/events", "usr/share/man/man1/farutech-host.1.gz"],
             "farutech-products": [f"usr/lib/farutech/products/{p}.so" for p in PRODUCTS],
             "farutech-plugin-dev": ["usr/include/farutech/plugin.h", "usr/bin/farutech-plugin-lint",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPluginConfig.cmake",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPluginConfigVersion.cmake",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPlugin.cmake", "usr/lib/cmake/FarutechPlugin/ftp.map",
                                     "usr/share/pkgconfig/farutech-plugin.pc", "usr/share/farutech/plugin-template/CMakeLists.txt",
-                                    "usr/share/farutech/plugin-template/template.c"],
+                                    "usr/share/farutech/plugin-template/template.c",
+                                    "usr/share/man/man1/farutech-plugin-lint.1.gz"],
         }
         for name, paths in expected.items():
             files = run("dpkg-deb", "-c", self.debs[name])
