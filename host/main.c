@@ -47,9 +47,16 @@ static void usage(FILE *out)
           "                  else from the first line of standard input (12 characters at least)\n"
           "  create-api-key  create an API key and print it (shown once)\n"
           "\n"
-          "Settings come from FILE (KEY=VALUE lines) and the environment, which wins. A binary run\n"
-          "from the build tree of a checkout, with no FILE, also reads the local stack's var/stack.env\n"
-          "(written by packaging/stack.sh start; FT_VAR_DIR moves it) under the environment.\n",
+          "Settings come from FILE (KEY=VALUE lines; FT_CONFIG names it too) and the environment,\n"
+          "which wins. With no FILE, an installed binary reads the system config file, if it exists,\n"
+          "under the environment:\n",
+          out);
+    ft_config_site_t site;
+    ft_config_site("/", &site); /* as for any executable outside a checkout */
+    fprintf(out, "  %s\n", site.system_config);
+    fputs("A binary run from the build tree of a checkout reads the local stack's var/stack.env instead\n"
+          "(written by packaging/stack.sh start; FT_VAR_DIR moves it) and its defaults point into the\n"
+          "checkout.\n",
           out);
 }
 
@@ -402,9 +409,9 @@ int main(int argc, char **argv)
 
     static ft_app_t app;
     static char errors[8192];
-    char stack_env[4096];
-    int local = ft_config_local_stack_env(NULL, stack_env, sizeof(stack_env));
-    if (ft_config_load_with_stack(&app.config, config_file, local ? stack_env : NULL, errors, sizeof(errors)) != FT_OK) {
+    static ft_config_site_t site;
+    ft_config_site(NULL, &site);
+    if (ft_config_load_site(&app.config, config_file, &site, errors, sizeof(errors)) != FT_OK) {
         fprintf(stderr, "farutech-host: invalid configuration:\n%s", errors);
         return 2;
     }
@@ -419,6 +426,8 @@ int main(int argc, char **argv)
     }
     if (app.config.stack_env != NULL)
         ft_log(FT_LOG_INFO, NULL, "settings not given otherwise come from the local stack: %s", app.config.stack_env);
+    if (app.config.system_config != NULL)
+        ft_log(FT_LOG_INFO, NULL, "settings read from %s, under the environment", app.config.system_config);
     /* Request work runs on libuv's thread pool, one thread per pooled connection. */
     char tp[16];
     snprintf(tp, sizeof(tp), "%u", app.config.db_pool_size < 4 ? 4 : app.config.db_pool_size);
