@@ -12,6 +12,7 @@
 #include "http/server.h"
 #include "infra/log.h"
 #include "infra/metrics.h"
+#include "infra/service.h"
 #include "domain/entitlement_service.h"
 #include "messaging/relay.h"
 #include "messaging/worker.h"
@@ -46,9 +47,16 @@ static void usage(FILE *out)
           "                  else from the first line of standard input (12 characters at least)\n"
           "  create-api-key  create an API key and print it (shown once)\n"
           "\n"
-          "Settings come from FILE (KEY=VALUE lines) and the environment, which wins. A binary run\n"
-          "from the build tree of a checkout, with no FILE, also reads the local stack's var/stack.env\n"
-          "(written by packaging/stack.sh start; FT_VAR_DIR moves it) under the environment.\n",
+          "Settings come from FILE (KEY=VALUE lines; FT_CONFIG names it too) and the environment,\n"
+          "which wins. With no FILE, an installed binary reads the system config file, if it exists,\n"
+          "under the environment:\n",
+          out);
+    ft_config_site_t site;
+    ft_config_site("/", &site); /* as for any executable outside a checkout */
+    fprintf(out, "  %s\n", site.system_config);
+    fputs("A binary run from the build tree of a checkout reads the local stack's var/stack.env instead\n"
+          "(written by packaging/stack.sh start; FT_VAR_DIR moves it) and its defaults point into the\n"
+          "checkout.\n",
           out);
 }
 
@@ -227,6 +235,20 @@ static int start_identity(ft_app_t *app)
     return 0;
 }
 
+/* READY=1 to the service manager once the readiness verdict (the one /ready answers) is good;
+ * until then the status line names what is missing. Returns 1 once ready. */
+static int announce_when_ready(ft_app_t *app)
+{
+    ft_readiness_report_t rep;
+    if (ft_readiness_get(app->readiness, &rep)) {
+        ft_service_ready();
+        return 1;
+    }
+    char what[128];
+    ft_service_status("waiting for %s", ft_readiness_failing(&rep, what, sizeof(what)));
+    return 0;
+}
+
 static int serve(ft_app_t *app)
 {
     char roles[32];
@@ -278,33 +300,44 @@ static int serve(ft_app_t *app)
         warming = pthread_create(&warmer, NULL, warm_entitlements, app) == 0;
     }
 
-    if (app->config.roles & FT_ROLE_API) {
-        if (start_identity(app) != 0)
-            goto out;
-        app->router = ft_router_create();
-        if (ft_routes_register_all(app) != 0)
-            goto out;
-        server = ft_http_server_create(app, &err);
-        if (server == NULL) {
-            ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
-            goto out;
-        }
-        ft_http_server_start(server);
-        ft_log(FT_LOG_INFO, NULL, "listening on http://%s:%u with %u threads", app->config.http_host,
-               ft_http_server_port(server), app->config.threads);
+    if ((app->config.roles & FT_ROLE_API) && start_identity(app) != 0)
+        goto out;
+    /* every role listens: a relay or worker for /health, /ready and /metrics only */
+    app->router = ft_router_create();
+    if (ft_routes_register_all(app) != 0)
+        goto out;
+    server = ft_http_server_create(app, &err);
+    if (server == NULL) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        goto out;
     }
+    ft_http_server_start(server);
+    ft_log(FT_LOG_INFO, NULL, "listening on http://%s:%u with %u threads", app->config.http_host, ft_http_server_port(server),
+           app->config.threads);
 
-    int sig = 0;
+    int sig = 0, ready = 0;
     for (;;) {
-        if (sigwait(&signals, &sig) != 0)
+        if (!ready) {
+            /* until /ready would answer 200, look again every 100 ms; then tell the service manager */
+            struct timespec tick = {0, 100000000L};
+            sig = sigtimedwait(&signals, NULL, &tick);
+            if (sig < 0) {
+                ready = announce_when_ready(app);
+                continue;
+            }
+        } else if (sigwait(&signals, &sig) != 0) {
             continue;
+        }
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP) {
             ft_log(FT_LOG_INFO, NULL, "SIGHUP received: reloading plugins");
+            ft_service_reloading();
             ft_registry_reload(app->registry, NULL, 0, NULL, &err);
+            ft_service_reloaded();
         }
     }
+    ft_service_stopping();
     ft_log(FT_LOG_INFO, NULL, "%s received: draining (up to %u ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
            app->config.shutdown_timeout_ms);
     if (server != NULL) {
@@ -349,8 +382,8 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
-        } else if (argv[i][0] != '-' && (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 ||
-                                         strcmp(argv[i], "config") == 0)) {
+        } else if (argv[i][0] != '-' &&
+                   (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 || strcmp(argv[i], "config") == 0)) {
             command = argv[i];
         } else if (strcmp(argv[i], "--all") == 0 && strcmp(command, "config") == 0) {
             all = 1;
@@ -376,9 +409,9 @@ int main(int argc, char **argv)
 
     static ft_app_t app;
     static char errors[8192];
-    char stack_env[4096];
-    int local = ft_config_local_stack_env(NULL, stack_env, sizeof(stack_env));
-    if (ft_config_load_with_stack(&app.config, config_file, local ? stack_env : NULL, errors, sizeof(errors)) != FT_OK) {
+    static ft_config_site_t site;
+    ft_config_site(NULL, &site);
+    if (ft_config_load_site(&app.config, config_file, &site, errors, sizeof(errors)) != FT_OK) {
         fprintf(stderr, "farutech-host: invalid configuration:\n%s", errors);
         return 2;
     }
@@ -393,6 +426,8 @@ int main(int argc, char **argv)
     }
     if (app.config.stack_env != NULL)
         ft_log(FT_LOG_INFO, NULL, "settings not given otherwise come from the local stack: %s", app.config.stack_env);
+    if (app.config.system_config != NULL)
+        ft_log(FT_LOG_INFO, NULL, "settings read from %s, under the environment", app.config.system_config);
     /* Request work runs on libuv's thread pool, one thread per pooled connection. */
     char tp[16];
     snprintf(tp, sizeof(tp), "%u", app.config.db_pool_size < 4 ? 4 : app.config.db_pool_size);

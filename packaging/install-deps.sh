@@ -1,5 +1,5 @@
 #!/bin/sh
-# Installs the Debian packages farutech needs to build, run, test and benchmark.
+# Installs the Debian packages farutech needs to build, run, test, benchmark and package.
 # Idempotent: asks apt only for what dpkg does not already report installed.
 set -eu
 
@@ -9,9 +9,10 @@ libh2o-dev libuv1-dev libssl-dev
 libnats-dev nats-server
 libjansson-dev
 libpq-dev postgresql postgresql-contrib
-libargon2-dev libcurl4-openssl-dev uuid-dev
-python3 curl ca-certificates procps util-linux iproute2 json-schema-test-suite
+libargon2-dev libcurl4-openssl-dev uuid-dev libsystemd-dev
+python3 python3-yaml curl ca-certificates procps util-linux iproute2 json-schema-test-suite
 wrk nginx-light stress-ng
+debhelper dpkg-dev fakeroot lintian
 "
 
 missing=""

@@ -2,12 +2,18 @@
 #
 # Builds <product_code>.so as a loadable module the way the host expects: C11, hidden
 # visibility, only ftp_plugin_entry exported (version script), no undefined symbols beyond
-# libc, and output into ${FARUTECH_PLUGIN_OUTPUT_DIR} (default: ${CMAKE_BINARY_DIR}/products).
+# libc, compiled against Farutech::plugin (the ABI header), and output into
+# ${FARUTECH_PLUGIN_OUTPUT_DIR} (default: the project's build directory). find_package(FarutechPlugin)
+# defines Farutech::plugin and includes this file; ftp.map lies beside it.
 get_filename_component(_ftp_dir "${CMAKE_CURRENT_LIST_FILE}" DIRECTORY)
-set(_FARUTECH_PLUGIN_API_DIR "${_ftp_dir}" CACHE INTERNAL "where FarutechPlugin.cmake lives")
+set(_FARUTECH_PLUGIN_API_DIR "${_ftp_dir}" CACHE INTERNAL "where FarutechPlugin.cmake and ftp.map live")
 
 function(farutech_add_plugin target product)
   cmake_parse_arguments(ARG "" "" "SOURCES" ${ARGN})
+  set(out "${FARUTECH_PLUGIN_OUTPUT_DIR}")
+  if(NOT out)
+    set(out "${PROJECT_BINARY_DIR}")
+  endif()
   add_library(${target} MODULE ${ARG_SOURCES})
   set_target_properties(${target} PROPERTIES
     PREFIX ""
@@ -15,17 +21,8 @@ function(farutech_add_plugin target product)
     C_STANDARD 11
     C_STANDARD_REQUIRED ON
     C_VISIBILITY_PRESET hidden
-    LIBRARY_OUTPUT_DIRECTORY "${FARUTECH_PLUGIN_OUTPUT_DIR}")
-  if(NOT FARUTECH_PLUGIN_OUTPUT_DIR)
-    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/products")
-  endif()
-  # the source tree keeps the header beside this file; an installed tree in <prefix>/include
-  if(EXISTS "${_FARUTECH_PLUGIN_API_DIR}/include/farutech/plugin.h")
-    target_include_directories(${target} PRIVATE "${_FARUTECH_PLUGIN_API_DIR}/include")
-  else()
-    get_filename_component(_ftp_prefix "${_FARUTECH_PLUGIN_API_DIR}/../../.." ABSOLUTE)
-    target_include_directories(${target} PRIVATE "${_ftp_prefix}/include")
-  endif()
+    LIBRARY_OUTPUT_DIRECTORY "${out}")
+  target_link_libraries(${target} PRIVATE Farutech::plugin)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wno-unused-parameter)
   # In the farutech tree, plugins get the same sanitizer build as the host.
   if(TARGET ft_build_flags)

@@ -3,7 +3,8 @@
 #   - ftp_plugin_entry is the only exported symbol;
 #   - no atexit/at_quick_exit/__cxa_atexit, pthread_create or pthread_key_create imports;
 #   - no DF_1_NODELETE flag (the host must be able to unload it).
-# Usage: ftp-lint.sh plugin.so...   Exit status 1 if any plugin breaks a rule.
+# Usage: farutech-plugin-lint plugin.so...   (ftp-lint.sh in the source tree)
+# Exit status 1 if any plugin breaks a rule.
 set -u
 status=0
 for so in "$@"; do

@@ -25,17 +25,8 @@ static void get_ready(ft_req_t *r)
         ft_respond_json(r, 200, json_pack("{s:s, s:o}", "status", "ready", "checks", checks));
         return;
     }
-    char what[128] = "";
-    const struct {
-        int ok;
-        const char *name;
-    } parts[] = {{rep.database_ok, "database"}, {rep.migrations_ok, "migrations"}, {rep.nats_ok, "nats"}, {rep.streams_ok, "jetstream"}};
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        if (!parts[i].ok) {
-            strncat(what, what[0] ? ", " : "", sizeof(what) - strlen(what) - 1);
-            strncat(what, parts[i].name, sizeof(what) - strlen(what) - 1);
-        }
-    }
+    char what[128];
+    ft_readiness_failing(&rep, what, sizeof(what));
     ft_req_add_header(r, "retry-after", "1");
     ft_respond_problem(r, 503, "not-ready", "Not Ready", json_pack("{s:o}", "checks", checks), "Not ready: %s (see checks).", what);
 }

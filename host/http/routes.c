@@ -13,30 +13,36 @@
 int ft_routes_register_all(ft_app_t *app)
 {
     ft_router_t *rt = app->router;
-    /* the routes child apps call on every screen first: matching is a scan in this order */
-    ft_routes_ofrep(rt);
-    ft_routes_entitlements(rt);
-    ft_routes_ops(rt);
-    ft_routes_catalog(rt);
-    ft_routes_plugins(rt);
-    ft_routes_customers(rt);
-    ft_routes_instances(rt);
-    ft_routes_subscriptions(rt);
-    ft_routes_compat(rt);
-    ft_routes_jobs(rt);
-    ft_routes_actions(rt);
-    ft_routes_auth(rt);
-    ft_routes_users(rt);
-    ft_routes_api_keys(rt);
-    ft_routes_audit(rt);
-    if (app->config.dev_routes)
-        ft_routes_dev(rt);
+    if (!(app->config.roles & FT_ROLE_API)) {
+        /* a relay or worker process serves /health, /ready and /metrics only, for its probes */
+        ft_routes_ops(rt);
+    } else {
+        /* the routes child apps call on every screen first: matching is a scan in this order */
+        ft_routes_ofrep(rt);
+        ft_routes_entitlements(rt);
+        ft_routes_ops(rt);
+        ft_routes_catalog(rt);
+        ft_routes_plugins(rt);
+        ft_routes_customers(rt);
+        ft_routes_instances(rt);
+        ft_routes_subscriptions(rt);
+        ft_routes_compat(rt);
+        ft_routes_jobs(rt);
+        ft_routes_actions(rt);
+        ft_routes_auth(rt);
+        ft_routes_users(rt);
+        ft_routes_api_keys(rt);
+        ft_routes_audit(rt);
+        if (app->config.dev_routes)
+            ft_routes_dev(rt);
+    }
     for (size_t i = 0; i < ft_router_count(rt); i++) {
         ft_route_t *r = (ft_route_t *)ft_router_at(rt, i);
         r->id = ft_metrics_route(r->method, r->pattern);
         /* secure by construction: a chained route names a known permission or says it is public,
          * and a write names its audit action */
-        if ((r->flags & FT_ROUTE_CHAIN) && !(r->flags & FT_ROUTE_PUBLIC) && (r->permission == NULL || !ft_rbac_known(r->permission))) {
+        if ((r->flags & FT_ROUTE_CHAIN) && !(r->flags & FT_ROUTE_PUBLIC) &&
+            (r->permission == NULL || !ft_rbac_known(r->permission))) {
             ft_log(FT_LOG_ERROR, NULL, "route %s %s: permission %s is not in the role table", r->method, r->pattern,
                    r->permission != NULL ? r->permission : "(none)");
             return -1;

@@ -17,11 +17,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef FT_DEFAULT_PLUGIN_DIR
-#define FT_DEFAULT_PLUGIN_DIR "plugins"
+/* The installed layout (from CMAKE_INSTALL_PREFIX and GNUInstallDirs at configure time). */
+#ifndef FT_INSTALL_PLUGIN_DIR
+#define FT_INSTALL_PLUGIN_DIR "/usr/local/lib/farutech/products"
 #endif
-#ifndef FT_DEFAULT_MIGRATIONS_DIR
-#define FT_DEFAULT_MIGRATIONS_DIR "migrations"
+#ifndef FT_INSTALL_MIGRATIONS_DIR
+#define FT_INSTALL_MIGRATIONS_DIR "/usr/local/share/farutech/migrations"
+#endif
+#ifndef FT_SYSTEM_CONFIG
+#define FT_SYSTEM_CONFIG "/usr/local/etc/farutech/farutech.conf"
 #endif
 /* The trees this binary was built from and in; a binary run from elsewhere is not in a checkout. */
 #ifndef FT_SOURCE_DIR
@@ -63,10 +67,9 @@ static const setting_t settings[] = {
     {"FT_DATABASE_URL", K_PGURL, OFF(database_url), "postgresql://farutech@127.0.0.1:55432/farutech", 0, 0,
      "PostgreSQL connection URL or conninfo string"},
     {"FT_NATS_URL", K_NATSURL, OFF(nats_url), "nats://127.0.0.1:14222", 0, 0, "NATS server URL(s), comma separated"},
-    {"FT_PLUGIN_DIR", K_STRING, OFF(plugin_dir), FT_DEFAULT_PLUGIN_DIR, 0, 0, "directory of product plugins (*.so)"},
-    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_DEFAULT_MIGRATIONS_DIR, 0, 0,
-     "directory of NNNN_name.sql migrations"},
-    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker"},
+    {"FT_PLUGIN_DIR", K_STRING, OFF(plugin_dir), FT_INSTALL_PLUGIN_DIR, 0, 0, "directory of product plugins (*.so)"},
+    {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_INSTALL_MIGRATIONS_DIR, 0, 0, "directory of NNNN_name.sql migrations"},
+    {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker (all: every one)"},
     {"FT_THREADS", K_UINT, OFF(threads), "0", 0, 256, "HTTP loop threads (0 = one per CPU)"},
     {"FT_DB_POOL_SIZE", K_UINT, OFF(db_pool_size), "8", 1, 512, "PostgreSQL connections for request work"},
     {"FT_MAX_BODY_BYTES", K_SIZE, OFF(max_body_bytes), "1MiB", 1, 1ull << 30, "largest request body accepted"},
@@ -217,7 +220,9 @@ static int parse_roles(const char *v, unsigned *out)
         size_t n = strlen(tok);
         while (n > 0 && isspace((unsigned char)tok[n - 1]))
             tok[--n] = '\0';
-        if (strcmp(tok, "api") == 0)
+        if (strcmp(tok, "all") == 0) /* the systemd instance farutech@all */
+            roles |= FT_ROLE_API | FT_ROLE_RELAY | FT_ROLE_WORKER;
+        else if (strcmp(tok, "api") == 0)
             roles |= FT_ROLE_API;
         else if (strcmp(tok, "relay") == 0)
             roles |= FT_ROLE_RELAY;
@@ -341,7 +346,7 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         return;
     case K_ROLES:
         if (parse_roles(value, (unsigned *)field) != 0) {
-            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker", s->name, value, source);
+            add_error(eb, "%s=%s (from %s): expected a comma separated list of api, relay, worker, or all", s->name, value, source);
             return;
         }
         return;
@@ -470,10 +475,24 @@ static char *derive_url(const char *url, const char *dbname)
 
 int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errlen)
 {
-    return ft_config_load_with_stack(cfg, file, NULL, errors, errlen);
+    return ft_config_load_site(cfg, file, NULL, errors, errlen);
 }
 
-int ft_config_load_with_stack(ft_config_t *cfg, const char *file, const char *stack_env, char *errors, size_t errlen)
+void ft_config_site(const char *exe, ft_config_site_t *site)
+{
+    memset(site, 0, sizeof(*site));
+    if (ft_config_local_stack_env(exe, site->buf, sizeof(site->buf))) {
+        site->plugin_dir = FT_BUILD_DIR "/products";
+        site->migrations_dir = FT_SOURCE_DIR "/migrations";
+        site->stack_env = site->buf;
+    } else {
+        site->plugin_dir = FT_INSTALL_PLUGIN_DIR;
+        site->migrations_dir = FT_INSTALL_MIGRATIONS_DIR;
+        site->system_config = FT_SYSTEM_CONFIG;
+    }
+}
+
+int ft_config_load_site(ft_config_t *cfg, const char *file, const ft_config_site_t *site, char *errors, size_t errlen)
 {
     errbuf_t eb = {errors, errlen, 0, 0};
     if (errlen > 0)
@@ -482,6 +501,10 @@ int ft_config_load_with_stack(ft_config_t *cfg, const char *file, const char *st
 
     for (size_t i = 0; i < NSETTINGS; i++)
         apply(cfg, &settings[i], settings[i].def, "default", &eb);
+    if (site != NULL) {
+        apply(cfg, find_setting("FT_PLUGIN_DIR", sizeof("FT_PLUGIN_DIR") - 1), site->plugin_dir, "default", &eb);
+        apply(cfg, find_setting("FT_MIGRATIONS_DIR", sizeof("FT_MIGRATIONS_DIR") - 1), site->migrations_dir, "default", &eb);
+    }
     if (eb.count != 0)
         return FT_EINVAL; /* a default that does not parse is a programming error, reported as such */
 
@@ -489,9 +512,13 @@ int ft_config_load_with_stack(ft_config_t *cfg, const char *file, const char *st
         file = getenv("FT_CONFIG");
     if (file != NULL && *file != '\0') {
         load_file(cfg, file, 0, &eb);
-    } else if (stack_env != NULL && access(stack_env, R_OK) == 0) {
-        load_file(cfg, stack_env, 1, &eb);
-        cfg->stack_env = ft_mem_strdup(stack_env);
+    } else if (site != NULL && site->stack_env != NULL && access(site->stack_env, R_OK) == 0) {
+        load_file(cfg, site->stack_env, 1, &eb);
+        cfg->stack_env = ft_mem_strdup(site->stack_env);
+    } else if (site != NULL && site->system_config != NULL && access(site->system_config, F_OK) == 0) {
+        /* present but unreadable is an error naming it, not a silent fall back to the defaults */
+        load_file(cfg, site->system_config, 0, &eb);
+        cfg->system_config = ft_mem_strdup(site->system_config);
     }
 
     extern char **environ;
@@ -521,6 +548,8 @@ void ft_config_free(ft_config_t *cfg)
 {
     free(cfg->stack_env);
     cfg->stack_env = NULL;
+    free(cfg->system_config);
+    cfg->system_config = NULL;
     for (size_t i = 0; i < NSETTINGS; i++) {
         kind_t k = settings[i].kind;
         if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL || k == K_JWTALG) {
@@ -568,6 +597,11 @@ void ft_config_dump(const ft_config_t *cfg, int fd, int all)
     static const char *levels[] = {"debug", "info", "warn", "error"};
     if (cfg->stack_env != NULL) {
         snprintf(line, sizeof(line), "# settings not given otherwise come from the local stack: %s\n", cfg->stack_env);
+        if (write(fd, line, strlen(line)) < 0)
+            return;
+    }
+    if (cfg->system_config != NULL) {
+        snprintf(line, sizeof(line), "# settings read from %s, under the environment\n", cfg->system_config);
         if (write(fd, line, strlen(line)) < 0)
             return;
     }

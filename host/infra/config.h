@@ -49,7 +49,8 @@ typedef struct ft_config {
     unsigned login_max_failures, login_lockout_s;
     unsigned rate_limit_rps, rate_limit_burst, rate_limit_ip_rps, rate_limit_ip_burst;
     unsigned idempotency_ttl_s;
-    char *stack_env; /* the local stack's file these settings were completed from, or NULL */
+    char *stack_env;     /* the local stack's file these settings were completed from, or NULL */
+    char *system_config; /* the system config file these settings were read from, or NULL */
 } ft_config_t;
 
 /*
@@ -59,12 +60,30 @@ typedef struct ft_config {
  */
 int ft_config_load(ft_config_t *cfg, const char *file, char *errors, size_t errlen);
 /*
- * As ft_config_load, with the local stack's settings file (ft_config_local_stack_env) as a layer
- * between the defaults and the environment, read only when no config file is named (a file names
- * a deployment of its own) and only if it exists; its keys that are not settings are passed over.
- * cfg->stack_env then names it. stack_env may be NULL.
+ * Where a binary's defaults point, by one rule (ft_config_local_stack_env): run from the checkout
+ * it was built in, the build tree's products/, the source tree's migrations/ and the local
+ * stack's settings file; anywhere else, the installed layout's plugin and migration directories
+ * and the system config file (<sysconfdir>/farutech/farutech.conf: /etc/farutech/farutech.conf
+ * for prefix /usr), all fixed when the build was configured.
  */
-int ft_config_load_with_stack(ft_config_t *cfg, const char *file, const char *stack_env, char *errors, size_t errlen);
+typedef struct ft_config_site {
+    const char *plugin_dir;     /* default of FT_PLUGIN_DIR */
+    const char *migrations_dir; /* default of FT_MIGRATIONS_DIR */
+    const char *stack_env;      /* the local stack's settings file, or NULL */
+    const char *system_config;  /* the system config file, or NULL */
+    char buf[4096];             /* holds stack_env */
+} ft_config_site_t;
+
+/* Fills site for the executable exe (NULL: the running one). */
+void ft_config_site(const char *exe, ft_config_site_t *site);
+/*
+ * As ft_config_load, with the site's directories as defaults and, when no config file is named
+ * (neither file nor FT_CONFIG), one more layer beneath the environment: the site's stack_env if
+ * it exists (its keys that are not settings are passed over; cfg->stack_env then names it), or
+ * else its system_config if it exists (cfg->system_config then names it; unreadable is an
+ * error). site may be NULL: the installed directories and no such layer, as ft_config_load.
+ */
+int ft_config_load_site(ft_config_t *cfg, const char *file, const ft_config_site_t *site, char *errors, size_t errlen);
 void ft_config_free(ft_config_t *cfg);
 /*
  * Writes the effective configuration as KEY=VALUE lines, passwords in URLs masked, preceded by a

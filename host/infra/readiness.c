@@ -167,3 +167,23 @@ int ft_readiness_get(ft_readiness_t *r, ft_readiness_report_t *out)
     }
     return out->database_ok && out->migrations_ok && out->nats_ok && out->streams_ok;
 }
+
+const char *ft_readiness_failing(const ft_readiness_report_t *rep, char *buf, size_t len)
+{
+    const struct {
+        int ok;
+        const char *name;
+    } parts[] = {
+        {rep->database_ok, "database"}, {rep->migrations_ok, "migrations"}, {rep->nats_ok, "nats"}, {rep->streams_ok, "jetstream"}};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && used < len; i++) {
+        if (!parts[i].ok) {
+            int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", parts[i].name);
+            if (n < 0)
+                break;
+            used += (size_t)n;
+        }
+    }
+    return buf;
+}

@@ -22,5 +22,7 @@ ft_readiness_t *ft_readiness_start(const char *database_url, const ft_migration_
 void ft_readiness_stop(ft_readiness_t *r);
 /* Copies the latest verdict; cheap, safe on any thread. Returns 1 when everything is ready. */
 int ft_readiness_get(ft_readiness_t *r, ft_readiness_report_t *out);
+/* Writes the names of the checks that are not ok ("database, nats") into buf; returns buf. */
+const char *ft_readiness_failing(const ft_readiness_report_t *rep, char *buf, size_t len);
 
 #endif

@@ -50,6 +50,15 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def run(*args, timeout=300, **kw):
+    """Runs a command to its end and returns its standard output; fails the caller, showing the
+    command's output, if it exits non-zero."""
+    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+    if p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited with {p.returncode}:\n{p.stdout[-4000:]}{p.stderr[-4000:]}")
+    return p.stdout
+
+
 class Stack:
     """A private PostgreSQL cluster and nats-server under a temporary directory."""
 
@@ -147,10 +156,12 @@ class Response:
 
 
 class Host:
-    """One farutech-host process with its own database (unless dbname is given)."""
+    """One farutech-host process with its own database (unless dbname is given); binary: another
+    farutech-host than the build tree's (an installed or unpacked one)."""
 
-    def __init__(self, stack, env=None, dbname=None, migrations_dir=None, threads=2):
+    def __init__(self, stack, env=None, dbname=None, migrations_dir=None, threads=2, binary=None):
         self.stack = stack
+        self.binary = binary or HOST_BIN
         self.dbname = dbname or stack.create_database()
         self._port = None
         self.dir = tempfile.mkdtemp(prefix="host-", dir=stack.dir)
@@ -182,7 +193,7 @@ class Host:
         self._port = None
         self.stdout = open(self.stdout_path, "wb")
         self.stderr = open(self.stderr_path, "wb")
-        self.proc = subprocess.Popen([HOST_BIN, *args], env=self.env, stdout=self.stdout, stderr=self.stderr)
+        self.proc = subprocess.Popen([self.binary, *args], env=self.env, stdout=self.stdout, stderr=self.stderr)
         if wait:
             def up():
                 if self.proc.poll() is not None:
@@ -253,7 +264,7 @@ class Host:
         """Runs farutech-host with args against this host's database; returns (code, stdout, stderr)."""
         e = dict(self.env)
         e.update(env or {})
-        p = subprocess.run([HOST_BIN, *args], env=e, input=stdin, capture_output=True, timeout=120)
+        p = subprocess.run([self.binary, *args], env=e, input=stdin, capture_output=True, timeout=120)
         return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
     def make_key(self, *roles, name="tests", customer=None, instance=None):

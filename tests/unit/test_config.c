@@ -83,6 +83,17 @@ TEST(every_bad_value_is_reported_with_its_source)
     clear_env();
 }
 
+TEST(roles_all_means_every_role)
+{
+    clear_env();
+    ft_config_t c;
+    setenv("FT_ROLES", "all", 1);
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    CHECK_INT(FT_ROLE_API | FT_ROLE_RELAY | FT_ROLE_WORKER, c.roles);
+    ft_config_free(&c);
+    clear_env();
+}
+
 TEST(sizes_accept_binary_suffixes)
 {
     clear_env();
@@ -195,6 +206,17 @@ TEST(a_binary_of_the_build_tree_finds_the_local_stack_settings)
     clear_env();
 }
 
+/* A site whose one settings layer is the local stack's file (or, with system set, the system config). */
+static ft_config_site_t site_with(const char *file, int system)
+{
+    ft_config_site_t site = {.plugin_dir = "/build/products", .migrations_dir = "/src/migrations"};
+    if (system)
+        site.system_config = file;
+    else
+        site.stack_env = file;
+    return site;
+}
+
 TEST(local_stack_settings_sit_under_the_environment_and_yield_to_a_file)
 {
     clear_env();
@@ -203,9 +225,10 @@ TEST(local_stack_settings_sit_under_the_environment_and_yield_to_a_file)
                                "FT_NATS_MONITOR_URL=http://127.0.0.1:18999\n");
     char stack[64];
     snprintf(stack, sizeof(stack), "%s", p);
+    ft_config_site_t site = site_with(stack, 0);
     ft_config_t c;
     char buf[4096];
-    CHECK_INT(0, ft_config_load_with_stack(&c, NULL, stack, errors, sizeof(errors)));
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
     CHECK_STR("postgresql://farutech:pw@127.0.0.1:5999/farutech", c.database_url);
     CHECK_STR("nats://farutech:pw@127.0.0.1:4999", c.nats_url);
     CHECK_STR(stack, c.stack_env);
@@ -215,29 +238,103 @@ TEST(local_stack_settings_sit_under_the_environment_and_yield_to_a_file)
     ft_config_free(&c);
 
     setenv("FT_NATS_URL", "nats://127.0.0.1:4333", 1);
-    CHECK_INT(0, ft_config_load_with_stack(&c, NULL, stack, errors, sizeof(errors)));
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
     CHECK_STR("postgresql://farutech:pw@127.0.0.1:5999/farutech", c.database_url);
     CHECK_STR("nats://127.0.0.1:4333", c.nats_url);
     ft_config_free(&c);
     clear_env();
 
     const char *file = write_file("FT_THREADS=3\n");
-    CHECK_INT(0, ft_config_load_with_stack(&c, file, stack, errors, sizeof(errors)));
+    CHECK_INT(0, ft_config_load_site(&c, file, &site, errors, sizeof(errors)));
     CHECK_STR("postgresql://farutech@127.0.0.1:55432/farutech", c.database_url);
     CHECK(c.stack_env == NULL);
     ft_config_free(&c);
     unlink(file);
 
     unlink(stack); /* no stack started: nothing read, no error */
-    CHECK_INT(0, ft_config_load_with_stack(&c, NULL, stack, errors, sizeof(errors)));
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
     CHECK_STR("postgresql://farutech@127.0.0.1:55432/farutech", c.database_url);
     CHECK(c.stack_env == NULL);
     ft_config_free(&c);
 }
 
+TEST(a_binary_from_the_checkout_points_into_it_and_an_installed_one_at_the_installed_layout)
+{
+    clear_env();
+    ft_config_site_t site;
+    ft_config_t c;
+    ft_config_site(NULL, &site); /* this test program lies under the build tree */
+    CHECK(site.stack_env != NULL && site.system_config == NULL);
+    CHECK_INT(0, access(site.migrations_dir, R_OK));
+    CHECK(strstr(site.plugin_dir, "/products") != NULL);
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
+    CHECK_STR(site.plugin_dir, c.plugin_dir);
+    CHECK_STR(site.migrations_dir, c.migrations_dir);
+    ft_config_free(&c);
+
+    ft_config_site("/bin/sh", &site);
+    CHECK(site.stack_env == NULL && site.system_config != NULL);
+    size_t n = strlen(site.system_config), tail = strlen("/farutech/farutech.conf");
+    CHECK(n > tail && strcmp(site.system_config + n - tail, "/farutech/farutech.conf") == 0);
+    CHECK_CONTAINS(site.plugin_dir, "/farutech/products");
+    CHECK_CONTAINS(site.migrations_dir, "/farutech/migrations");
+    /* the plain loader has the installed defaults too */
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    CHECK_STR(site.plugin_dir, c.plugin_dir);
+    CHECK_STR(site.migrations_dir, c.migrations_dir);
+    ft_config_free(&c);
+}
+
+TEST(the_system_config_is_read_when_present_under_the_environment_and_a_named_file_replaces_it)
+{
+    clear_env();
+    char sys[64], buf[4096];
+    snprintf(sys, sizeof(sys), "%s", write_file("# comment\nFT_THREADS=3\nFT_ROLES=worker\n"));
+    ft_config_site_t site = site_with(sys, 1);
+    ft_config_t c;
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
+    CHECK_INT(3, c.threads);
+    CHECK_INT(FT_ROLE_WORKER, c.roles);
+    CHECK_STR("/build/products", c.plugin_dir);
+    CHECK_STR(sys, c.system_config);
+    dump(&c, 0, buf, sizeof(buf));
+    CHECK_CONTAINS(buf, "# settings read from ");
+    ft_config_free(&c);
+
+    setenv("FT_ROLES", "api", 1);
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
+    CHECK_INT(3, c.threads);
+    CHECK_INT(FT_ROLE_API, c.roles);
+    ft_config_free(&c);
+    clear_env();
+
+    const char *file = write_file("FT_WORKER_THREADS=4\n");
+    CHECK_INT(0, ft_config_load_site(&c, file, &site, errors, sizeof(errors)));
+    CHECK_INT(4, c.worker_threads);
+    CHECK(c.system_config == NULL);
+    ft_config_free(&c);
+    unlink(file);
+
+    /* it is the deployment's own file: a key that is not a setting is an error */
+    FILE *fp = fopen(sys, "a");
+    fputs("FT_NO_SUCH_SETTING=1\n", fp);
+    fclose(fp);
+    CHECK(ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)) < 0);
+    CHECK_CONTAINS(errors, "unknown setting FT_NO_SUCH_SETTING");
+    ft_config_free(&c);
+
+    unlink(sys); /* absent: the defaults, no error */
+    CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
+    CHECK(c.system_config == NULL);
+    ft_config_free(&c);
+}
+
 RUN_TESTS(TEST_ENTRY(defaults_apply_without_file_or_environment), TEST_ENTRY(environment_wins_over_file),
-          TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(sizes_accept_binary_suffixes),
+          TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(roles_all_means_every_role),
+          TEST_ENTRY(sizes_accept_binary_suffixes),
           TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
           TEST_ENTRY(dump_hides_test_switches_unless_on_or_asked_for_all),
           TEST_ENTRY(a_binary_of_the_build_tree_finds_the_local_stack_settings),
-          TEST_ENTRY(local_stack_settings_sit_under_the_environment_and_yield_to_a_file))
+          TEST_ENTRY(local_stack_settings_sit_under_the_environment_and_yield_to_a_file),
+          TEST_ENTRY(a_binary_from_the_checkout_points_into_it_and_an_installed_one_at_the_installed_layout),
+          TEST_ENTRY(the_system_config_is_read_when_present_under_the_environment_and_a_named_file_replaces_it))
