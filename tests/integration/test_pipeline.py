@@ -145,13 +145,18 @@ class Pipeline(PipelineCase):
         fault = os.path.join(self.stack.dir, "fault-" + os.urandom(4).hex())
         open(fault, "w").close()
         i = self.create(h, c, settings={"fail_while_exists": fault})
-        wait_until(lambda: len(self.job(h, i["latest_job"]["id"])["history"]) >= 2, 120, interval=0.05, what="two failed attempts")
+        wait_until(lambda: len([a for a in self.job(h, i["latest_job"]["id"])["history"] if a["outcome"] == "failed"]) >= 2,
+                   120, interval=0.05, what="two failed attempts")
         os.remove(fault)
         self.wait_status(h, i["id"], ["active"])
         job = self.job(h, i["latest_job"]["id"])
         self.assertEqual(job["status"], "succeeded")
-        self.assertGreaterEqual(len(job["history"]), 2)  # more if an attempt started before the file was gone
-        self.assertEqual(job["attempts"], len(job["history"]) + 1)
+        # every attempt is in the history, the last one the success; more than two failed if an
+        # attempt started before the file was gone
+        outcomes = [a["outcome"] for a in job["history"]]
+        self.assertGreaterEqual(len(outcomes), 3)
+        self.assertEqual(outcomes, ["failed"] * (len(outcomes) - 1) + ["succeeded"])
+        self.assertEqual(job["attempts"], len(outcomes))
         self.assertIn("fault file", job["history"][0]["error"])
         self.assertEqual(job["history"][0]["step"], "flaky")
         self.assertEqual(self.effects(i["id"]), 1)
