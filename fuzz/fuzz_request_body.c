@@ -29,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     app.config.dev_routes = 1;
+    app.config.roles = FT_ROLE_API; /* the API surface; other roles register only the probes */
     app.router = ft_router_create();
     if (ft_routes_register_all(&app) != 0)
         abort();
