@@ -57,6 +57,11 @@ class PipelineCase(StackTestCase):
     def job(self, h, job_id):
         return h.get(f"/api/v1/jobs/{job_id}").json()
 
+    def dead_letters(self, h, job_id, closed=False):
+        """The job's dead letters: the open ones, or all of them in order with closed=True."""
+        query = "?include_closed=true" if closed else ""
+        return [d for d in h.get(f"/api/v1/dlq{query}").json()["items"] if d["job_id"] == job_id]
+
     def assertBackoff(self, h, job):
         """Each retry waited its backoff: after attempt n the delay is drawn from [d/2, d], where
         d = min(base * 2^(n-1), cap). The host logs the delay it drew; the gap between two recorded
@@ -178,7 +183,7 @@ class Pipeline(PipelineCase):
         self.assertEqual((job["status"], job["attempts"]), ("failed", 5))
         self.assertEqual(len(job["history"]), 5)
         self.assertBackoff(h, job)
-        dlq = [d for d in h.get("/api/v1/dlq").json()["items"] if d["job_id"] == job["id"]]
+        dlq = self.dead_letters(h, job["id"])
         self.assertEqual(len(dlq), 1)
         d = dlq[0]
         self.assertEqual((d["state"], d["kind"], d["subject"]), ("open", "provision", "ft.dlq.provision"))
@@ -212,10 +217,10 @@ class Pipeline(PipelineCase):
         job = self.job(h, i["latest_job"]["id"])
         self.assertEqual(job["attempts"], 1)
         self.assertFalse(job["history"][0]["retryable"])
-        d = [x for x in h.get("/api/v1/dlq").json()["items"] if x["job_id"] == job["id"]][0]
+        d = self.dead_letters(h, job["id"])[0]
         self.assertEqual(h.request("DELETE", f"/api/v1/dlq/{d['id']}").status, 204)
-        self.assertEqual([x for x in h.get("/api/v1/dlq").json()["items"] if x["id"] == d["id"]], [])
-        closed = [x for x in h.get("/api/v1/dlq?include_closed=true").json()["items"] if x["id"] == d["id"]][0]
+        self.assertEqual(self.dead_letters(h, job["id"]), [])
+        [closed] = self.dead_letters(h, job["id"], closed=True)
         self.assertEqual(closed["state"], "discarded")
         self.assertProblem(h.post(f"/api/v1/dlq/{d['id']}/replay"), 409, "dlq-entry-discarded")
         self.assertProblem(h.post("/api/v1/dlq/00000000-0000-4000-8000-000000000000/replay"), 404, "dlq-entry-not-found")
@@ -226,14 +231,14 @@ class Pipeline(PipelineCase):
         i = self.create(h, c, settings={"fatal": True})
         self.wait_status(h, i["id"], ["failed"])
         job_id = i["latest_job"]["id"]
-        [d] = [x for x in h.get("/api/v1/dlq").json()["items"] if x["job_id"] == job_id]
+        [d] = self.dead_letters(h, job_id)
         self.assertEqual(h.request("DELETE", f"/api/v1/instances/{i['id']}").status, 202)
         self.wait_status(h, i["id"], ["deleted"])
         p = self.assertProblem(h.post(f"/api/v1/dlq/{d['id']}/replay"), 409, "dlq-instance-removed")
         self.assertEqual((p["instance_id"], p["instance_status"]), (i["id"], "deleted"))
         self.assertIn(f"DELETE /api/v1/dlq/{d['id']}", p["detail"])
         self.assertEqual(self.job(h, job_id)["status"], "failed")  # nothing queued again
-        [still] = [x for x in h.get("/api/v1/dlq").json()["items"] if x["id"] == d["id"]]
+        [still] = self.dead_letters(h, job_id)
         self.assertEqual(still["state"], "open")
         self.assertEqual(h.request("DELETE", f"/api/v1/dlq/{d['id']}").status, 204)
 
@@ -272,7 +277,7 @@ class Pipeline(PipelineCase):
         job_id = i["latest_job"]["id"]
 
         def dead_letters():
-            return [d for d in h.get("/api/v1/dlq?include_closed=true").json()["items"] if d["job_id"] == job_id]
+            return self.dead_letters(h, job_id, closed=True)
 
         def open_letter(n):
             ds = dead_letters()
