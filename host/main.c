@@ -261,6 +261,12 @@ static int serve(ft_app_t *app)
     ft_log(FT_LOG_INFO, NULL, "farutech-host %s (%s) starting; roles %s", FT_VERSION_STRING, FT_GIT_COMMIT,
            ft_config_roles_str(app->config.roles, roles, sizeof(roles)));
 
+    /* an address held by another process is refused before migrations run or jobs are taken;
+     * like a bad setting, it exits 2, which no restart would fix */
+    if (ft_http_server_probe(app, &err) != FT_OK) {
+        ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        return err.code == FT_ECONFLICT ? 2 : 1;
+    }
     if (run_migrations(app) != 0)
         return 1;
     if (ft_nats_open(&app->nats, app->config.nats_url, app->config.nats_replicas, &err) != FT_OK) {
@@ -309,6 +315,7 @@ static int serve(ft_app_t *app)
     server = ft_http_server_create(app, &err);
     if (server == NULL) {
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
+        rc = err.code == FT_ECONFLICT ? 2 : 1;
         goto out;
     }
     ft_http_server_start(server);

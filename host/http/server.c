@@ -1,7 +1,8 @@
 /*
- * Listener sockets, loop threads and the h2o wiring. Errors h2o answers by itself (a body over
- * the limit, say) pass through a filter that rewrites them as problem+json, so every error a
- * client sees has the same shape.
+ * Listener sockets (the loop threads' own, on an address no other process listens on), loop
+ * threads and the h2o wiring. Errors h2o answers by itself (a body over the limit, say) pass
+ * through a filter that rewrites them as problem+json, so every error a client sees has the
+ * same shape.
  */
 #include "http/server.h"
 
@@ -9,6 +10,7 @@
 #include "http/middleware.h"
 #include "http/request.h"
 #include "infra/log.h"
+#include "infra/port_guard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -199,7 +201,8 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
-static int open_listener(const char *host, unsigned port, int *fd_out, unsigned *bound_port, ft_error_t *err)
+/* The numeric listen address (config validated its shape; getaddrinfo still has the last word). */
+static int listen_address(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *len, ft_error_t *err)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -211,23 +214,96 @@ static int open_listener(const char *host, unsigned port, int *fd_out, unsigned 
     if (gai != 0)
         return ft_error_set(err, FT_EINVAL, "FT_HTTP_LISTEN host %s: %s (use a numeric address such as 127.0.0.1 or ::1)", host,
                             gai_strerror(gai));
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
-    int rc = FT_OK;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return FT_OK;
+}
+
+static unsigned port_of(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
+/* One loop thread's socket. own: the n sockets already open on the address, which EADDRINUSE
+ * does not blame. */
+static int open_listener(const char *host, const struct sockaddr_storage *ss, socklen_t len, const int *own, unsigned n,
+                         int *fd_out, ft_error_t *err)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 || bind(fd, (const struct sockaddr *)ss, len) != 0 ||
         listen(fd, LISTEN_BACKLOG) != 0) {
-        rc = ft_error_set(err, FT_EIO, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+        int e = errno;
         if (fd >= 0)
             close(fd);
-        goto out;
+        /* a socket of another user, or one without SO_REUSEPORT, bound since the probe */
+        if (e == EADDRINUSE)
+            return ft_port_guard_explain((const struct sockaddr *)ss, own, n, err);
+        return ft_error_set(err, FT_EIO, "cannot listen on %s:%u: %s", host, port_of(ss), strerror(e));
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
     *fd_out = fd;
-out:
-    freeaddrinfo(res);
+    return FT_OK;
+}
+
+int ft_http_server_probe(const ft_app_t *app, ft_error_t *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = listen_address(app->config.http_host, app->config.http_port, &ss, &len, err);
+    if (rc != FT_OK)
+        return rc;
+    return ft_port_guard_probe((const struct sockaddr *)&ss, len, err);
+}
+
+/* Opens the n sockets of the threads on one address; with port 0 the first socket picks a port
+ * and the others join it. Then no other process may listen there: SO_REUSEPORT, which lets the
+ * threads share the address, would let another host of the same user share it too, so the
+ * kernel's listeners on the port are checked against ours. Two hosts starting at the same
+ * instant may both pass ft_http_server_probe; each then sees the other here and both refuse. */
+static int open_listeners(ft_http_server_t *s, const ft_config_t *cfg, ft_error_t *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int *fds = ft_mem_calloc(s->nthreads, sizeof(*fds));
+    unsigned opened = 0;
+    int rc = listen_address(cfg->http_host, cfg->http_port, &ss, &len, err);
+    for (; rc == FT_OK && opened < s->nthreads; opened++) {
+        rc = open_listener(cfg->http_host, &ss, len, fds, opened, &fds[opened], err);
+        if (rc != FT_OK)
+            break;
+        if (opened == 0) {
+            struct sockaddr_storage got;
+            socklen_t gl = sizeof(got);
+            getsockname(fds[0], (struct sockaddr *)&got, &gl);
+            s->port = port_of(&got);
+            set_port(&ss, s->port);
+        }
+    }
+    if (rc == FT_OK) {
+        rc = ft_port_guard_verify(fds, opened, err);
+        if (rc == FT_EIO) {
+            /* the probe passed; only a start race would go unseen */
+            ft_log(FT_LOG_WARN, NULL, "listen address not verified as this process's alone: %s", err->message);
+            rc = FT_OK;
+        }
+    }
+    for (unsigned i = 0; i < opened; i++) {
+        if (rc == FT_OK)
+            s->threads[i].listen_fd = fds[i];
+        else
+            close(fds[i]);
+    }
+    free(fds);
     return rc;
 }
 
@@ -238,20 +314,12 @@ ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err)
     sem_init(&s->finished, 0, 0);
     s->nthreads = app->config.threads;
     s->threads = ft_mem_calloc(s->nthreads, sizeof(ft_http_thread_t));
-
-    /* With port 0 the first socket picks a port and the others join it. */
-    unsigned port = app->config.http_port;
-    for (unsigned i = 0; i < s->nthreads; i++) {
-        s->threads[i].listen_fd = -1;
-        if (open_listener(app->config.http_host, port, &s->threads[i].listen_fd, &port, err) != FT_OK) {
-            for (unsigned j = 0; j < i; j++)
-                close(s->threads[j].listen_fd);
-            free(s->threads);
-            free(s);
-            return NULL;
-        }
+    if (open_listeners(s, &app->config, err) != FT_OK) {
+        sem_destroy(&s->finished);
+        free(s->threads);
+        free(s);
+        return NULL;
     }
-    s->port = port;
 
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("farutech"));

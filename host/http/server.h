@@ -1,7 +1,8 @@
 /*
  * The HTTP server: N threads, each with its own libuv loop and h2o context, each accepting on
- * its own SO_REUSEPORT socket bound to the one listen address. Drain on request: stop
- * accepting, let in-flight requests and their deferred work finish, then stop.
+ * its own SO_REUSEPORT socket bound to the one listen address, which no other process may
+ * share (infra/port_guard.h). Drain on request: stop accepting, let in-flight requests and
+ * their deferred work finish, then stop.
  */
 #ifndef FT_SERVER_H
 #define FT_SERVER_H
@@ -38,7 +39,11 @@ struct ft_http_thread {
     uint64_t id_seed, id_counter; /* request id generation */
 };
 
-/* Binds the listen sockets (so an address in use fails here) and prepares the threads. */
+/* Before anything else starts: FT_OK if the listen address is free, FT_ECONFLICT if another
+ * process holds it (err names it), FT_EIO or FT_EINVAL if it cannot be bound at all. */
+int ft_http_server_probe(const ft_app_t *app, ft_error_t *err);
+/* Binds the listen sockets and prepares the threads; NULL with err filled if the address cannot
+ * be bound, or FT_ECONFLICT in err if another process listens on it too (see open_listeners). */
 ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err);
 /* The port actually bound (useful with port 0). */
 unsigned ft_http_server_port(const ft_http_server_t *s);

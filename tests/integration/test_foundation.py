@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from harness import StackTestCase, in_thread, main, wait_until
+from harness import LISTENING, StackTestCase, in_thread, main, wait_until
 
 
 class Foundation(StackTestCase):
@@ -225,16 +225,63 @@ class Foundation(StackTestCase):
         self.assertProblem(r, 413)
         self.assertTrue(any("with 2 threads" in l.get("msg", "") for l in h.log_lines()))
 
-    def test_address_in_use_refuses_to_start(self):
+    def refused(self, port, env=None):
+        """A host started on 127.0.0.1:port that must refuse: exits 2 without having listened;
+        returns its output."""
+        h = self.host(start=False, env={"FT_HTTP_LISTEN": f"127.0.0.1:{port}", **(env or {})})
+        h.start(wait=False)
+        self.assertEqual(h.wait_exit(60), 2, h.output())
+        out = h.output()
+        self.assertIn(f"refusing to start: 127.0.0.1:{port} is already in use by ", out)
+        self.assertIn("each host needs an address of its own", out)
+        self.assertFalse(any(LISTENING.match(l.get("msg", "")) for l in h.log_lines()), out)
+        return out
+
+    def test_address_held_without_reuseport_refuses_to_start(self):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             s.listen()
-            port = s.getsockname()[1]
-            h = self.host(start=False, env={"FT_HTTP_LISTEN": f"127.0.0.1:{port}"})
-            h.start(wait=False)
-            self.assertEqual(h.wait_exit(30), 1)
-            self.assertIn(f"cannot listen on 127.0.0.1:{port}", h.output())
+            out = self.refused(s.getsockname()[1])
+            self.assertIn(f"in use by pid {os.getpid()} (", out)
 
+    def test_address_held_by_a_reuseport_socket_refuses_to_start(self):
+        # SO_REUSEPORT, same user: the kernel would let the host bind beside this socket
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            out = self.refused(s.getsockname()[1], env={"FT_THREADS": "4"})
+            self.assertIn(f"in use by pid {os.getpid()} (", out)
+
+    def test_second_host_on_a_running_hosts_port_exits_2_and_the_first_serves_everything(self):
+        first = self.host()
+        port = first.port
+        out = self.refused(port)
+        self.assertIn(f"in use by pid {first.proc.pid} (farutech-host)", out)
+        # every new connection still reaches the first host: none was taken by the second
+        ids = [f"portguard-{i}" for i in range(200)]
+        for rid in ids:
+            self.assertEqual(first.get("/health", headers={"X-Request-Id": rid}).status, 200)
+
+        def all_logged():
+            seen = {l.get("request_id") for l in first.log_lines() if l.get("msg") == "request"}
+            return set(ids) <= seen
+        wait_until(all_logged, 30, what="the first host to log all 200 requests")
+        self.assertEqual(first.terminate(), 0)
+
+    def test_several_loop_threads_share_a_port_picked_by_the_kernel(self):
+        h = self.host(threads=4)
+        self.assertTrue(any(re.match(r"listening on http://127\.0\.0\.1:\d+ with 4 threads", l.get("msg", ""))
+                            for l in h.log_lines()))
+        for _ in range(20):
+            self.assertEqual(h.get("/health").status, 200)
+        self.assertEqual(h.terminate(), 0)
+
+    def test_address_that_cannot_be_bound_keeps_its_error(self):
+        h = self.host(start=False, env={"FT_HTTP_LISTEN": "192.0.2.1:8080"})  # TEST-NET-1: on no interface here
+        h.start(wait=False)
+        self.assertEqual(h.wait_exit(30), 1)
+        self.assertIn("cannot listen on 192.0.2.1:8080: Cannot assign requested address", h.output())
 
 if __name__ == "__main__":
     main()
