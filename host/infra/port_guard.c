@@ -139,12 +139,12 @@ static int scan_netlink_family(int fd, int family, search_t *s)
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) != (ssize_t)sizeof(msg))
         return -1;
-    long buf[8192 / sizeof(long)];
+    long buf[32768 / sizeof(long)]; /* the kernel fills dump datagrams up to 32 KiB */
     for (;;) {
-        ssize_t got = recv(fd, buf, sizeof(buf), 0);
+        ssize_t got = recv(fd, buf, sizeof(buf), MSG_TRUNC);
         if (got < 0 && errno == EINTR)
             continue;
-        if (got <= 0)
+        if (got <= 0 || (size_t)got > sizeof(buf))
             return -1;
         size_t left = (size_t)got;
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
