@@ -12,7 +12,7 @@
 #   4. PostgreSQL connections of a host per role (api, relay, worker) and of the all-roles host,
 #      idle and under load.
 # Usage: bench/capacity.sh  (FT_BENCH_TENANTS=500 FT_BENCH_ENTERPRISE=20 FT_BENCH_EVENTS=20000
-#   FT_BENCH_JOBS=2000; about 10 minutes on 2 cores)
+#   FT_BENCH_JOBS=2000; about 6 minutes on 2 cores)
 set -eu
 . "$(dirname "$0")/lib.sh"
 
