@@ -5,6 +5,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/farutech-bench.XXXXXX")
 chmod 755 "$work"
 pids=""
+daemons="" # servers of a script's own that stop_host leaves running; cleanup stops them
 
 # Ports handed out so far, so that no two servers of a run share one (the host listens with
 # SO_REUSEPORT: a second server on its port would silently take half its connections).
@@ -20,8 +21,8 @@ free_port() {
 }
 
 cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    for p in $pids $daemons; do kill "$p" 2>/dev/null || true; done
+    for p in $pids $daemons; do wait "$p" 2>/dev/null || true; done
     FT_VAR_DIR="$work/stack" "$root/packaging/stack.sh" stop >/dev/null 2>&1 || true
     [ "${FT_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"
 }
@@ -47,16 +48,18 @@ start_stack() {
     eval "$("$root/packaging/stack.sh" start 2>/dev/null | sed 's/^/export /')"
 }
 
-# start_host PORT [extra env assignments...]: runs the release host, logs to $work/host.log
+# start_host PORT [extra env assignments...]: runs the release host, logs to $host_log
+# ($work/host.log unless the script names another file for a second host)
 start_host() {
     _host_port=$1
+    _log=${host_log:-$work/host.log}
     shift
     # every wrk connection comes from 127.0.0.1: the per-address limit is lifted (the limiter
     # still runs and is paid for); per-credential limits stay at their defaults unless a
     # script says otherwise
     env FT_HTTP_LISTEN="127.0.0.1:$_host_port" FT_THREADS="$bench_threads" \
         FT_RATE_LIMIT_IP_RPS=10000000 FT_RATE_LIMIT_IP_BURST=10000000 "$@" \
-        "$root/build/release/host/farutech-host" >"$work/host.log" 2>&1 &
+        "$root/build/release/host/farutech-host" >"$_log" 2>&1 &
     pids="$pids $!"
     host_pid=$! # env execs the host: the same process
     for _ in $(seq 1 100); do
@@ -64,8 +67,18 @@ start_host() {
         sleep 0.1
     done
     echo "host did not come up:" >&2
-    tail -20 "$work/host.log" >&2
+    tail -20 "$_log" >&2
     exit 1
+}
+
+# start_fixture_stack: the release tree with the test fixtures, the stack, and $plugins: a
+# directory of the products and the faulty fixture (whose no-op step the job benchmarks run)
+start_fixture_stack() {
+    build_release with-fixtures
+    start_stack
+    plugins="$work/plugins"
+    mkdir -p "$plugins"
+    cp "$root"/build/release/products/*.so "$root/build/release/tests/plugins/faulty/faulty.so" "$plugins/"
 }
 
 # admin_key: a platform-admin API key for the stack's database (after a host has migrated it)
@@ -150,4 +163,99 @@ wrk_run() {
     [ -n "$_spids" ] && [ "${_n:-0}" -gt 0 ] &&
         _cpu=$(awk -v t=$((_t1 - _t0)) -v hz="$(getconf CLK_TCK)" -v n="$_n" 'BEGIN {printf "%.2f", t * 1e6 / hz / n}')
     echo "$_rps ${_p99:-?} ${_bad:-0} $_cpu"
+}
+
+# ---- the control-plane database and the pipeline (scripts that start the stack)
+
+sql() { psql -X -qAt -v ON_ERROR_STOP=1 "$FT_DATABASE_URL" "$@"; }
+now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
+
+# stop_host: stops every host started so far (and anything else in $pids, not $daemons)
+stop_host() {
+    kill $pids 2>/dev/null || true
+    wait $pids 2>/dev/null || true
+    pids=""
+}
+
+# wait_active PREFIX: until every instance whose code starts with PREFIX- is active (exits when one failed)
+wait_active() {
+    while [ "$(sql -c "SELECT count(*) FROM ft_instances WHERE code LIKE '$1-%' AND status <> 'active'")" != 0 ]; do
+        if [ "$(sql -c "SELECT count(*) FROM ft_instances WHERE code LIKE '$1-%' AND status = 'failed'")" != 0 ]; then
+            echo "a provision failed:" >&2
+            sql -c "SELECT last_error FROM ft_jobs WHERE status = 'failed' LIMIT 3" >&2
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+# insert_events N ROWS_PER_COMMIT PAUSE_S: N bench events in the outbox, ROWS_PER_COMMIT a commit
+insert_events() {
+    sql <<SQL
+DO \$\$
+BEGIN
+    FOR i IN 1..($1 / $2) LOOP
+        INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)
+        SELECT u, 'bench', (g % 1000)::text, 'ft.events.bench.v1', 'dev.farutech.bench.v1',
+               jsonb_build_object('specversion', '1.0', 'id', u, 'source', '/farutech/bench', 'type', 'dev.farutech.bench.v1',
+                                  'time', now(), 'subject', 'bench/' || g, 'data', jsonb_build_object('n', g))
+        FROM (SELECT gen_random_uuid() AS u, g FROM generate_series(1, $2) g) x;
+        COMMIT;
+        PERFORM pg_sleep($3);
+    END LOOP;
+END
+\$\$;
+SQL
+}
+wait_published() {
+    while [ "$(sql -c "SELECT count(*) FROM ft_outbox WHERE type = 'dev.farutech.bench.v1' AND published_at IS NULL")" != 0 ]; do
+        sleep 0.02
+    done
+}
+# backlog_rate: one line on how fast the relay published the bench events, then forgets them
+backlog_rate() {
+    sql -c "SELECT format('outbox -> JetStream: a backlog of %s events published in %s ms = %s events/s', count(*),
+                          round(extract(epoch FROM max(published_at) - min(published_at)) * 1000),
+                          round(count(*) / extract(epoch FROM max(published_at) - min(published_at))))
+            FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'"
+    sql -c "DELETE FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'" >/dev/null
+}
+
+# noop_jobs JOBS INSTANCES TAG LABEL: JOBS no-op jobs of the faulty fixture product spread over
+# INSTANCES instances, queued in one commit; jobs/s from the first start to the last finish (needs a
+# host with the worker and relay roles that has synced the fixture into the catalog). Jobs of one
+# instance run in order, so with several per instance a worker that draws a later one puts it back
+# (500 ms) while another runs the earlier one.
+noop_jobs() {
+    sql <<SQL >/dev/null
+INSERT INTO ft_customers (legal_name, tax_id, country) VALUES ('Bench jobs $3', 'BJ-$3', 'CO');
+INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, status)
+SELECT (SELECT id FROM ft_customers WHERE tax_id = 'BJ-$3'), 'j-$3-' || g, 'faulty', 'standard', 'production', 'active'
+FROM generate_series(1, $2) g;
+INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status)
+SELECT customer_id, id, 'faulty', 'basic', 1, 'active' FROM ft_instances WHERE code LIKE 'j-$3-%';
+WITH j AS (
+    INSERT INTO ft_jobs (instance_id, product_code, kind, correlation_id)
+    SELECT i.id, 'faulty', 'features_changed', 'bench-$3' FROM ft_instances i, generate_series(1, $1 / $2) g
+    WHERE i.code LIKE 'j-$3-%' RETURNING id, instance_id
+), s AS (INSERT INTO ft_job_steps (job_id, position, name, version, ordinal) SELECT id, 0, 'noop', 1, 0 FROM j)
+INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)
+SELECT u, 'instance', j.instance_id::text, 'ft.jobs.features_changed', 'dev.farutech.instance.features_change_requested.v1',
+       jsonb_build_object('specversion', '1.0', 'id', u, 'source', '/farutech/control-plane', 'time', now(),
+                          'type', 'dev.farutech.instance.features_change_requested.v1', 'subject', 'instances/' || j.instance_id,
+                          'data', jsonb_build_object('job_id', j.id, 'instance_id', j.instance_id, 'kind', 'features_changed'))
+FROM (SELECT gen_random_uuid() AS u, j.* FROM j) j;
+SQL
+    while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$3' AND status <> 'succeeded'")" != 0 ]; do
+        if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$3' AND status = 'failed'")" != 0 ]; then
+            echo "a job failed:" >&2
+            sql -c "SELECT last_error FROM ft_jobs WHERE status = 'failed' LIMIT 3" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    sql -c "SELECT format('no-op jobs, %s: %s in %s ms = %s jobs/s', '$4', count(*),
+                          round(extract(epoch FROM max(finished_at) - min(started_at)) * 1000),
+                          round(count(*) / extract(epoch FROM max(finished_at) - min(started_at))))
+            FROM ft_jobs WHERE correlation_id = 'bench-$3'"
 }

@@ -75,6 +75,23 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     ft_log(FT_LOG_WARN, NULL, "nats: asynchronous error: %s", natsStatus_GetText(s));
 }
 
+/* The servers of a comma separated list (FT_NATS_URL): natsOptions_SetURL takes one URL only. */
+static natsStatus set_servers(natsOptions *opts, const char *list)
+{
+    size_t n = 1;
+    for (const char *p = list; *p != '\0'; p++)
+        n += *p == ',';
+    char *copy = ft_mem_strdup(list), *save = NULL;
+    const char **urls = ft_mem_calloc(n, sizeof(*urls));
+    int count = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+        urls[count++] = tok;
+    natsStatus s = natsOptions_SetServers(opts, urls, count);
+    free(urls);
+    free(copy);
+    return s;
+}
+
 int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t *err)
 {
     ft_nats_t *n = ft_mem_calloc(1, sizeof(*n));
@@ -84,9 +101,7 @@ int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetServers(opts, NULL, 0);
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, url);
+        s = set_servers(opts, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, "farutech-host");
     if (s == NATS_OK)

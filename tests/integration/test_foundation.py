@@ -171,6 +171,20 @@ class Foundation(StackTestCase):
         self.assertEqual(r.json()["checks"]["nats"], "ok")
         self.assertEqual(r.json()["checks"]["jetstream"], "ok")
 
+    def test_nats_url_list_connects_to_the_server_that_answers(self):
+        # a cluster's members as FT_NATS_URL lists them: two addresses nothing listens on around
+        # the one server there is
+        dead = []
+        for _ in range(2):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            dead.append(f"nats://127.0.0.1:{s.getsockname()[1]}")
+            s.close()
+        h = self.host(env={"FT_NATS_URL": ",".join([dead[0], self.stack.nats_url, dead[1]])})
+        r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 60, what="ready")
+        self.assertEqual(r.json()["checks"]["nats"], "ok")
+        self.assertEqual(r.json()["checks"]["jetstream"], "ok")
+
     def test_sigterm_lets_a_slow_request_finish_then_exits_0(self):
         h = self.host(env={"FT_DEV_ROUTES": "true"})
         h.admin_key  # made now, not inside the request's thread
