@@ -75,6 +75,22 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     ft_log(FT_LOG_WARN, NULL, "nats: asynchronous error: %s", natsStatus_GetText(s));
 }
 
+/* urls is one URL or a comma separated list (a cluster's nodes). natsOptions_SetURL takes exactly
+ * one URL (a list there is parsed as one malformed URL and never connects), so every entry goes
+ * to natsOptions_SetServers, which copies them. */
+static natsStatus set_servers(natsOptions *opts, const char *urls)
+{
+    char *copy = ft_mem_strdup(urls), *save = NULL;
+    const char **list = ft_mem_calloc(strlen(urls) / 2 + 1, sizeof(*list));
+    int n = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
+        list[n++] = tok;
+    natsStatus s = natsOptions_SetServers(opts, list, n);
+    free(list);
+    free(copy);
+    return s;
+}
+
 int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t *err)
 {
     ft_nats_t *n = ft_mem_calloc(1, sizeof(*n));
@@ -84,9 +100,7 @@ int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t
     natsOptions *opts = NULL;
     natsStatus s = natsOptions_Create(&opts);
     if (s == NATS_OK)
-        s = natsOptions_SetServers(opts, NULL, 0);
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, url);
+        s = set_servers(opts, url);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, "farutech-host");
     if (s == NATS_OK)
