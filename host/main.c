@@ -274,7 +274,8 @@ static int serve(ft_app_t *app)
         return 1;
     }
     app->db = ft_db_pool_create(app->config.database_url, app->config.db_pool_size);
-    app->readiness = ft_readiness_start(app->config.database_url, &app->migrations, app->nats, app->config.ready_interval_ms);
+    app->readiness = ft_readiness_start(app->config.database_url, &app->migrations, app->nats,
+                                        (app->config.roles & (FT_ROLE_RELAY | FT_ROLE_WORKER)) != 0, app->config.ready_interval_ms);
     if (start_plugins(app) != 0)
         goto out;
     if (app->config.roles & FT_ROLE_RELAY) {

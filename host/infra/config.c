@@ -568,27 +568,55 @@ const char *ft_config_roles_str(unsigned roles, char *buf, size_t len)
     return buf;
 }
 
-/* Copies `in` to `out`, masking "user:secret@" in URLs and password=... in conninfo strings. */
-static void mask_secret(const char *in, char *out, size_t len)
+/* Replaces [from, to) of the string s (in a buffer of len bytes) with "***", cutting the tail if
+ * it no longer fits. */
+static void put_stars(char *s, size_t len, char *from, const char *to)
 {
-    const char *scheme = strstr(in, "://");
-    const char *pw = strstr(in, "password=");
-    const char *cut = NULL, *resume = NULL;
+    size_t head = (size_t)(from - s), tail = strlen(to);
+    if (head + 3 >= len)
+        return;
+    if (head + 3 + tail >= len)
+        tail = len - head - 4;
+    memmove(from + 3, to, tail);
+    memcpy(from, "***", 3);
+    from[3 + tail] = '\0';
+}
+
+/* Copies one URL or conninfo string to out, masking its secrets: the password of "user:secret@"
+ * and any password=... (conninfo, or a URL's query). token_userinfo: a URL's user information
+ * without a colon is a secret too (NATS reads "nats://secret@host" as a token). */
+static void mask_secret(const char *in, int token_userinfo, char *out, size_t len)
+{
+    snprintf(out, len, "%s", in);
+    char *scheme = strstr(out, "://");
     if (scheme != NULL) {
-        const char *at = strchr(scheme + 3, '@');
-        const char *colon = strchr(scheme + 3, ':');
-        if (at != NULL && colon != NULL && colon < at) {
-            cut = colon + 1;
-            resume = at;
-        }
-    } else if (pw != NULL) {
-        cut = pw + 9;
-        resume = cut + strcspn(cut, " ");
+        char *host = scheme + 3;
+        char *at = memchr(host, '@', strcspn(host, "/?#"));
+        char *colon = at != NULL ? memchr(host, ':', (size_t)(at - host)) : NULL;
+        if (colon != NULL)
+            put_stars(out, len, colon + 1, at);
+        else if (at != NULL && token_userinfo && at > host)
+            put_stars(out, len, host, at);
     }
-    if (cut == NULL)
-        snprintf(out, len, "%s", in);
-    else
-        snprintf(out, len, "%.*s***%s", (int)(cut - in), in, resume);
+    char *pw = strstr(out, "password=");
+    if (pw != NULL) {
+        char *cut = pw + 9;
+        put_stars(out, len, cut, cut + strcspn(cut, scheme != NULL ? "&#" : " "));
+    }
+}
+
+/* mask_secret for each URL of a comma separated NATS list. */
+static void mask_nats_urls(const char *in, char *out, size_t len)
+{
+    char *copy = ft_mem_strdup(in), *save = NULL, one[1024];
+    size_t used = 0;
+    out[0] = '\0';
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL && used + 1 < len; tok = strtok_r(NULL, ",", &save)) {
+        mask_secret(tok, 1, one, sizeof(one));
+        int n = snprintf(out + used, len - used, "%s%s", used > 0 ? "," : "", one);
+        used = n < 0 ? len : used + (size_t)n;
+    }
+    free(copy);
 }
 
 void ft_config_dump(const ft_config_t *cfg, int fd, int all)
@@ -616,8 +644,10 @@ void ft_config_dump(const ft_config_t *cfg, int fd, int all)
             snprintf(value, sizeof(value), "%s", *(char *const *)field);
             break;
         case K_PGURL:
+            mask_secret(*(char *const *)field, 0, value, sizeof(value));
+            break;
         case K_NATSURL:
-            mask_secret(*(char *const *)field, value, sizeof(value));
+            mask_nats_urls(*(char *const *)field, value, sizeof(value));
             break;
         case K_UINT:
             snprintf(value, sizeof(value), "%u", *(const unsigned *)field);

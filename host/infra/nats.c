@@ -75,19 +75,18 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     ft_log(FT_LOG_WARN, NULL, "nats: asynchronous error: %s", natsStatus_GetText(s));
 }
 
-/* The servers of a comma separated list (FT_NATS_URL): natsOptions_SetURL takes one URL only. */
-static natsStatus set_servers(natsOptions *opts, const char *list)
+/* urls is one URL or a comma separated list (a cluster's nodes). natsOptions_SetURL takes exactly
+ * one URL (a list there is parsed as one malformed URL and never connects), so every entry goes
+ * to natsOptions_SetServers, which copies them. */
+static natsStatus set_servers(natsOptions *opts, const char *urls)
 {
-    size_t n = 1;
-    for (const char *p = list; *p != '\0'; p++)
-        n += *p == ',';
-    char *copy = ft_mem_strdup(list), *save = NULL;
-    const char **urls = ft_mem_calloc(n, sizeof(*urls));
-    int count = 0;
+    char *copy = ft_mem_strdup(urls), *save = NULL;
+    const char **list = ft_mem_calloc(strlen(urls) / 2 + 1, sizeof(*list));
+    int n = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save))
-        urls[count++] = tok;
-    natsStatus s = natsOptions_SetServers(opts, urls, count);
-    free(urls);
+        list[n++] = tok;
+    natsStatus s = natsOptions_SetServers(opts, list, n);
+    free(list);
     free(copy);
     return s;
 }

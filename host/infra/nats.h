@@ -17,7 +17,8 @@
 
 typedef struct ft_nats ft_nats_t;
 
-/* Starts connecting; returns at once even if the server is down (cnats keeps retrying). */
+/* Starts connecting to url, one NATS URL or a comma separated list of a cluster's nodes; returns at
+ * once even if no server is up (cnats keeps retrying, and fails over between the nodes). */
 int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t *err);
 void ft_nats_close(ft_nats_t *n);
 

@@ -18,6 +18,7 @@ struct ft_readiness {
     char *url;
     const ft_migration_set_t *migrations;
     ft_nats_t *nats;
+    int nats_required;
     unsigned interval_ms;
     pthread_t thread;
     pthread_mutex_t mutex; /* guards report and stop */
@@ -114,12 +115,13 @@ static void *monitor_main(void *arg)
 }
 
 ft_readiness_t *ft_readiness_start(const char *database_url, const ft_migration_set_t *migrations, ft_nats_t *nats,
-                                   unsigned interval_ms)
+                                   int nats_required, unsigned interval_ms)
 {
     ft_readiness_t *r = ft_mem_calloc(1, sizeof(*r));
     r->url = ft_mem_strdup(database_url);
     r->migrations = migrations;
     r->nats = nats;
+    r->nats_required = nats != NULL && nats_required;
     r->interval_ms = interval_ms;
     snprintf(r->report.database, sizeof(r->report.database), "not probed yet");
     snprintf(r->report.migrations, sizeof(r->report.migrations), "not probed yet");
@@ -165,7 +167,8 @@ int ft_readiness_get(ft_readiness_t *r, ft_readiness_report_t *out)
         out->nats_ok = 0;
         snprintf(out->nats, sizeof(out->nats), "not connected to nats-server (reconnecting)");
     }
-    return out->database_ok && out->migrations_ok && out->nats_ok && out->streams_ok;
+    out->nats_required = r->nats_required;
+    return out->database_ok && out->migrations_ok && (!out->nats_required || (out->nats_ok && out->streams_ok));
 }
 
 const char *ft_readiness_failing(const ft_readiness_report_t *rep, char *buf, size_t len)
@@ -173,8 +176,10 @@ const char *ft_readiness_failing(const ft_readiness_report_t *rep, char *buf, si
     const struct {
         int ok;
         const char *name;
-    } parts[] = {
-        {rep->database_ok, "database"}, {rep->migrations_ok, "migrations"}, {rep->nats_ok, "nats"}, {rep->streams_ok, "jetstream"}};
+    } parts[] = {{rep->database_ok, "database"},
+                 {rep->migrations_ok, "migrations"},
+                 {rep->nats_ok || !rep->nats_required, "nats"},
+                 {rep->streams_ok || !rep->nats_required, "jetstream"}};
     size_t used = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]) && used < len; i++) {

@@ -20,7 +20,11 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define PUBLISH_WAIT_MS 5000
+/* How long a batch waits for JetStream's acknowledgements. A stream whose leader died drops what
+ * it is sent until its replicas elect another (about 4 s measured), so unacknowledged rows are
+ * sent again every PUBLISH_WAIT_MS + RETRY_MS until one round gets through. */
+#define PUBLISH_WAIT_MS 2000
+#define RETRY_MS 250
 
 typedef struct batch_row {
     char id[37];
@@ -84,8 +88,8 @@ static int wait_stop(ft_relay_t *r, PGconn *listen_conn, int ms)
     return atomic_load(&r->stopping);
 }
 
-/* One batch. Returns the number of rows published, or -1 when the database failed. */
-static int publish_batch(ft_relay_t *r, PGconn *c)
+/* One batch. Returns the number of rows published (of *claimed), or -1 when the database failed. */
+static int publish_batch(ft_relay_t *r, PGconn *c, int *claimed)
 {
     char limit[16];
     snprintf(limit, sizeof(limit), "%u", r->cfg.batch);
@@ -108,6 +112,7 @@ static int publish_batch(ft_relay_t *r, PGconn *c)
         return -1;
     }
     int n = PQntuples(res);
+    *claimed = n;
     if (n == 0) {
         PQclear(res);
         PQclear(PQexec(c, "COMMIT"));
@@ -218,9 +223,17 @@ static void *relay_main(void *arg)
                 break;
             continue;
         }
-        int n = publish_batch(r, c);
+        int claimed = 0;
+        int n = publish_batch(r, c, &claimed);
         if (n < 0) {
             if (wait_stop(r, NULL, 500))
+                break;
+            continue;
+        }
+        if (n < claimed) {
+            /* rows JetStream did not take wait in the outbox: send them again soon, not at the next
+             * notification or poll, which may be minutes away when nothing new is written */
+            if (wait_stop(r, NULL, RETRY_MS))
                 break;
             continue;
         }

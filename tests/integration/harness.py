@@ -18,14 +18,28 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("FT_BUILD_DIR", os.path.join(ROOT, "build", "test"))
 HOST_BIN = os.path.join(BUILD, "host", "farutech-host")
 STACK = os.path.join(ROOT, "packaging", "stack.sh")
 PRODUCTS_DIR = os.path.join(BUILD, "products")
+FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")  # the test product whose steps fail on request
 LISTENING = re.compile(r"listening on http://\S+:(\d+) ")
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def plugin_dir(parent, *extra):
+    """A new directory under parent holding the first-party products and the plugin files extra."""
+    d = tempfile.mkdtemp(prefix="plugins-", dir=parent)
+    for f in os.listdir(PRODUCTS_DIR):
+        if f.endswith(".so"):
+            shutil.copy(os.path.join(PRODUCTS_DIR, f), d)
+    for f in extra:
+        shutil.copy(f, d)
+    return d
 
 
 def free_port():
@@ -140,6 +154,188 @@ class Stack:
         name = "t_" + secrets.token_hex(6)
         self.psql(f"CREATE DATABASE {name}")
         return name
+
+
+class NatsCluster:
+    """A JetStream cluster of nats-server processes on loopback, beside a Stack: each node with its
+    own client, route and monitoring port, store directory and log, every client URL carrying the
+    same credentials. Nodes are killed (SIGKILL) and restarted by index; the monitoring endpoints
+    tell the meta leader, each stream's leader, and whether a node is current."""
+
+    def __init__(self, parent_dir, size=3, name="ftc"):
+        self.dir = tempfile.mkdtemp(prefix="nats-cluster-", dir=parent_dir)
+        self.size, self.name = size, name
+        self.user, self.password = "farutech", secrets.token_hex(12)
+        self.procs = [None] * size
+        self._pick_ports()
+
+    def _pick_ports(self):
+        self.client_ports = [free_port() for _ in range(self.size)]
+        self.route_ports = [free_port() for _ in range(self.size)]
+        self.monitor_ports = [free_port() for _ in range(self.size)]
+
+    def node_name(self, i):
+        return f"n{i + 1}"
+
+    def index_of(self, name):
+        return int(name[1:]) - 1
+
+    def _write_config(self, i):
+        routes = ", ".join(f"nats-route://127.0.0.1:{p}" for j, p in enumerate(self.route_ports) if j != i)
+        path = os.path.join(self.dir, f"{self.node_name(i)}.conf")
+        with open(path, "w") as f:
+            f.write(f"""server_name: {self.node_name(i)}
+listen: 127.0.0.1:{self.client_ports[i]}
+http: 127.0.0.1:{self.monitor_ports[i]}
+jetstream {{ store_dir: "{os.path.join(self.dir, self.node_name(i))}" }}
+authorization {{ user: "{self.user}", password: "{self.password}" }}
+cluster {{ name: {self.name}, listen: 127.0.0.1:{self.route_ports[i]}, routes: [{routes}] }}
+""")
+        return path
+
+    def start_node(self, i):
+        """Starts node i (again: same ports, same store) without waiting for it."""
+        log = open(os.path.join(self.dir, f"{self.node_name(i)}.log"), "ab")
+        try:
+            self.procs[i] = subprocess.Popen(["nats-server", "-c", self._write_config(i)], stdout=log, stderr=log,
+                                             start_new_session=True)
+        finally:
+            log.close()
+
+    def start(self, timeout=60):
+        """Starts every node and waits until each is healthy and a meta leader is elected; a port
+        taken between choosing and binding is tried again on other ports."""
+        for attempt in range(3):
+            for i in range(self.size):
+                self.start_node(i)
+            try:
+                wait_until(self._formed, timeout, interval=0.2, what="every nats-server node healthy and a meta leader elected")
+                return self
+            except AssertionError as e:
+                if attempt == 2 or "already in use" not in self.logs():
+                    raise AssertionError(f"{e}\n{self.describe()}") from None
+                self.stop()
+                self._pick_ports()
+
+    def _formed(self):
+        for i in range(self.size):
+            if not self.alive(i):
+                raise AssertionError(f"nats-server {self.node_name(i)} exited")
+        return all(self.healthy(i) for i in range(self.size)) and self.meta_leader() is not None
+
+    def stop(self):
+        for i in range(self.size):
+            self.kill(i)
+
+    def alive(self, i):
+        return self.procs[i] is not None and self.procs[i].poll() is None
+
+    def kill(self, i):
+        """SIGKILL: no goodbye to the cluster or the clients."""
+        if self.alive(i):
+            self.procs[i].kill()
+        if self.procs[i] is not None:
+            self.procs[i].wait(timeout=30)
+
+    def restart(self, i, timeout=60):
+        """Starts node i again and waits until it has rejoined and is current."""
+        self.start_node(i)
+        self.wait_current(i, timeout)
+
+    def url(self, i):
+        return f"nats://{self.user}:{self.password}@127.0.0.1:{self.client_ports[i]}"
+
+    def urls(self, first=0):
+        """Every node's URL, comma separated (FT_NATS_URL), starting with node first."""
+        order = [(first + k) % self.size for k in range(self.size)]
+        return ",".join(self.url(i) for i in order)
+
+    def live_url(self):
+        return self.url(next(i for i in range(self.size) if self.alive(i)))
+
+    def monitor(self, i, path):
+        """The decoded JSON of a monitoring endpoint of node i."""
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                f"http://127.0.0.1:{self.monitor_ports[i]}{path}", timeout=2) as r:
+            return json.loads(r.read())
+
+    def healthy(self, i):
+        """/healthz of node i: it answers only "ok" once its JetStream is current with the meta
+        leader and with every stream and consumer it holds."""
+        try:
+            return self.alive(i) and self.monitor(i, "/healthz").get("status") == "ok"
+        except (OSError, ValueError):
+            return False
+
+    def meta_leader(self):
+        """The index of the JetStream meta leader as every live node sees it; None while they
+        disagree or none is elected."""
+        seen = set()
+        for i in range(self.size):
+            if self.alive(i):
+                try:
+                    seen.add(self.monitor(i, "/jsz").get("meta_cluster", {}).get("leader"))
+                except (OSError, ValueError):
+                    return None
+        if len(seen) != 1 or not next(iter(seen)):
+            return None
+        i = self.index_of(seen.pop())
+        return i if self.alive(i) else None
+
+    def wait_meta_leader(self, timeout=60):
+        """The index of the meta leader, once there is one."""
+        def elected():
+            i = self.meta_leader()
+            return None if i is None else (i,)  # a tuple: node 0 is a leader too
+        return wait_until(elected, timeout, interval=0.1, what="a JetStream meta leader")[0]
+
+    def wait_current(self, i, timeout=60):
+        wait_until(lambda: self.healthy(i) and self.meta_leader() is not None, timeout, interval=0.1,
+                   what=f"nats node {self.node_name(i)} to be current")
+
+    def stream_leaders(self):
+        """{stream name: index of its leader}, from the meta leader's view."""
+        leader = self.meta_leader()
+        if leader is None:
+            return {}
+        jsz = self.monitor(leader, "/jsz?accounts=true&streams=true")
+        out = {}
+        for account in jsz.get("account_details") or []:
+            for st in account.get("stream_detail") or []:
+                name = (st.get("cluster") or {}).get("leader")
+                if name:
+                    out[st["name"]] = self.index_of(name)
+        return out
+
+    def step_down(self, stream):
+        """Asks the stream's leader to step down: another replica takes over."""
+        from jetstream import JetStream  # the test modules' JetStream client
+        with JetStream(self.live_url()) as js:
+            return js.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{stream}", {})
+
+    def describe(self):
+        """Each node's state and the end of its log: what a failed wait needs."""
+        out = []
+        for i in range(self.size):
+            try:
+                health = self.monitor(i, "/healthz")
+            except urllib.error.HTTPError as e:
+                health = e.read().decode(errors="replace")
+            except OSError as e:
+                health = repr(e)
+            with open(os.path.join(self.dir, f"{self.node_name(i)}.log"), "rb") as f:
+                tail = f.read().decode(errors="replace").splitlines()[-15:]
+            out.append(f"{self.node_name(i)} alive={self.alive(i)} healthz={health}\n  " + "\n  ".join(tail))
+        return "\n".join(out)
+
+    def logs(self):
+        text = ""
+        for i in range(self.size):
+            path = os.path.join(self.dir, f"{self.node_name(i)}.log")
+            if os.path.exists(path):
+                with open(path, "rb") as f:
+                    text += f.read().decode(errors="replace")
+        return text
 
 
 class Response:

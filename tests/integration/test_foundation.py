@@ -6,6 +6,7 @@ import signal
 import socket
 import time
 
+from fixtures import customer
 from harness import LISTENING, StackTestCase, in_thread, main, wait_until
 
 
@@ -184,6 +185,28 @@ class Foundation(StackTestCase):
         r = wait_until(lambda: (lambda x: x if x.status == 200 else None)(h.get("/ready")), 60, what="ready")
         self.assertEqual(r.json()["checks"]["nats"], "ok")
         self.assertEqual(r.json()["checks"]["jetstream"], "ok")
+
+    def test_an_api_host_stays_ready_and_takes_writes_while_nats_is_down_and_a_relay_does_not(self):
+        db = self.stack.create_database()
+        api = self.host(dbname=db, env={"FT_ROLES": "api"})
+        relay = self.host(dbname=db, env={"FT_ROLES": "relay"})
+        wait_until(lambda: api.get("/ready").status == 200 and relay.get("/ready").status == 200, 60, what="both ready")
+        self.stack.stop_nats()
+        try:
+            r = wait_until(lambda: (lambda x: x if x.json()["checks"]["nats"] != "ok" else None)(api.get("/ready")), 60,
+                           what="the api host to see NATS gone")
+            self.assertEqual(r.status, 200, r)  # it only writes the outbox: a load balancer keeps it
+            self.assertEqual(r.json()["status"], "ready")
+            c = customer(api)  # 201: written with its event to the outbox, which waits for NATS
+            unpublished = f"SELECT count(*) FROM ft_outbox WHERE aggregate_id = '{c['id']}' AND published_at IS NULL"
+            self.assertEqual(self.stack.psql(unpublished, db), "1")
+            p = self.assertProblem(wait_until(lambda: (lambda x: x if x.status == 503 else None)(relay.get("/ready")), 60,
+                                              what="the relay to be not ready"), 503, "not-ready")
+            self.assertIn("nats", p["detail"])
+        finally:
+            self.stack.start_nats()
+        wait_until(lambda: relay.get("/ready").status == 200, 60, what="the relay ready again")
+        wait_until(lambda: self.stack.psql(unpublished, db) == "0", 60, what="the customer's event published")
 
     def test_sigterm_lets_a_slow_request_finish_then_exits_0(self):
         h = self.host(env={"FT_DEV_ROUTES": "true"})

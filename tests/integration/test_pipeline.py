@@ -8,9 +8,8 @@ import tempfile
 import time
 
 from fixtures import customer
-from harness import BUILD, PRODUCTS_DIR, StackTestCase, main, wait_until
+from harness import BUILD, FAULTY, StackTestCase, main, plugin_dir, wait_until
 
-FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")
 FAULTY_FIXED = os.path.join(BUILD, "tests", "plugins", "faulty_fixed", "faulty.so")  # "flaky" replaced by "steady"
 FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
         "FT_SWEEP_INTERVAL_MS": "1000"}
@@ -24,11 +23,7 @@ class PipelineCase(StackTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.plugins = tempfile.mkdtemp(prefix="plugins-", dir=cls.stack.dir)
-        for f in os.listdir(PRODUCTS_DIR):
-            if f.endswith(".so"):
-                shutil.copy(os.path.join(PRODUCTS_DIR, f), cls.plugins)
-        shutil.copy(FAULTY, cls.plugins)
+        cls.plugins = plugin_dir(cls.stack.dir, FAULTY)
 
     def host(self, start=True, **kw):
         env = {"FT_PLUGIN_DIR": self.plugins, **FAST}

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -18,9 +17,8 @@ import time
 import urllib.parse
 import uuid
 
-from harness import BUILD, PRODUCTS_DIR, ROOT, StackTestCase, main, wait_until
+from harness import FAULTY, ROOT, StackTestCase, main, plugin_dir, wait_until
 
-FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")
 FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
         "FT_SWEEP_INTERVAL_MS": "1000"}
 PASSWORD = "correct horse battery staple"
@@ -151,11 +149,7 @@ class SecurityCase(StackTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.plugins = tempfile.mkdtemp(prefix="plugins-", dir=cls.stack.dir)
-        for f in os.listdir(PRODUCTS_DIR):
-            if f.endswith(".so"):
-                shutil.copy(os.path.join(PRODUCTS_DIR, f), cls.plugins)
-        shutil.copy(FAULTY, cls.plugins)
+        cls.plugins = plugin_dir(cls.stack.dir, FAULTY)
         cls.routes = api_routes()
         cls.roles = parse_roles()
 

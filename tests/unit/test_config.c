@@ -157,6 +157,53 @@ static void dump(const ft_config_t *c, int all, char *buf, size_t len)
     unlink(path);
 }
 
+/* Sets key=value in the environment, loads the configuration and returns 0 with what `config`
+ * prints in buf, or -1 with the load's errors in `errors`. */
+static int dump_with(const char *key, const char *value, char *buf, size_t len)
+{
+    clear_env();
+    setenv(key, value, 1);
+    ft_config_t c;
+    int rc = ft_config_load(&c, NULL, errors, sizeof(errors)) == 0 ? 0 : -1;
+    if (rc == 0)
+        dump(&c, 0, buf, len);
+    ft_config_free(&c);
+    clear_env();
+    return rc;
+}
+
+TEST(a_nats_cluster_list_is_accepted_and_every_urls_credentials_are_masked)
+{
+    char buf[4096];
+    CHECK_INT(0, dump_with("FT_NATS_URL",
+                           "nats://app:pw1@10.0.0.1:4222,nats://app:pw2@10.0.0.2:4222,tls://t0ken@10.0.0.3:4222,10.0.0.4:4222", buf,
+                           sizeof(buf)));
+    CHECK_CONTAINS(buf, "FT_NATS_URL=nats://app:***@10.0.0.1:4222,nats://app:***@10.0.0.2:4222,tls://***@10.0.0.3:4222,"
+                        "10.0.0.4:4222\n");
+    CHECK(strstr(buf, "pw1") == NULL && strstr(buf, "pw2") == NULL && strstr(buf, "t0ken") == NULL);
+    CHECK_INT(-1, dump_with("FT_NATS_URL", "nats://10.0.0.1:4222, nats://10.0.0.2:4222", buf, sizeof(buf)));
+    CHECK_CONTAINS(errors, "comma separated for a cluster");
+}
+
+TEST(a_multi_host_postgresql_url_is_accepted_and_its_password_masked)
+{
+    char buf[4096];
+    CHECK_INT(
+        0, dump_with("FT_DATABASE_URL",
+                     "postgresql://farutech:s3cret@pg-a:5432,pg-b:5432/farutech?target_session_attrs=read-write&connect_timeout=5",
+                     buf, sizeof(buf)));
+    CHECK_CONTAINS(buf, "FT_DATABASE_URL=postgresql://farutech:***@pg-a:5432,pg-b:5432/farutech"
+                        "?target_session_attrs=read-write&connect_timeout=5\n");
+    CHECK_INT(0, dump_with("FT_DATABASE_URL",
+                           "postgresql://pg-a,pg-b/farutech?user=farutech&password=s3cret&target_session_attrs=read-write", buf,
+                           sizeof(buf)));
+    CHECK_CONTAINS(buf,
+                   "FT_DATABASE_URL=postgresql://pg-a,pg-b/farutech?user=farutech&password=***&target_session_attrs=read-write\n");
+    CHECK(strstr(buf, "s3cret") == NULL);
+    CHECK_INT(-1, dump_with("FT_DATABASE_URL", "postgresql://pg-a/farutech?target_sessions=read-write", buf, sizeof(buf)));
+    CHECK_CONTAINS(errors, "FT_DATABASE_URL (from environment): not a valid PostgreSQL URL");
+}
+
 TEST(dump_hides_test_switches_unless_on_or_asked_for_all)
 {
     clear_env();
@@ -331,8 +378,9 @@ TEST(the_system_config_is_read_when_present_under_the_environment_and_a_named_fi
 
 RUN_TESTS(TEST_ENTRY(defaults_apply_without_file_or_environment), TEST_ENTRY(environment_wins_over_file),
           TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(roles_all_means_every_role),
-          TEST_ENTRY(sizes_accept_binary_suffixes),
-          TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
+          TEST_ENTRY(sizes_accept_binary_suffixes), TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
+          TEST_ENTRY(a_nats_cluster_list_is_accepted_and_every_urls_credentials_are_masked),
+          TEST_ENTRY(a_multi_host_postgresql_url_is_accepted_and_its_password_masked),
           TEST_ENTRY(dump_hides_test_switches_unless_on_or_asked_for_all),
           TEST_ENTRY(a_binary_of_the_build_tree_finds_the_local_stack_settings),
           TEST_ENTRY(local_stack_settings_sit_under_the_environment_and_yield_to_a_file),
