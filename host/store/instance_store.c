@@ -8,6 +8,7 @@
 #include "store/outbox_store.h"
 #include "store/representations.h"
 #include "store/sql.h"
+#include "store/tenant_database_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,8 @@
     "json_build_object('id', i.id, 'customer_id', i.customer_id, 'code', i.code, 'product', i.product_code,"                 \
     " 'tier', i.tier, 'environment', i.environment, 'settings', i.settings, 'status', i.status,"                            \
     " 'status_reason', i.status_reason, 'data_location', i.data_location,"                                                   \
+    " 'placement', (SELECT json_build_object('database_id', d.id, 'database_name', d.name) FROM ft_tenant_databases d"         \
+    "   WHERE d.id = i.tenant_database_id),"                                                                                   \
     " 'entitlements_version', i.entitlements_version, 'created_at', i.created_at, 'updated_at', i.updated_at,"               \
     " 'subscription', (SELECT " FT_SUBSCRIPTION_JSON " FROM ft_subscriptions s WHERE s.instance_id = i.id),"                    \
     " 'latest_job', (SELECT json_build_object('id', j.id, 'kind', j.kind, 'status', j.status) FROM ft_jobs j"               \
@@ -122,12 +125,20 @@ int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_
     }
     PQclear(res);
 
+    /* a Standard instance's rows go to one of the pooled databases; an Enterprise one has its own */
+    char database_id[37] = "";
+    if (strcmp(spec->tier, "standard") == 0 &&
+        (rc = ft_tenant_database_place(c, spec->placement, database_id, problem, err)) != FT_OK) {
+        ft_sql_rollback(c);
+        return rc;
+    }
     char *settings = spec->settings != NULL ? json_dumps(spec->settings, JSON_COMPACT) : strdup("{}");
-    const char *ip[] = {spec->customer_id, spec->code, spec->product, spec->tier, spec->environment, settings};
+    const char *ip[] = {spec->customer_id, spec->code,  spec->product,
+                        spec->tier,        spec->environment, settings, database_id[0] ? database_id : NULL};
     rc = ft_sql_row(c, "inserting an instance",
-                    "INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings)"
-                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id",
-                    6, ip, &res, err);
+                    "INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, tenant_database_id)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) RETURNING id",
+                    7, ip, &res, err);
     free(settings);
     if (rc == FT_ECONFLICT) {
         ft_sql_rollback(c);
