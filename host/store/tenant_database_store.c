@@ -36,8 +36,16 @@ int ft_tenant_database_register_default(PGconn *c, const char *url, const char *
     char cap[16];
     snprintf(cap, sizeof(cap), "%u", capacity);
     const char *p[] = {FT_TENANT_DATABASE_DEFAULT, url, display_url, cap};
-    int rc = ft_sql_begin(c, err);
+    PGresult *res = NULL;
+    int rc = ft_sql_row(c, "looking for the tenant databases table", "SELECT to_regclass('ft_tenant_databases') IS NOT NULL", 0, NULL,
+                        &res, err);
     if (rc != FT_OK)
+        return rc;
+    int have = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!have) /* a schema from another migrations directory: nothing to register */
+        return FT_OK;
+    if ((rc = ft_sql_begin(c, err)) != FT_OK)
         return rc;
     rc = ft_sql(c, "registering the default tenant database",
                 "INSERT INTO ft_tenant_databases (name, url, display_url, capacity) VALUES ($1, $2, $3, $4::int)"
