@@ -125,20 +125,12 @@ int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_
     }
     PQclear(res);
 
-    /* a Standard instance's rows go to one of the pooled databases; an Enterprise one has its own */
-    char database_id[37] = "";
-    if (strcmp(spec->tier, "standard") == 0 &&
-        (rc = ft_tenant_database_place(c, spec->placement, database_id, problem, err)) != FT_OK) {
-        ft_sql_rollback(c);
-        return rc;
-    }
     char *settings = spec->settings != NULL ? json_dumps(spec->settings, JSON_COMPACT) : strdup("{}");
-    const char *ip[] = {spec->customer_id, spec->code,  spec->product,
-                        spec->tier,        spec->environment, settings, database_id[0] ? database_id : NULL};
+    const char *ip[] = {spec->customer_id, spec->code, spec->product, spec->tier, spec->environment, settings};
     rc = ft_sql_row(c, "inserting an instance",
-                    "INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, tenant_database_id)"
-                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) RETURNING id",
-                    7, ip, &res, err);
+                    "INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id",
+                    6, ip, &res, err);
     free(settings);
     if (rc == FT_ECONFLICT) {
         ft_sql_rollback(c);
@@ -191,6 +183,14 @@ int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_
         goto fail;
     if ((rc = load(c, instance_id, out, err)) != FT_OK)
         goto fail;
+    /* a Standard instance's rows go to one of the pooled databases (an Enterprise one has its own):
+     * placed last, as the placement locks every open pooled database until the commit */
+    json_t *placement = NULL;
+    if (strcmp(spec->tier, "standard") == 0) {
+        if ((rc = ft_tenant_database_place(c, instance_id, spec->placement, &placement, problem, err)) != FT_OK)
+            goto fail;
+        json_object_set_new(*out, "placement", placement);
+    }
     ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = call->correlation_id, .traceparent = call->traceparent};
     rc = ft_outbox_emit(c, "instance", instance_id, "instance.created.v1", &meta,
                         json_pack("{s:O, s:s}", "instance", *out, "actor", call->actor), err);

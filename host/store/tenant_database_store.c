@@ -11,12 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIVE_PLACED(d) "(SELECT count(*) FROM ft_instances i WHERE i.tenant_database_id = " d " AND i.status <> 'deleted')"
-
 #define TENANT_DATABASE_JSON                                                                                                    \
     "json_build_object('id', d.id, 'name', d.name, 'url', d.display_url, 'capacity', d.capacity, 'status', d.status,"         \
-    " 'instances', " LIVE_PLACED("d.id") ", 'load', round(" LIVE_PLACED("d.id") "::numeric / d.capacity, 4),"                  \
-    " 'created_at', d.created_at, 'updated_at', d.updated_at)"
+    " 'instances', d.placed, 'load', round(d.placed::numeric / d.capacity, 4), 'created_at', d.created_at,"                   \
+    " 'updated_at', d.updated_at)"
 
 static int not_found(ft_problem_t *p, const char *id)
 {
@@ -120,17 +118,14 @@ static int lock(PGconn *c, const char *id, char name[64], long long *placed, ft_
     int rc = ft_sql_begin(c, err);
     if (rc != FT_OK)
         return rc;
-    rc = ft_sql_row(c, "locking a tenant database", "SELECT name FROM ft_tenant_databases WHERE id = $1 FOR UPDATE", 1, p, &res, err);
+    rc = ft_sql_row(c, "locking a tenant database", "SELECT name, placed FROM ft_tenant_databases WHERE id = $1 FOR UPDATE", 1, p,
+                    &res, err);
     if (rc == FT_ENOTFOUND)
         return not_found(problem, id);
     if (rc != FT_OK)
         return rc;
     snprintf(name, 64, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    rc = ft_sql_row(c, "counting a tenant database's instances", "SELECT " LIVE_PLACED("$1::uuid"), 1, p, &res, err);
-    if (rc != FT_OK)
-        return rc;
-    *placed = atoll(PQgetvalue(res, 0, 0));
+    *placed = atoll(PQgetvalue(res, 0, 1));
     PQclear(res);
     return FT_OK;
 }
@@ -208,19 +203,15 @@ fail:
     return rc;
 }
 
-int ft_tenant_database_place(PGconn *c, ft_placement_policy_t policy, char id[37], ft_problem_t *problem, ft_error_t *err)
+int ft_tenant_database_place(PGconn *c, const char *instance_id, ft_placement_policy_t policy, json_t **placement,
+                             ft_problem_t *problem, ft_error_t *err)
 {
     PGresult *res = NULL;
-    /* lock first, count after: a count taken with the lock in one statement would use the
-     * statement's snapshot, blind to the placement committed by whoever held the lock before */
-    int rc = ft_sql(c, "locking the open tenant databases", "SELECT id FROM ft_tenant_databases WHERE status = 'open' FOR UPDATE", 0,
-                    NULL, NULL, err);
-    if (rc != FT_OK)
-        return rc;
-    rc = ft_sql(c, "reading the open tenant databases' load",
-                "SELECT d.id, d.name, d.capacity, " LIVE_PLACED("d.id") " FROM ft_tenant_databases d WHERE d.status = 'open'"
-                " ORDER BY d.name",
-                0, NULL, &res, err);
+    *placement = NULL;
+    /* FOR UPDATE reads each row as the last placement committed it, after waiting for it */
+    int rc = ft_sql(c, "locking the open tenant databases",
+                    "SELECT id, name, capacity, placed FROM ft_tenant_databases WHERE status = 'open' ORDER BY name FOR UPDATE", 0, NULL,
+                    &res, err);
     if (rc != FT_OK)
         return rc;
     int n = PQntuples(res);
@@ -232,7 +223,10 @@ int ft_tenant_database_place(PGconn *c, ft_placement_policy_t policy, char id[37
                                              .open = 1};
     long k = ft_placement_pick(policy, cand, (size_t)n);
     if (k >= 0) {
-        snprintf(id, 37, "%s", PQgetvalue(res, (int)k, 0));
+        const char *p[] = {instance_id, PQgetvalue(res, (int)k, 0)};
+        rc = ft_sql(c, "recording the placement", "UPDATE ft_instances SET tenant_database_id = $2 WHERE id = $1", 2, p, NULL, err);
+        if (rc == FT_OK)
+            *placement = json_pack("{s:s, s:s}", "database_id", p[1], "database_name", cand[k].name);
     } else {
         json_t *loads = json_array();
         for (int i = 0; i < n; i++)

@@ -33,10 +33,12 @@ int ft_tenant_database_update(PGconn *c, const char *id, long long capacity, con
 int ft_tenant_database_delete(PGconn *c, const char *id, ft_problem_t *problem, ft_error_t *err);
 
 /* Inside the caller's transaction: locks every open pooled database (so concurrent placements
- * take turns and cannot both take a last slot), counts their live instances and picks one by
- * the policy into id. All full (or none open): 409 pooled-capacity-exhausted naming each open
- * database's load. */
-int ft_tenant_database_place(PGconn *c, ft_placement_policy_t policy, char id[37], ft_problem_t *problem, ft_error_t *err);
+ * take turns and cannot both take a last slot; the locks last until the caller's commit), reads
+ * their live instance counts, picks one by the policy and places the instance there (as
+ * {"database_id", "database_name"} in *placement, json_decref). All full (or none open): 409
+ * pooled-capacity-exhausted naming each open database's load. */
+int ft_tenant_database_place(PGconn *c, const char *instance_id, ft_placement_policy_t policy, json_t **placement,
+                             ft_problem_t *problem, ft_error_t *err);
 
 /* The URL (with credentials) of the pooled database an instance is placed on, in *url
  * (free()), or NULL when it has none (Enterprise, or not placed yet: the default database). */
