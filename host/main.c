@@ -18,6 +18,7 @@
 #include "messaging/worker.h"
 #include "plugins/invoke.h"
 #include "store/catalog_store.h"
+#include "store/tenant_database_store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -96,6 +97,13 @@ static int run_migrations(ft_app_t *app)
     }
     int applied = 0;
     int rc = ft_migrations_apply(conn, &app->migrations, &applied, &err);
+    if (rc == FT_OK) {
+        /* the Standard tier's default pooled database, as configured now */
+        char display[512];
+        ft_tenant_db_display_url(app->config.tenant_database_url, display, sizeof(display));
+        rc = ft_tenant_database_register_default(conn, app->config.tenant_database_url, display,
+                                                 app->config.tenant_database_capacity, &err);
+    }
     PQfinish(conn);
     if (rc != FT_OK) {
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);

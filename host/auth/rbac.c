@@ -17,7 +17,7 @@ static const char *const operator_[] = {
     "catalog:read",   "plugins:read",      "plugins:reload",      "customers:read",    "customers:create", "customers:update",
     "instances:read", "instances:create",  "instances:delete",    "subscriptions:read", "subscriptions:write",
     "subscriptions:manage", "actions:run", "overrides:read", "overrides:write",   "entitlements:read",   "jobs:read",         "dlq:read",         "dlq:write",
-    "audit:read",     "users:read",        "api-keys:read",       "self:read",        NULL};
+    "audit:read",     "users:read",        "api-keys:read",       "self:read",        "tenant-databases:read", NULL};
 static const char *const product_manager[] = {"catalog:read",   "plugins:read",       "customers:read",    "instances:read",
                                               "subscriptions:read", "overrides:read", "overrides:write", "entitlements:read",
                                               "jobs:read",      "self:read",         NULL};
@@ -42,7 +42,7 @@ static const role_def_t roles[] = {
 
 /* Permissions routes may name (beyond those some role grants): staff-only ones held through "*". */
 static const char *const admin_only[] = {"customers:delete", "users:write", "api-keys:write", "signing-keys:read",
-                                         "signing-keys:write", "dev:use", NULL};
+                                         "signing-keys:write", "dev:use", "tenant-databases:write", NULL};
 
 unsigned ft_role_parse(const char *name)
 {

@@ -29,6 +29,7 @@
 #include "store/job_store.h"
 #include "store/outbox_store.h"
 #include "store/sql.h"
+#include "store/tenant_database_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,14 +128,16 @@ static int run_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     const ft_action_t *action = NULL;
     ft_entitlements_t *ent = NULL;
     PGconn *tenant = NULL;
-    char *input = NULL, *settings = NULL, *output = NULL;
+    char *input = NULL, *settings = NULL, *output = NULL, *pooled = NULL;
     int rc = prepare(c, op, &inst, &g, &action, &ent, err);
     if (rc != FT_OK)
         goto out;
     const ft_config_t *cfg = &op->app->config;
     ft_tenant_db_config_t tcfg = {.shared_url = cfg->tenant_database_url, .retention_days = cfg->archive_retention_days};
     const char *tier = ft_json_str(inst, "tier");
-    rc = ft_tenant_db_open(&tcfg, tier, op->id, g->product->code, 0, &tenant, NULL, err);
+    if ((rc = ft_tenant_database_url_of(c, op->id, &pooled, err)) != FT_OK)
+        goto out;
+    rc = ft_tenant_db_open(&tcfg, tier, op->id, g->product->code, pooled, 0, &tenant, NULL, err);
     if (rc == FT_ENOTFOUND) {
         rc = ft_problem(&op->problem, FT_ESTATE, 409, "instance-not-provisioned", "Instance has no database",
                         json_pack("{s:s}", "instance_id", op->id), "%s", err->message);
@@ -177,6 +180,7 @@ out:
     free(input);
     free(settings);
     free(output);
+    free(pooled);
     return rc;
 }
 

@@ -250,6 +250,7 @@ static void provision(ft_req_t *r)
     a->spec.tier = "standard";
     a->spec.environment = env;
     a->spec.settings = a->settings;
+    ft_placement_policy_parse(r->app->config.placement_policy, &a->spec.placement);
     ft_op_t *op = ft_op_new(r);
     snprintf(op->id, sizeof(op->id), "%s", json_string_value(json_object_get(b, "customerId")));
     a->spec.customer_id = op->id;

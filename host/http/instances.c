@@ -1,7 +1,8 @@
 /*
  * Tenant instances: /api/v1/customers/{id}/instances and /api/v1/instances. Creating one
  * checks the product, plan and settings against the loaded catalog, then creates the
- * instance, its subscription and its provisioning job in one transaction.
+ * instance (a Standard one placed on a pooled database), its subscription and its provisioning
+ * job in one transaction.
  */
 #include "core/mem.h"
 #include "domain/job_kinds.h"
@@ -122,6 +123,7 @@ static void create_instance(ft_req_t *r)
     a->spec.environment = json_string_value(json_object_get(b, "environment"));
     a->spec.settings = a->settings;
     a->spec.trial_ends_at = a->trial_ends_at[0] ? a->trial_ends_at : NULL;
+    ft_placement_policy_parse(r->app->config.placement_policy, &a->spec.placement);
     op->arg = a;
     op->arg_free = free_create_args;
     ft_op_run(r, op, create_work, 202);

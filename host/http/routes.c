@@ -33,6 +33,7 @@ int ft_routes_register_all(ft_app_t *app)
         ft_routes_users(rt);
         ft_routes_api_keys(rt);
         ft_routes_audit(rt);
+        ft_routes_tenant_databases(rt);
         if (app->config.dev_routes)
             ft_routes_dev(rt);
     }

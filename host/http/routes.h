@@ -22,6 +22,7 @@ void ft_routes_auth(ft_router_t *router);
 void ft_routes_users(ft_router_t *router);
 void ft_routes_api_keys(ft_router_t *router);
 void ft_routes_audit(ft_router_t *router);
+void ft_routes_tenant_databases(ft_router_t *router);
 
 /* Registers every route of the host in order, their metrics series and their body schemas.
  * Returns -1 (logged) if a route's schema does not compile. */

@@ -48,7 +48,7 @@ typedef enum {
     K_LOGLEVEL,
     K_PGURL,
     K_NATSURL,
-    K_JWTALG
+    K_CHOICE /* one of the setting's choices */
 } kind_t;
 
 typedef struct setting {
@@ -59,6 +59,23 @@ typedef struct setting {
     unsigned long long min, max; /* for K_UINT and K_SIZE */
     const char *help;
 } setting_t;
+
+/* The values a K_CHOICE setting accepts, NULL-terminated. */
+static const struct {
+    const char *setting;
+    const char *values[4];
+} choices[] = {
+    {"FT_JWT_ALG", {"RS256", "ES256", "EdDSA", NULL}},
+    {"FT_PLACEMENT_POLICY", {"least-loaded", "fill-first", NULL}},
+};
+
+static const char *const *choices_of(const char *setting)
+{
+    for (size_t i = 0; i < sizeof(choices) / sizeof(choices[0]); i++)
+        if (strcmp(choices[i].setting, setting) == 0)
+            return choices[i].values;
+    return NULL;
+}
 
 #define OFF(f) offsetof(ft_config_t, f)
 
@@ -83,6 +100,13 @@ static const setting_t settings[] = {
     {"FT_DEV_ROUTES", K_TESTSWITCH, OFF(dev_routes), "false", 0, 0, "serve /api/v1/_dev diagnostics (never in production)"},
     {"FT_TENANT_DATABASE_URL", K_PGURL, OFF(tenant_database_url), "", 0, 0,
      "the Standard tier's shared database (default: database farutech_tenants beside FT_DATABASE_URL)"},
+    /* 5000: a Standard tenant's rows are small (a clinic's or a shop's records), and five thousand
+     * of them share one PostgreSQL database comfortably; a pool of a few such databases per server
+     * is the expected shape. An operator who knows the server's size sets it. */
+    {"FT_TENANT_DATABASE_CAPACITY", K_UINT, OFF(tenant_database_capacity), "5000", 1, 2147483647,
+     "Standard instances the default pooled database (FT_TENANT_DATABASE_URL) takes"},
+    {"FT_PLACEMENT_POLICY", K_CHOICE, OFF(placement_policy), "least-loaded", 0, 0,
+     "where a new Standard instance goes: least-loaded (lowest share of capacity used) or fill-first (first database by name with room)"},
     {"FT_ARCHIVE_DIR", K_OPTSTRING, OFF(archive_dir), "", 0, 0, "where removed tenants' data is archived (empty: no archive)"},
     {"FT_ARCHIVE_RETENTION_DAYS", K_UINT, OFF(archive_retention_days), "30", 1, 36500, "days archives are kept"},
     {"FT_WORKER_THREADS", K_UINT, OFF(worker_threads), "2", 1, 64, "jobs run at once by this process"},
@@ -94,7 +118,7 @@ static const setting_t settings[] = {
     {"FT_RELAY_POLL_MS", K_UINT, OFF(relay_poll_ms), "5000", 10, 600000, "relay poll when no notification arrives"},
     {"FT_RELAY_CRASH_AFTER_PUBLISH", K_TESTSWITCH, OFF(relay_crash_after_publish), "false", 0, 0,
      "fault injection for tests: exit after publishing, before marking rows"},
-    {"FT_JWT_ALG", K_JWTALG, OFF(jwt_alg), "RS256", 0, 0, "the one JWT algorithm signed and accepted: RS256, ES256 or EdDSA"},
+    {"FT_JWT_ALG", K_CHOICE, OFF(jwt_alg), "RS256", 0, 0, "the one JWT algorithm signed and accepted: RS256, ES256 or EdDSA"},
     {"FT_JWT_ISSUER", K_STRING, OFF(jwt_issuer), "farutech", 0, 0, "iss of the access tokens issued and required"},
     {"FT_JWT_AUDIENCE", K_STRING, OFF(jwt_audience), "farutech-api", 0, 0, "aud of the access tokens issued and required"},
     {"FT_ACCESS_TOKEN_TTL_S", K_UINT, OFF(access_token_ttl_s), "900", 10, 86400, "access token lifetime in seconds"},
@@ -303,14 +327,21 @@ static void apply(ft_config_t *cfg, const setting_t *s, const char *value, const
         free(*(char **)field);
         *(char **)field = ft_mem_strdup(value);
         return;
-    case K_JWTALG:
-        if (strcmp(value, "RS256") != 0 && strcmp(value, "ES256") != 0 && strcmp(value, "EdDSA") != 0) {
-            add_error(eb, "%s=%s (from %s): expected RS256, ES256 or EdDSA", s->name, value, source);
+    case K_CHOICE: {
+        const char *const *all = choices_of(s->name), *const *c = all;
+        while (*c != NULL && strcmp(*c, value) != 0)
+            c++;
+        if (*c == NULL) {
+            char expected[200] = "";
+            for (c = all; *c != NULL; c++)
+                snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s", c != all ? ", " : "", *c);
+            add_error(eb, "%s=%s (from %s): expected one of %s", s->name, value, source, expected);
             return;
         }
         free(*(char **)field);
         *(char **)field = ft_mem_strdup(value);
         return;
+    }
     case K_LISTEN:
         if (parse_listen(value, cfg->http_host, sizeof(cfg->http_host), &cfg->http_port) != 0) {
             add_error(eb, "%s=%s (from %s): expected host:port with a port from 0 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080",
@@ -552,7 +583,7 @@ void ft_config_free(ft_config_t *cfg)
     cfg->system_config = NULL;
     for (size_t i = 0; i < NSETTINGS; i++) {
         kind_t k = settings[i].kind;
-        if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL || k == K_JWTALG) {
+        if (k == K_STRING || k == K_OPTSTRING || k == K_LISTEN || k == K_PGURL || k == K_NATSURL || k == K_CHOICE) {
             char **f = (char **)((char *)cfg + settings[i].offset);
             free(*f);
             *f = NULL;
@@ -640,7 +671,7 @@ void ft_config_dump(const ft_config_t *cfg, int fd, int all)
         case K_STRING:
         case K_OPTSTRING:
         case K_LISTEN:
-        case K_JWTALG:
+        case K_CHOICE:
             snprintf(value, sizeof(value), "%s", *(char *const *)field);
             break;
         case K_PGURL:

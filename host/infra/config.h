@@ -35,7 +35,9 @@ typedef struct ft_config {
     unsigned nats_replicas;
     int dev_routes;
     char *tenant_database_url; /* "" until derived from database_url */
-    char *archive_dir;         /* "": no archive */
+    unsigned tenant_database_capacity; /* of the default pooled database */
+    char *placement_policy;            /* "least-loaded" or "fill-first" */
+    char *archive_dir;                 /* "": no archive */
     unsigned archive_retention_days;
     unsigned worker_threads;
     unsigned job_max_attempts;

@@ -32,15 +32,41 @@ void ft_tenant_db_name(const char *instance_id, char out[40])
     out[o] = '\0';
 }
 
+/* The parts of a URL or conninfo string this file needs; each NULL when absent. */
+typedef struct conn_parts {
+    PQconninfoOption *opts; /* owns the strings; PQconninfoFree */
+    const char *host, *port, *user, *password, *dbname;
+} conn_parts_t;
+
+/* 0, or -1 when url does not parse (p is then empty). */
+static int parts_of(const char *url, conn_parts_t *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->opts = url != NULL ? PQconninfoParse(url, NULL) : NULL;
+    for (PQconninfoOption *o = p->opts; o != NULL && o->keyword != NULL; o++) {
+        if (o->val == NULL)
+            continue;
+        if (strcmp(o->keyword, "host") == 0 || (strcmp(o->keyword, "hostaddr") == 0 && p->host == NULL))
+            p->host = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            p->port = o->val;
+        else if (strcmp(o->keyword, "user") == 0)
+            p->user = o->val;
+        else if (strcmp(o->keyword, "password") == 0)
+            p->password = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            p->dbname = o->val;
+    }
+    return p->opts != NULL ? 0 : -1;
+}
+
 /* The database name in a URL or conninfo (into out). */
 static void dbname_of(const char *url, char *out, size_t len)
 {
-    PQconninfoOption *opts = PQconninfoParse(url, NULL);
-    snprintf(out, len, "postgres");
-    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
-        if (strcmp(o->keyword, "dbname") == 0 && o->val != NULL)
-            snprintf(out, len, "%s", o->val);
-    PQconninfoFree(opts);
+    conn_parts_t p;
+    parts_of(url, &p);
+    snprintf(out, len, "%s", p.dbname != NULL ? p.dbname : "postgres");
+    PQconninfoFree(p.opts);
 }
 
 static int exists(PGconn *admin, const char *db, int *yes, ft_error_t *err)
@@ -89,78 +115,99 @@ int ft_tenant_db_bootstrap(const ft_tenant_db_config_t *cfg, ft_error_t *err)
     return rc;
 }
 
-int ft_tenant_db_open(const ft_tenant_db_config_t *cfg, const char *tier, const char *instance_id, const char *product, int create,
-                      PGconn **out, json_t **location, ft_error_t *err)
+int ft_tenant_db_open(const ft_tenant_db_config_t *cfg, const char *tier, const char *instance_id, const char *product,
+                      const char *pooled_url, int create, PGconn **out, json_t **location, ft_error_t *err)
 {
     char db[128];
-    int rc = FT_OK;
-    if (out == NULL) { /* only where the data lives */
-        if (strcmp(tier, "enterprise") == 0)
-            ft_tenant_db_name(instance_id, db);
-        else
-            dbname_of(cfg->shared_url, db, sizeof(db));
-        if (location != NULL)
-            *location = json_pack("{s:s, s:s, s:s}", "tier", tier, "database", db, "schema", product);
-        return FT_OK;
-    }
-    *out = NULL;
-    if (strcmp(tier, "enterprise") == 0) {
+    int rc = FT_OK, enterprise = strcmp(tier, "enterprise") == 0;
+    const char *url = enterprise || pooled_url == NULL ? cfg->shared_url : pooled_url;
+    if (enterprise)
         ft_tenant_db_name(instance_id, db);
-        PGconn *admin = ft_db_connect_to(cfg->shared_url, "postgres", "farutech-worker", err);
-        if (admin == NULL)
-            return err->code;
-        int yes = 0;
-        rc = exists(admin, db, &yes, err);
-        if (rc == FT_OK && !yes)
-            rc = create ? create_db(admin, db, err) : ft_error_set(err, FT_ENOTFOUND, "database %s does not exist", db);
-        PQfinish(admin);
-        if (rc != FT_OK)
-            return rc;
-        *out = ft_db_connect_to(cfg->shared_url, db, "farutech-worker", err);
-        if (*out != NULL)
-            rc = ft_tenant_db_prepare(*out, err);
-    } else {
-        dbname_of(cfg->shared_url, db, sizeof(db));
-        *out = ft_db_connect_to(cfg->shared_url, db, "farutech-worker", err);
-    }
-    if (*out == NULL)
-        return err->code;
-    if (rc != FT_OK) {
-        PQfinish(*out);
+    else
+        dbname_of(url, db, sizeof(db));
+    if (out != NULL) {
         *out = NULL;
-        return rc;
+        if (enterprise) {
+            PGconn *admin = ft_db_connect_to(url, "postgres", "farutech-worker", err);
+            if (admin == NULL)
+                return err->code;
+            int yes = 0;
+            rc = exists(admin, db, &yes, err);
+            if (rc == FT_OK && !yes)
+                rc = create ? create_db(admin, db, err) : ft_error_set(err, FT_ENOTFOUND, "database %s does not exist", db);
+            PQfinish(admin);
+            if (rc != FT_OK)
+                return rc;
+        }
+        /* a pooled database on another server needs the tenant role there too: checked on each
+         * new connection (cheap, and connections are kept between jobs) */
+        *out = ft_db_connect_to(url, db, "farutech-worker", err);
+        if (*out == NULL)
+            return err->code;
+        if ((rc = ft_tenant_db_prepare(*out, err)) != FT_OK) {
+            PQfinish(*out);
+            *out = NULL;
+            return rc;
+        }
     }
     if (location != NULL)
         *location = json_pack("{s:s, s:s, s:s}", "tier", tier, "database", db, "schema", product);
     return FT_OK;
 }
 
+int ft_tenant_db_display_url(const char *url, char *out, size_t len)
+{
+    conn_parts_t p;
+    /* only a postgresql:// URL or key=value pairs: libpq takes a bare word for a database name */
+    if (url == NULL || (strstr(url, "://") == NULL && strchr(url, '=') == NULL) || parts_of(url, &p) != 0)
+        return -1;
+    int ipv6 = p.host != NULL && strchr(p.host, ':') != NULL && strchr(p.host, ',') == NULL;
+    snprintf(out, len, "postgresql://%s%s%s%s%s%s%s/%s", p.user != NULL ? p.user : "", p.user != NULL ? "@" : "", ipv6 ? "[" : "",
+             p.host != NULL ? p.host : "", ipv6 ? "]" : "", p.port != NULL ? ":" : "", p.port != NULL ? p.port : "",
+             p.dbname != NULL ? p.dbname : "");
+    PQconninfoFree(p.opts);
+    return 0;
+}
+
+/* Replaces each occurrence of the URL's password in err's message with "***". */
+static void redact_password(const char *url, ft_error_t *err)
+{
+    conn_parts_t p;
+    parts_of(url, &p);
+    char *at, out[sizeof(err->message)];
+    size_t n = p.password != NULL ? strlen(p.password) : 0;
+    while (n > 0 && (at = strstr(err->message, p.password)) != NULL) {
+        snprintf(out, sizeof(out), "%.*s***%s", (int)(at - err->message), err->message, at + n);
+        snprintf(err->message, sizeof(err->message), "%s", out);
+    }
+    PQconninfoFree(p.opts);
+}
+
+int ft_tenant_db_probe(const char *url, ft_error_t *err)
+{
+    PGconn *c = ft_db_connect(url, "farutech-api", err);
+    int rc = c != NULL ? ft_tenant_db_prepare(c, err) : err->code;
+    PQfinish(c);
+    if (rc != FT_OK)
+        redact_password(url, err);
+    return rc;
+}
+
 /* Runs pg_dump -Fc of db into path; the password travels in the environment, not argv. */
 static int dump(const ft_tenant_db_config_t *cfg, const char *db, const char *path, ft_error_t *err)
 {
-    PQconninfoOption *opts = PQconninfoParse(cfg->shared_url, NULL);
-    const char *host = "127.0.0.1", *port = "5432", *user = NULL, *password = NULL;
-    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
-        if (o->val == NULL)
-            continue;
-        if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0)
-            host = o->val;
-        else if (strcmp(o->keyword, "port") == 0)
-            port = o->val;
-        else if (strcmp(o->keyword, "user") == 0)
-            user = o->val;
-        else if (strcmp(o->keyword, "password") == 0)
-            password = o->val;
-    }
+    conn_parts_t p;
+    parts_of(cfg->shared_url, &p);
     pid_t pid = fork();
     if (pid == 0) {
-        if (password != NULL)
-            setenv("PGPASSWORD", password, 1);
-        const char *argv[] = {"pg_dump", "-Fc", "-h", host, "-p", port, "-U", user != NULL ? user : "postgres", "-f", path, db, NULL};
+        if (p.password != NULL)
+            setenv("PGPASSWORD", p.password, 1);
+        const char *argv[] = {"pg_dump", "-Fc", "-h", p.host != NULL ? p.host : "127.0.0.1", "-p", p.port != NULL ? p.port : "5432",
+                              "-U", p.user != NULL ? p.user : "postgres", "-f", path, db, NULL};
         execvp("pg_dump", (char *const *)argv);
         _exit(127);
     }
-    PQconninfoFree(opts);
+    PQconninfoFree(p.opts);
     int status = 0;
     if (pid < 0 || waitpid(pid, &status, 0) < 0)
         return ft_error_set(err, FT_EIO, "cannot run pg_dump: %s", strerror(errno));

@@ -15,6 +15,7 @@
 #include "store/entitlement_store.h"
 #include "store/idempotency_store.h"
 #include "store/job_run_store.h"
+#include "store/tenant_database_store.h"
 
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -35,7 +36,8 @@ typedef struct worker_thread {
     unsigned index;
     pthread_mutex_t mutex; /* guards busy, read by the heartbeat */
     natsMsg *busy;
-    PGconn *shared; /* the Standard tier's database, kept open between jobs */
+    PGconn *shared;   /* the last pooled database used, kept open between jobs */
+    char *shared_url; /* its URL (NULL: the default one) */
 } worker_thread_t;
 
 struct ft_workers {
@@ -205,18 +207,30 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         goto out;
     int deprovision = job->k->tenant_db == FT_TENANT_DB_REMOVE;
     int shared = strcmp(job->tier, "standard") == 0;
-    int rc;
-    if (shared && t->shared != NULL && PQstatus(t->shared) == CONNECTION_OK && PQtransactionStatus(t->shared) == PQTRANS_IDLE) {
+    char *pooled = NULL; /* the Standard instance's pooled database; NULL: the default one */
+    int rc = shared ? ft_tenant_database_url_of(control, job->instance_id, &pooled, &err) : FT_OK;
+    if (rc != FT_OK) {
+        fail(o, 1, NULL, "%s", err.message);
+        goto out;
+    }
+    int same = (pooled == NULL) == (t->shared_url == NULL) && (pooled == NULL || strcmp(pooled, t->shared_url) == 0);
+    if (shared && same && t->shared != NULL && PQstatus(t->shared) == CONNECTION_OK &&
+        PQtransactionStatus(t->shared) == PQTRANS_IDLE) {
         tenant = t->shared;
-        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, 0, NULL, location, &err);
+        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, pooled, 0, NULL, location, &err);
+        free(pooled);
     } else {
         /* only provisioning creates an instance's own database: any other job on an Enterprise
          * instance whose database is gone fails instead of working on an empty new one */
         int create = shared ? !deprovision : job->k->tenant_db == FT_TENANT_DB_CREATE;
-        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, create, &tenant, location, &err);
+        rc = ft_tenant_db_open(&w->cfg.tenant, job->tier, job->instance_id, job->product, pooled, create, &tenant, location, &err);
         if (rc == FT_OK && shared) {
             PQfinish(t->shared);
+            free(t->shared_url);
             t->shared = tenant;
+            t->shared_url = pooled;
+        } else {
+            free(pooled);
         }
     }
     if (rc == FT_ENOTFOUND && deprovision) {
@@ -492,6 +506,7 @@ static void *worker_main(void *arg)
     if (control != NULL)
         PQfinish(control);
     PQfinish(t->shared);
+    free(t->shared_url);
     return NULL;
 }
 

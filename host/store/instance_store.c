@@ -8,6 +8,7 @@
 #include "store/outbox_store.h"
 #include "store/representations.h"
 #include "store/sql.h"
+#include "store/tenant_database_store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,8 @@
     "json_build_object('id', i.id, 'customer_id', i.customer_id, 'code', i.code, 'product', i.product_code,"                 \
     " 'tier', i.tier, 'environment', i.environment, 'settings', i.settings, 'status', i.status,"                            \
     " 'status_reason', i.status_reason, 'data_location', i.data_location,"                                                   \
+    " 'placement', (SELECT json_build_object('database_id', d.id, 'database_name', d.name) FROM ft_tenant_databases d"         \
+    "   WHERE d.id = i.tenant_database_id),"                                                                                   \
     " 'entitlements_version', i.entitlements_version, 'created_at', i.created_at, 'updated_at', i.updated_at,"               \
     " 'subscription', (SELECT " FT_SUBSCRIPTION_JSON " FROM ft_subscriptions s WHERE s.instance_id = i.id),"                    \
     " 'latest_job', (SELECT json_build_object('id', j.id, 'kind', j.kind, 'status', j.status) FROM ft_jobs j"               \
@@ -180,6 +183,14 @@ int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_
         goto fail;
     if ((rc = load(c, instance_id, out, err)) != FT_OK)
         goto fail;
+    /* a Standard instance's rows go to one of the pooled databases (an Enterprise one has its own):
+     * placed last, as the placement locks every open pooled database until the commit */
+    json_t *placement = NULL;
+    if (strcmp(spec->tier, "standard") == 0) {
+        if ((rc = ft_tenant_database_place(c, instance_id, spec->placement, &placement, problem, err)) != FT_OK)
+            goto fail;
+        json_object_set_new(*out, "placement", placement);
+    }
     ft_event_meta_t meta = {.tenant_id = instance_id, .correlation_id = call->correlation_id, .traceparent = call->traceparent};
     rc = ft_outbox_emit(c, "instance", instance_id, "instance.created.v1", &meta,
                         json_pack("{s:O, s:s}", "instance", *out, "actor", call->actor), err);

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/problem.h"
+#include "domain/placement.h"
 #include "store/job_store.h"
 #include "store/scope.h"
 
@@ -32,10 +33,13 @@ typedef struct ft_instance_spec {
     size_t nsteps;
     const ft_override_spec_t *overrides; /* created with the subscription; may be NULL */
     size_t noverrides;
+    ft_placement_policy_t placement; /* picks a Standard instance's pooled database */
 } ft_instance_spec_t;
 
 /* Each returns FT_OK with *out (json_decref) or a negative code with `problem` filled for what
- * the caller caused, or `err` for internal failures. */
+ * the caller caused, or `err` for internal failures. Creating a Standard instance places it on a
+ * pooled tenant database in the same transaction (ft_tenant_database_place; 409
+ * pooled-capacity-exhausted when none has room, and nothing is written). */
 int ft_instance_create(PGconn *c, const ft_call_t *call, const ft_instance_spec_t *spec, json_t **out, ft_problem_t *problem,
                        ft_error_t *err);
 int ft_instance_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);

@@ -26,7 +26,7 @@ KEY_SHAPE = re.compile(r"^ftk_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$")
 CUSTOMER_ROLES = ("customer-admin", "customer-viewer")
 # permissions no customer-bound credential may ever hold, whatever rbac.c says
 STAFF_ONLY = {"customers:create", "customers:delete", "dlq:read", "dlq:write", "plugins:read", "plugins:reload",
-              "signing-keys:read", "signing-keys:write", "dev:use"}
+              "signing-keys:read", "signing-keys:write", "dev:use", "tenant-databases:read", "tenant-databases:write"}
 
 
 # ---------------------------------------------------------------- the route and role tables
@@ -1249,6 +1249,15 @@ class Security(SecurityCase):
               entity_type="signing_key", entity_id=old_kid, customer_id=None)
         write("POST", "/api/v1/plugins/{product}/reload", "/api/v1/plugins/vet/reload", customer_id=None)
         write("POST", "/api/v1/plugins/reload", "/api/v1/plugins/reload", customer_id=None)
+        pooled = dict(entity_type="tenant_database", customer_id=None)
+        t = write("POST", "/api/v1/tenant-databases", "/api/v1/tenant-databases",
+                  {"name": "aud-" + secrets.token_hex(3), "url": self.stack.url_for(self.stack.create_database()), "capacity": 3},
+                  201).json()
+        calls[-1][3].update(entity_id=t["id"], **pooled)
+        write("PATCH", "/api/v1/tenant-databases/{id}", f"/api/v1/tenant-databases/{t['id']}", {"status": "closed"},
+              entity_id=t["id"], **pooled)
+        write("DELETE", "/api/v1/tenant-databases/{id}", f"/api/v1/tenant-databases/{t['id']}", status=204, entity_id=t["id"],
+              **pooled)
         gone = self.customer(h)
         write("DELETE", "/api/v1/customers/{id}", f"/api/v1/customers/{gone['id']}", status=204,
               entity_type="customer", entity_id=gone["id"], customer_id=gone["id"])

@@ -32,6 +32,8 @@ static void clear_env(void)
     unsetenv("FT_NATS_URL");
     unsetenv("FT_VAR_DIR");
     unsetenv("FT_DEV_ROUTES");
+    unsetenv("FT_PLACEMENT_POLICY");
+    unsetenv("FT_JWT_ALG");
 }
 
 TEST(defaults_apply_without_file_or_environment)
@@ -90,6 +92,27 @@ TEST(roles_all_means_every_role)
     setenv("FT_ROLES", "all", 1);
     CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
     CHECK_INT(FT_ROLE_API | FT_ROLE_RELAY | FT_ROLE_WORKER, c.roles);
+    ft_config_free(&c);
+    clear_env();
+}
+
+TEST(choices_accept_only_their_values_and_name_them)
+{
+    clear_env();
+    ft_config_t c;
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    CHECK_STR("least-loaded", c.placement_policy);
+    CHECK_INT(5000, c.tenant_database_capacity);
+    ft_config_free(&c);
+    setenv("FT_PLACEMENT_POLICY", "fill-first", 1);
+    CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
+    CHECK_STR("fill-first", c.placement_policy);
+    ft_config_free(&c);
+    setenv("FT_PLACEMENT_POLICY", "round-robin", 1);
+    setenv("FT_JWT_ALG", "HS256", 1);
+    CHECK(ft_config_load(&c, NULL, errors, sizeof(errors)) < 0);
+    CHECK_CONTAINS(errors, "FT_PLACEMENT_POLICY=round-robin (from environment): expected one of least-loaded, fill-first");
+    CHECK_CONTAINS(errors, "FT_JWT_ALG=HS256 (from environment): expected one of RS256, ES256, EdDSA");
     ft_config_free(&c);
     clear_env();
 }
@@ -378,7 +401,8 @@ TEST(the_system_config_is_read_when_present_under_the_environment_and_a_named_fi
 
 RUN_TESTS(TEST_ENTRY(defaults_apply_without_file_or_environment), TEST_ENTRY(environment_wins_over_file),
           TEST_ENTRY(every_bad_value_is_reported_with_its_source), TEST_ENTRY(roles_all_means_every_role),
-          TEST_ENTRY(sizes_accept_binary_suffixes), TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
+          TEST_ENTRY(choices_accept_only_their_values_and_name_them), TEST_ENTRY(sizes_accept_binary_suffixes),
+          TEST_ENTRY(missing_config_file_is_an_error), TEST_ENTRY(dump_masks_passwords),
           TEST_ENTRY(a_nats_cluster_list_is_accepted_and_every_urls_credentials_are_masked),
           TEST_ENTRY(a_multi_host_postgresql_url_is_accepted_and_its_password_masked),
           TEST_ENTRY(dump_hides_test_switches_unless_on_or_asked_for_all),
