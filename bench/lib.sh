@@ -48,6 +48,7 @@ start_stack() {
 }
 
 # start_host PORT [extra env assignments...]: runs the release host, logs to $work/host.log
+# (or to $host_log when set)
 start_host() {
     _host_port=$1
     shift
@@ -56,7 +57,7 @@ start_host() {
     # script says otherwise
     env FT_HTTP_LISTEN="127.0.0.1:$_host_port" FT_THREADS="$bench_threads" \
         FT_RATE_LIMIT_IP_RPS=10000000 FT_RATE_LIMIT_IP_BURST=10000000 "$@" \
-        "$root/build/release/host/farutech-host" >"$work/host.log" 2>&1 &
+        "$root/build/release/host/farutech-host" >"${host_log:-$work/host.log}" 2>&1 &
     pids="$pids $!"
     host_pid=$! # env execs the host: the same process
     for _ in $(seq 1 100); do
@@ -64,7 +65,7 @@ start_host() {
         sleep 0.1
     done
     echo "host did not come up:" >&2
-    tail -20 "$work/host.log" >&2
+    tail -20 "${host_log:-$work/host.log}" >&2
     exit 1
 }
 

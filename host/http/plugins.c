@@ -8,6 +8,7 @@
 #include "http/audit.h"
 #include "http/request.h"
 #include "http/routes.h"
+#include "infra/log.h"
 #include "messaging/fleet.h"
 #include "store/fleet_store.h"
 
@@ -29,12 +30,17 @@ static int list_work(PGconn *conn, void *arg, ft_error_t *err)
 static void list_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     list_job_t *job = arg;
-    if (ft_req_alive(r) && status != FT_OK) {
-        ft_respond_internal(r, 503, err);
-    } else if (ft_req_alive(r)) {
+    if (ft_req_alive(r)) {
+        /* this host's own state needs no database: without one the fleet view is null */
         json_t *body = ft_registry_status(r->app->registry);
-        json_object_set_new(body, "fleet", json_pack("{s:s, s:O, s:o}", "host_id", ft_fleet_host_id(r->app->fleet), "releases",
-                                                     job->releases, "skew", ft_fleet_skew(job->hosts, job->releases)));
+        const char *id = ft_fleet_host_id(r->app->fleet);
+        if (status == FT_OK && id != NULL)
+            json_object_set_new(body, "fleet", json_pack("{s:s, s:O, s:o}", "host_id", id, "releases", job->releases, "skew",
+                                                         ft_fleet_skew(job->hosts, job->releases)));
+        else
+            json_object_set_new(body, "fleet", json_null());
+        if (status != FT_OK)
+            ft_log(FT_LOG_WARN, r->request_id, "plugins: fleet view unavailable: %s", err->message);
         ft_respond_json(r, 200, body);
     }
     json_decref(job->releases);

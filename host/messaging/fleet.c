@@ -328,16 +328,16 @@ static void *fleet_main(void *arg)
     uint64_t next = 0;
     for (;;) {
         pthread_mutex_lock(&f->mutex);
-        while (!f->stopping && !f->kick && ft_fleet_now_ns() < next) {
+        while (!f->stopping && !f->kick && !f->beat_now && ft_fleet_now_ns() < next) {
             struct timespec ts = deadline_ts(next);
             pthread_cond_timedwait(&f->kick_cond, &f->mutex, &ts);
         }
-        int stopping = f->stopping;
-        f->kick = 0;
+        int stopping = f->stopping, beat = f->beat_now;
+        f->kick = f->beat_now = 0;
         pthread_mutex_unlock(&f->mutex);
         if (stopping)
             break;
-        if (ft_fleet_now_ns() >= next) {
+        if (beat || ft_fleet_now_ns() >= next) {
             heartbeat(f);
             next = ft_fleet_now_ns() + (uint64_t)f->cfg.heartbeat_ms * 1000000u;
         }
@@ -509,14 +509,22 @@ ft_fleet_t *ft_fleet_start(const ft_fleet_config_t *cfg, ft_error_t *err)
         rc = ft_fleet_store_releases(conn, &releases, err);
     if (conn != NULL)
         ft_db_release(cfg->db, conn);
-    if (rc == FT_OK) {
-        ft_log(FT_LOG_INFO, NULL, "fleet: this process is host %s; %zu plugin releases current", f->id,
-               json_array_size(releases));
-        pthread_mutex_lock(&f->work_mutex);
-        rc = initial_load(f, releases, err);
-        ft_fleet_publish(f);
-        pthread_mutex_unlock(&f->work_mutex);
+    if (rc != FT_OK) {
+        /* as with the catalog, a database without the fleet's tables leaves this host on its own */
+        ft_log(FT_LOG_ERROR, NULL, "fleet: cannot join (%s); serving the plugin directory alone, reloads reach this host only",
+               err->message);
+        f->id[0] = '\0';
+        *err = (ft_error_t){0};
+        rc = ft_registry_reload(cfg->registry, NULL, 0, NULL, NULL, err) == FT_EIO ? FT_EIO : FT_OK;
+        if (rc != FT_OK)
+            ft_fleet_stop(f);
+        return rc == FT_OK ? f : NULL;
     }
+    ft_log(FT_LOG_INFO, NULL, "fleet: this process is host %s; %zu plugin releases current", f->id, json_array_size(releases));
+    pthread_mutex_lock(&f->work_mutex);
+    rc = initial_load(f, releases, err);
+    ft_fleet_publish(f);
+    pthread_mutex_unlock(&f->work_mutex);
     json_decref(releases);
     if (rc != FT_OK) {
         ft_fleet_stop(f);
@@ -566,10 +574,12 @@ void ft_fleet_set_address(ft_fleet_t *f, const char *address)
     pthread_mutex_lock(&f->mutex);
     free(f->address);
     f->address = ft_mem_strdup(address);
+    f->beat_now = 1; /* the fleet learns it with a heartbeat now, not one period later */
+    pthread_cond_signal(&f->kick_cond);
     pthread_mutex_unlock(&f->mutex);
 }
 
 const char *ft_fleet_host_id(const ft_fleet_t *f)
 {
-    return f->id;
+    return f->id[0] != '\0' ? f->id : NULL;
 }

@@ -30,13 +30,16 @@ typedef struct ft_fleet_config {
  * FT_PLUGIN_DIR when the file there has the release's SHA-256, else from the release's bytes),
  * the plugin directory's file for a product with no release yet (recorded as its first release
  * unless another host recorded one first, whose file is then loaded instead); then starts the
- * heartbeat and the listener. Blocking (start-up). NULL + err when the database refuses.
+ * heartbeat and the listener. Blocking (start-up). A database that refuses the registration
+ * (the fleet's tables missing) leaves the host on its own: it loads its plugin directory and its
+ * rollouts reach itself only. NULL + err (FT_EIO) when the plugin directory cannot be read.
  */
 ft_fleet_t *ft_fleet_start(const ft_fleet_config_t *cfg, ft_error_t *err);
 /* Stops the threads and marks this host stopped. NULL is a no-op. */
 void ft_fleet_stop(ft_fleet_t *f);
 /* The HTTP address once known ("127.0.0.1:8080"), written with the next heartbeat. */
 void ft_fleet_set_address(ft_fleet_t *f, const char *address);
+/* This host's id, or NULL when it is on its own. */
 const char *ft_fleet_host_id(const ft_fleet_t *f);
 
 typedef struct ft_rollout_request {

@@ -18,7 +18,7 @@ struct ft_fleet {
     pthread_mutex_t mutex;
     pthread_cond_t kick_cond;    /* the heartbeat thread: a rollout was announced, or stop */
     pthread_cond_t results_cond; /* coordinators: some host wrote rollout results */
-    int kick, stopping;
+    int kick, beat_now, stopping;
     unsigned long long results_seq;
     /* held by a convergence and by a rollout's local phase (reload, releases, announcement):
      * they would otherwise undo each other's loads */

@@ -376,8 +376,22 @@ static void own_reasons(json_t *own, const char *product, char *out, size_t len)
     }
 }
 
+/* A host on its own: its registry's reload, and the answer's fleet members empty. */
+static int alone(ft_fleet_t *f, const ft_rollout_request_t *req, json_t **answer, ft_error_t *err)
+{
+    json_t *report = NULL;
+    int rc = ft_registry_reload(f->cfg.registry, req->product, req->force, NULL, &report, err);
+    if (rc == FT_OK || rc == FT_EINVAL)
+        *answer = json_pack("{s:o, s:n, s:[]}", "results", report, "rollout", "hosts");
+    else
+        json_decref(report);
+    return rc;
+}
+
 int ft_fleet_rollout(ft_fleet_t *f, const ft_rollout_request_t *req, json_t **answer, ft_error_t *err)
 {
+    if (f->id[0] == '\0')
+        return alone(f, req, answer, err);
     uint64_t t0 = ft_fleet_now_ns(), deadline = t0 + (uint64_t)f->cfg.rollout_timeout_ms * 1000000u;
     char rollout_id[37] = "", started_at[40] = "", finished_at[40] = "";
     json_t *report = NULL, *own = NULL, *items = NULL, *hosts = NULL;
