@@ -206,6 +206,9 @@ class Fleet(StackTestCase):
         self.assertEqual(set(results[b.host_id]), {"fixture", "faulty"})
         self.assertNotIn(fixed, " ".join(self.releases(a, "faulty")))  # the canary's good product was not released
         self.assertNotEqual(self.served(a, b.host_id, "faulty"), fixed)
+        # what did load on the canary is no release: it goes back to the fleet's at a heartbeat
+        wait_until(lambda: self.served(a, a.host_id, "faulty") == sha256(fixture("faulty", "faulty")), 30,
+                   what="the canary to return to the current release")
         # without canary, the product that loaded rolls out and the broken one does not
         r = a.post("/api/v1/plugins/reload")
         p = self.assertProblem(r, 422, "plugin-load-failed")
