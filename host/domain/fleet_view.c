@@ -4,6 +4,8 @@
  */
 #include "domain/fleet_view.h"
 
+#include "core/mem.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +53,7 @@ static size_t products_of(json_t *hosts, json_t *releases, const char ***out)
     size_t n = json_array_size(releases), k = 0, i, j;
     json_t *h, *p;
     json_array_foreach(hosts, i, h) n += json_array_size(json_object_get(h, "plugins"));
-    const char **all = calloc(n + 1, sizeof(*all));
+    const char **all = ft_mem_calloc(n + 1, sizeof(*all));
     json_array_foreach(releases, i, p) all[k++] = json_string_value(json_object_get(p, "product"));
     json_array_foreach(hosts, i, h)
     {
@@ -93,8 +95,7 @@ json_t *ft_fleet_skew(json_t *hosts, json_t *releases)
         int skewed = ngroups > 1 || (ngroups == 1 && release != NULL && json_object_get(groups, release) == NULL);
         if (skewed)
             json_array_append_new(skew, json_pack("{s:s, s:o, s:O}", "product", products[k], "release_sha256",
-                                                  release != NULL ? json_string(release) : json_null(), "hosts_by_sha256",
-                                                  groups));
+                                                  release != NULL ? json_string(release) : json_null(), "hosts_by_sha256", groups));
         json_decref(groups);
     }
     free(products);

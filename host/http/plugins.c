@@ -35,8 +35,9 @@ static void list_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
         json_t *body = ft_registry_status(r->app->registry);
         const char *id = ft_fleet_host_id(r->app->fleet);
         if (status == FT_OK && id != NULL)
-            json_object_set_new(body, "fleet", json_pack("{s:s, s:O, s:o}", "host_id", id, "releases", job->releases, "skew",
-                                                         ft_fleet_skew(job->hosts, job->releases)));
+            json_object_set_new(body, "fleet",
+                                json_pack("{s:s, s:O, s:o}", "host_id", id, "releases", job->releases, "skew",
+                                          ft_fleet_skew(job->hosts, job->releases)));
         else
             json_object_set_new(body, "fleet", json_null());
         if (status != FT_OK)
@@ -113,8 +114,10 @@ static void start_reload(ft_req_t *r, const char *product)
     job->fleet = r->app->fleet;
     job->product = product != NULL ? ft_mem_strdup(product) : NULL;
     snprintf(job->actor, sizeof(job->actor), "%s", r->principal.subject);
-    job->req = (ft_rollout_request_t){
-        .product = job->product, .force = flag_param(r, "force"), .canary = flag_param(r, "canary"), .rollback = flag_param(r, "rollback"),
+    job->req = (ft_rollout_request_t){.product = job->product,
+                                      .force = flag_param(r, "force"),
+                                      .canary = flag_param(r, "canary"),
+                                      .rollback = flag_param(r, "rollback"),
                                       .actor = job->actor};
     ft_req_defer(r, reload_work, reload_done, job);
 }

@@ -401,8 +401,8 @@ static void first_release(ft_fleet_t *f, const char *product)
     if (rc == FT_OK && (conn = ft_db_acquire(f->cfg.db, &err)) == NULL)
         rc = err.code;
     if (rc == FT_OK && (rc = ft_sql_begin(conn, &err)) == FT_OK) {
-        ft_release_t rel = {.product = product, .sha256 = sha, .version = version, .file = bytes, .len = len, .released_by = by,
-                            .host_id = f->id};
+        ft_release_t rel = {
+            .product = product, .sha256 = sha, .version = version, .file = bytes, .len = len, .released_by = by, .host_id = f->id};
         rc = ft_fleet_store_release(conn, &rel, 1, &release_id, current, &err);
         if (rc == FT_OK)
             rc = ft_sql_commit(conn, &err);
@@ -468,9 +468,9 @@ static int initial_load(ft_fleet_t *f, json_t *releases, ft_error_t *err)
 
 static const char *const *role_names(unsigned roles)
 {
-    static const char *const all[][4] = {{NULL}, {"api", NULL}, {"relay", NULL}, {"api", "relay", NULL},
-                                         {"worker", NULL}, {"api", "worker", NULL}, {"relay", "worker", NULL},
-                                         {"api", "relay", "worker", NULL}};
+    static const char *const all[][4] = {
+        {NULL},           {"api", NULL},           {"relay", NULL},           {"api", "relay", NULL},
+        {"worker", NULL}, {"api", "worker", NULL}, {"relay", "worker", NULL}, {"api", "relay", "worker", NULL}};
     return all[roles & 7];
 }
 

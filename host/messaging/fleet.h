@@ -45,7 +45,7 @@ const char *ft_fleet_host_id(const ft_fleet_t *f);
 typedef struct ft_rollout_request {
     const char *product; /* NULL: every product */
     int force, canary;
-    int rollback; /* a file in FT_PLUGIN_DIR that was an earlier release may become current again */
+    int rollback;      /* a file in FT_PLUGIN_DIR that was an earlier release may become current again */
     const char *actor; /* "user:<id>", "key:<id>", "signal" */
 } ft_rollout_request_t;
 

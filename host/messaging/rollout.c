@@ -87,8 +87,13 @@ static int record_releases(ft_fleet_t *f, PGconn *conn, json_t *own, json_t *his
             json_object_set_new(r, "reason", json_string(ferr.message));
             continue;
         } else {
-            ft_release_t rel = {.product = product, .sha256 = sha, .version = json_string_value(json_object_get(r, "version")),
-                                .file = bytes, .len = len, .released_by = req->actor, .host_id = f->id,
+            ft_release_t rel = {.product = product,
+                                .sha256 = sha,
+                                .version = json_string_value(json_object_get(r, "version")),
+                                .file = bytes,
+                                .len = len,
+                                .released_by = req->actor,
+                                .host_id = f->id,
                                 .rollout_id = rollout_id};
             rc = ft_fleet_store_release(conn, &rel, 0, &release_id, current, err);
             free(bytes);
@@ -228,9 +233,17 @@ static int start_rollout(ft_fleet_t *f, const ft_rollout_request_t *req, char ro
     if ((rc = ft_fleet_store_live_hosts(conn, f->id, &live, err)) == FT_OK && !*stopped)
         rc = record_releases(f, conn, *own, history, req, rollout_id, *items, err);
     *rolling = !*stopped && json_array_size(*items) > 0 && json_array_size(live) > 0;
-    ft_rollout_row_t row = {.id = rollout_id, .coordinator = f->id, .actor = req->actor, .mode = req->canary ? "canary" : "all",
-                            .product = req->product, .force = req->force, .items = *items, .hosts = live,
-                            .state = *stopped ? "stopped" : *rolling ? "rolling" : "done"};
+    ft_rollout_row_t row = {.id = rollout_id,
+                            .coordinator = f->id,
+                            .actor = req->actor,
+                            .mode = req->canary ? "canary" : "all",
+                            .product = req->product,
+                            .force = req->force,
+                            .items = *items,
+                            .hosts = live,
+                            .state = *stopped   ? "stopped"
+                                     : *rolling ? "rolling"
+                                                : "done"};
     if (rc == FT_OK)
         rc = ft_fleet_store_rollout_insert(conn, &row, err);
     if (rc == FT_OK)
@@ -286,7 +299,8 @@ static json_t *timeout_result(json_t *host, const char *product, unsigned timeou
     json_t *p;
     json_array_foreach(json_object_get(host, "plugins"), i, p)
     {
-        if (strcmp(json_string_value(json_object_get(p, "product")), product) != 0 || json_is_null(json_object_get(p, "generation")))
+        if (strcmp(json_string_value(json_object_get(p, "product")), product) != 0 ||
+            json_is_null(json_object_get(p, "generation")))
             continue;
         json_object_set(r, "serving_generation", json_object_get(p, "generation"));
         json_object_set(r, "sha256", json_object_get(p, "sha256"));
@@ -311,8 +325,8 @@ static void complete_hosts(json_t *hosts, json_t *own, json_t *items, int stoppe
             continue;
         json_t *results = json_object_get(h, "results");
         if (json_array_size(results) == 0) {
-            json_array_foreach(items, k, r) json_array_append_new(
-                results, timeout_result(h, json_string_value(json_object_get(r, "product")), timeout_ms));
+            json_array_foreach(items, k, r)
+                json_array_append_new(results, timeout_result(h, json_string_value(json_object_get(r, "product")), timeout_ms));
         }
         json_array_foreach(own, k, r)
         {
@@ -345,7 +359,8 @@ static int verdict(json_t *hosts, const char *coordinator_reasons, ft_error_t *e
                                  product, json_string_value(json_object_get(r, "reason")));
                 fu += n > 0 ? (size_t)n : 0;
             } else if (is_result(r, "timeout") && tu < sizeof(timeouts) - 1) {
-                int n = snprintf(timeouts + tu, sizeof(timeouts) - tu, "%shost %s (%.8s) %s", tu > 0 ? ", " : "", name, id, product);
+                int n =
+                    snprintf(timeouts + tu, sizeof(timeouts) - tu, "%shost %s (%.8s) %s", tu > 0 ? ", " : "", name, id, product);
                 tu += n > 0 ? (size_t)n : 0;
             }
         }
@@ -424,16 +439,21 @@ int ft_fleet_rollout(ft_fleet_t *f, const ft_rollout_request_t *req, json_t **an
     char reasons[sizeof(err->message)];
     own_reasons(own, req->product, reasons, sizeof(reasons));
     rc = verdict(hosts, reasons, err);
-    json_t *rollout = json_pack("{s:s, s:s, s:s, s:o, s:b, s:s, s:s, s:s, s:f}", "id", rollout_id, "coordinator", f->id, "mode",
-                                req->canary ? "canary" : "all", "product", req->product ? json_string(req->product) : json_null(),
-                                "force", req->force, "state", stopped ? "stopped" : timed_out ? "incomplete" : "done",
-                                "started_at", started_at, "finished_at", finished_at, "duration_ms",
-                                (double)(ft_fleet_now_ns() - t0) / 1e6);
+    json_t *rollout =
+        json_pack("{s:s, s:s, s:s, s:o, s:b, s:s, s:s, s:s, s:f}", "id", rollout_id, "coordinator", f->id, "mode",
+                  req->canary ? "canary" : "all", "product", req->product ? json_string(req->product) : json_null(), "force",
+                  req->force, "state",
+                  stopped     ? "stopped"
+                  : timed_out ? "incomplete"
+                              : "done",
+                  "started_at", started_at, "finished_at", finished_at, "duration_ms", (double)(ft_fleet_now_ns() - t0) / 1e6);
     *answer = json_pack("{s:O, s:o, s:O}", "results", report, "rollout", rollout, "hosts", hosts);
     ft_log(rc == FT_OK ? FT_LOG_INFO : FT_LOG_WARN, NULL, "fleet: rollout %s (%s%s) by %s: %s in %.1f ms%s%s", rollout_id,
            req->canary ? "canary" : "all", req->force ? ", forced" : "", req->actor,
-           stopped ? "stopped" : timed_out ? "incomplete" : "done", (double)(ft_fleet_now_ns() - t0) / 1e6,
-           rc != FT_OK ? ": " : "", rc != FT_OK ? err->message : "");
+           stopped     ? "stopped"
+           : timed_out ? "incomplete"
+                       : "done",
+           (double)(ft_fleet_now_ns() - t0) / 1e6, rc != FT_OK ? ": " : "", rc != FT_OK ? err->message : "");
 out:
     json_decref(report);
     json_decref(own);

@@ -12,15 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HOST_STATUS                                                                                                  \
-    "CASE WHEN h.stopped_at IS NOT NULL THEN 'stopped'"                                                              \
+#define HOST_STATUS                                                                                                                \
+    "CASE WHEN h.stopped_at IS NOT NULL THEN 'stopped'"                                                                            \
     " WHEN h.heartbeat_at > now() - 3 * h.heartbeat_ms * interval '1 millisecond' THEN 'live' ELSE 'stale' END"
 #define ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define HOST_PLUGINS                                                                                                 \
-    "(SELECT coalesce(json_agg(json_build_object('product', p.product, 'generation', p.generation, 'version',"       \
-    " p.version, 'sha256', p.sha256, 'loaded_at', " ISO("p.loaded_at") ", 'last_error', p.last_error,"               \
-    " 'last_error_at', " ISO("p.last_error_at") ") ORDER BY p.product), '[]') FROM ft_host_plugins p"               \
-    " WHERE p.host_id = h.id)"
+#define HOST_PLUGINS                                                                                                               \
+    "(SELECT coalesce(json_agg(json_build_object('product', p.product, 'generation', p.generation, 'version',"                     \
+    " p.version, 'sha256', p.sha256, 'loaded_at', " ISO(                                                                           \
+        "p.loaded_at") ", 'last_error', p.last_error,"                                                                             \
+                       " 'last_error_at', " ISO("p.last_error_at") ") ORDER BY p.product), '[]') FROM ft_host_plugins p"           \
+                                                                   " WHERE p.host_id = h.id)"
 
 /* Runs sql and copies the first column of its one row (a uuid) into id. */
 static int row_id(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, char id[37],
@@ -58,8 +59,7 @@ int ft_fleet_store_heartbeat(PGconn *conn, const char *host_id, const char *addr
 {
     const char *params[] = {host_id, address};
     return ft_sql(conn, "recording the heartbeat",
-                  "UPDATE ft_hosts SET heartbeat_at = now(), address = coalesce($2, address) WHERE id = $1", 2, params, NULL,
-                  err);
+                  "UPDATE ft_hosts SET heartbeat_at = now(), address = coalesce($2, address) WHERE id = $1", 2, params, NULL, err);
 }
 
 int ft_fleet_store_stopped(PGconn *conn, const char *host_id, ft_error_t *err)
@@ -93,12 +93,13 @@ int ft_fleet_store_set_plugins(PGconn *conn, const char *host_id, json_t *plugin
 
 int ft_fleet_store_releases(PGconn *conn, json_t **out, ft_error_t *err)
 {
-    return ft_sql_json(conn, "reading the plugin releases",
-                       "SELECT coalesce(json_agg(json_build_object('release_id', r.id, 'product', r.product, 'sha256', r.sha256,"
-                       " 'version', r.version, 'released_by', r.released_by, 'released_at', " ISO("r.released_at")
-                       ") ORDER BY r.product), '[]') FROM (SELECT DISTINCT ON (product) id, product, sha256, version,"
-                       " released_by, released_at FROM ft_plugin_releases ORDER BY product, id DESC) r",
-                       0, NULL, out, err);
+    return ft_sql_json(
+        conn, "reading the plugin releases",
+        "SELECT coalesce(json_agg(json_build_object('release_id', r.id, 'product', r.product, 'sha256', r.sha256,"
+        " 'version', r.version, 'released_by', r.released_by, 'released_at', " ISO(
+            "r.released_at") ") ORDER BY r.product), '[]') FROM (SELECT DISTINCT ON (product) id, product, sha256, version,"
+                             " released_by, released_at FROM ft_plugin_releases ORDER BY product, id DESC) r",
+        0, NULL, out, err);
 }
 
 int ft_fleet_store_release_history(PGconn *conn, json_t **out, ft_error_t *err)
@@ -133,8 +134,8 @@ out:
     return rc;
 }
 
-int ft_fleet_store_release(PGconn *conn, const ft_release_t *rel, int if_absent, long long *release_id,
-                           char current_sha256[65], ft_error_t *err)
+int ft_fleet_store_release(PGconn *conn, const ft_release_t *rel, int if_absent, long long *release_id, char current_sha256[65],
+                           ft_error_t *err)
 {
     const char *lock[] = {rel->product};
     PGresult *res = NULL;
@@ -186,8 +187,8 @@ int ft_fleet_store_live_hosts(PGconn *conn, const char *except, json_t **ids, ft
 int ft_fleet_store_rollout_insert(PGconn *conn, const ft_rollout_row_t *r, ft_error_t *err)
 {
     char *items = json_dumps(r->items, JSON_COMPACT), *hosts = json_dumps(r->hosts, JSON_COMPACT);
-    const char *params[] = {r->id, r->coordinator, r->actor, r->mode, r->product, r->force ? "true" : "false", items, hosts,
-                            r->state};
+    const char *params[] = {r->id, r->coordinator, r->actor, r->mode, r->product, r->force ? "true" : "false",
+                            items, hosts,          r->state};
     int rc = ft_sql(conn, "recording the rollout",
                     "INSERT INTO ft_plugin_rollouts (id, coordinator, actor, mode, product, force, items, hosts, state,"
                     " finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb,"
@@ -272,9 +273,12 @@ int ft_fleet_store_hosts(PGconn *conn, int all, json_t **out, ft_error_t *err)
     return ft_sql_json(
         conn, "listing the hosts",
         "SELECT coalesce(json_agg(json_build_object('id', h.id, 'hostname', h.hostname, 'pid', h.pid, 'roles', h.roles,"
-        " 'version', h.version, 'commit', h.commit, 'address', h.address, 'started_at', " ISO("h.started_at")
-        ", 'heartbeat_at', " ISO("h.heartbeat_at") ", 'status', h.status, 'plugins', h.plugins)"
-        " ORDER BY h.started_at DESC, h.id), '[]') FROM (SELECT h.*, " HOST_STATUS " AS status, " HOST_PLUGINS
-        " AS plugins FROM ft_hosts h) h WHERE h.status = 'live' OR ($1::boolean AND h.heartbeat_at > now() - interval '1 hour')",
+        " 'version', h.version, 'commit', h.commit, 'address', h.address, 'started_at', " ISO(
+            "h.started_at") ", 'heartbeat_at', " ISO("h.heartbeat_at") ", 'status', h.status, 'plugins', h.plugins)"
+                                                                       " ORDER BY h.started_at DESC, h.id), '[]') FROM (SELECT "
+                                                                       "h.*, " HOST_STATUS " AS status, " HOST_PLUGINS
+                                                                       " AS plugins FROM ft_hosts h) h WHERE h.status = 'live' OR "
+                                                                       "($1::boolean AND h.heartbeat_at > now() - interval '1 "
+                                                                       "hour')",
         1, params, out, err);
 }

@@ -56,8 +56,8 @@ typedef struct ft_release {
  * the caller's transaction. *release_id and current_sha256 receive the current release after the
  * call (ours or the one that was there).
  */
-int ft_fleet_store_release(PGconn *conn, const ft_release_t *rel, int if_absent, long long *release_id,
-                           char current_sha256[65], ft_error_t *err);
+int ft_fleet_store_release(PGconn *conn, const ft_release_t *rel, int if_absent, long long *release_id, char current_sha256[65],
+                           ft_error_t *err);
 
 /* A fresh uuid from the database, for a rollout id. */
 int ft_fleet_store_new_id(PGconn *conn, char id[37], ft_error_t *err);
