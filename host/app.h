@@ -23,6 +23,7 @@ typedef struct ft_app {
     ft_migration_set_t migrations;
     ft_router_t *router;
     ft_registry_t *registry;
+    struct ft_fleet *fleet;
     struct ft_ent_service *entitlements;
     struct ft_identity *identity;
     struct ft_ratelimit *limit_credential, *limit_ip;

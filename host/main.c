@@ -14,9 +14,11 @@
 #include "infra/metrics.h"
 #include "infra/service.h"
 #include "domain/entitlement_service.h"
+#include "messaging/fleet.h"
 #include "messaging/relay.h"
 #include "messaging/worker.h"
 #include "plugins/invoke.h"
+#include "store/audit_store.h"
 #include "store/catalog_store.h"
 #include "store/tenant_database_store.h"
 
@@ -172,8 +174,18 @@ static int start_plugins(ft_app_t *app)
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
         return -1;
     }
-    /* A product that fails to load is reported (GET /api/v1/plugins) while the others serve. */
-    if (ft_registry_reload(app->registry, NULL, 0, NULL, &err) == FT_EIO) {
+    /* Every role serves plugins (workers run their steps), so every role is a fleet host. A
+     * product that fails to load is reported (GET /api/v1/plugins) while the others serve. */
+    ft_fleet_config_t fc = {.database_url = app->config.database_url,
+                            .db = app->db,
+                            .registry = app->registry,
+                            .roles = app->config.roles,
+                            .version = FT_VERSION_STRING,
+                            .commit = FT_GIT_COMMIT,
+                            .heartbeat_ms = app->config.host_heartbeat_ms,
+                            .rollout_timeout_ms = app->config.plugin_rollout_timeout_ms};
+    app->fleet = ft_fleet_start(&fc, &err);
+    if (app->fleet == NULL) {
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
         return -1;
     }
@@ -241,6 +253,28 @@ static int start_identity(ft_app_t *app)
     if (app->config.rate_limit_ip_rps > 0)
         app->limit_ip = ft_ratelimit_new(app->config.rate_limit_ip_rps, app->config.rate_limit_ip_burst, 65536);
     return 0;
+}
+
+/* SIGHUP: the same fleet-wide rollout as POST /api/v1/plugins/reload, audited with actor "signal". */
+static void reload_on_signal(ft_app_t *app)
+{
+    ft_error_t err = {0};
+    json_t *answer = NULL;
+    ft_rollout_request_t req = {.actor = "signal"};
+    int rc = ft_fleet_rollout(app->fleet, &req, &answer, &err);
+    json_decref(answer);
+    PGconn *conn = ft_db_acquire(app->db, &err);
+    if (conn != NULL) {
+        ft_audit_entry_t e = {.actor = "signal",
+                              .action = "plugin.reload",
+                              .entity_type = "plugin",
+                              .result = rc == FT_OK ? "success" : "failure",
+                              .reason = rc == FT_OK ? NULL : err.message};
+        ft_error_t aerr = {0};
+        if (ft_audit_write(conn, &e, &aerr) != FT_OK)
+            ft_log(FT_LOG_WARN, NULL, "SIGHUP reload not audited: %s", aerr.message);
+        ft_db_release(app->db, conn);
+    }
 }
 
 /* READY=1 to the service manager once the readiness verdict (the one /ready answers) is good;
@@ -330,6 +364,9 @@ static int serve(ft_app_t *app)
     ft_http_server_start(server);
     ft_log(FT_LOG_INFO, NULL, "listening on http://%s:%u with %u threads", app->config.http_host, ft_http_server_port(server),
            app->config.threads);
+    char address[96];
+    snprintf(address, sizeof(address), "%s:%u", app->config.http_host, ft_http_server_port(server));
+    ft_fleet_set_address(app->fleet, address);
 
     int sig = 0, ready = 0;
     for (;;) {
@@ -349,7 +386,7 @@ static int serve(ft_app_t *app)
         if (sig == SIGHUP) {
             ft_log(FT_LOG_INFO, NULL, "SIGHUP received: reloading plugins");
             ft_service_reloading();
-            ft_registry_reload(app->registry, NULL, 0, NULL, &err);
+            reload_on_signal(app);
             ft_service_reloaded();
         }
     }
@@ -367,6 +404,7 @@ out:
     if (warming)
         pthread_join(warmer, NULL);
     if (drained) {
+        ft_fleet_stop(app->fleet); /* no rollout is in flight any more: marks this host stopped */
         ft_ent_service_stop(app->entitlements);
         ft_identity_stop(app->identity);
         ft_ratelimit_free(app->limit_credential);

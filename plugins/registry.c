@@ -584,14 +584,14 @@ static int compile_schemas(ft_generation_t *g, char *reason, size_t len)
     return FT_OK;
 }
 
-/* Loads <dir>/<code>.so as the next generation of code. reload_mutex held. */
-static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *report)
+/* Loads the file at path (owned, freed here) as the next generation of code. reload_mutex held. */
+static int reload_path(ft_registry_t *reg, const char *code, char *path, int force, json_t *report)
 {
-    char *path = ft_mem_asprintf("%s/%s.so", reg->plugin_dir, code);
     ft_error_t err = {0};
     char reason[sizeof(err.message) + 64];
     int rc = FT_OK;
     ft_generation_t *gen = NULL;
+    uint64_t t0 = now_ns();
 
     pthread_mutex_lock(&reg->mutex);
     ft_generation_t *serving = ft_catalog_find(reg->current, code);
@@ -607,8 +607,8 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
         char hash[65];
         if (ft_file_sha256(path, hash, &err) == FT_OK && strcmp(hash, prev_hash) == 0) {
             if (report != NULL)
-                json_array_append_new(report, json_pack("{s:s, s:s, s:I}", "product", code, "result", "unchanged", "generation",
-                                                        (json_int_t)prev));
+                json_array_append_new(report, json_pack("{s:s, s:s, s:I, s:s}", "product", code, "result", "unchanged",
+                                                        "generation", (json_int_t)prev, "sha256", prev_hash));
             goto out;
         }
     }
@@ -680,8 +680,9 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
     if (reg->record != NULL)
         reg->record(reg->arg, code, gen, result, NULL);
     if (report != NULL) {
-        json_t *item = json_pack("{s:s, s:s, s:I, s:s, s:f}", "product", code, "result", result, "generation", (json_int_t)number,
-                                 "version", gen->product->version, "swap_ms", swap_ms);
+        json_t *item = json_pack("{s:s, s:s, s:I, s:s, s:s, s:f, s:f}", "product", code, "result", result, "generation",
+                                 (json_int_t)number, "version", gen->product->version, "sha256", gen->loaded.file_hash, "swap_ms",
+                                 swap_ms, "load_ms", (double)(now_ns() - t0) / 1e6);
         if (prev != 0)
             json_object_set_new(item, "previous_generation", json_integer((json_int_t)prev));
         json_array_append_new(report, item);
@@ -689,6 +690,12 @@ static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *r
 out:
     free(path);
     return rc;
+}
+
+/* Loads <dir>/<code>.so as the next generation of code. reload_mutex held. */
+static int reload_one(ft_registry_t *reg, const char *code, int force, json_t *report)
+{
+    return reload_path(reg, code, ft_mem_asprintf("%s/%s.so", reg->plugin_dir, code), force, report);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -746,29 +753,11 @@ static int failures_of(const json_t *report, const char *product, ft_error_t *er
     return ft_error_set(err, FT_EINVAL, "%s", text);
 }
 
-int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_t **report_out, ft_error_t *err)
+int ft_registry_dir_products(const ft_registry_t *reg, char ***codes_out, size_t *n_out, ft_error_t *err)
 {
-    json_t *report = json_array();
-    int rc = FT_OK;
-    pthread_mutex_lock(&reg->reload_mutex);
-    if (product != NULL) {
-        char *path = ft_mem_asprintf("%s/%s.so", reg->plugin_dir, product);
-        struct stat st;
-        int exists = stat(path, &st) == 0;
-        free(path);
-        if (exists)
-            rc = reload_one(reg, product, force, report) != FT_OK ? FT_EINVAL : FT_OK;
-        else if (missing_files(reg, NULL, 0, product, report) > 0)
-            rc = FT_EINVAL;
-        else
-            rc = ft_error_set(err, FT_ENOTFOUND, "no plugin file %s.so in %s", product, reg->plugin_dir);
-        goto out;
-    }
     DIR *d = opendir(reg->plugin_dir);
-    if (d == NULL) {
-        rc = ft_error_set(err, FT_EIO, "plugin directory %s: %s", reg->plugin_dir, strerror(errno));
-        goto out;
-    }
+    if (d == NULL)
+        return ft_error_set(err, FT_EIO, "plugin directory %s: %s", reg->plugin_dir, strerror(errno));
     char **codes = NULL;
     size_t n = 0;
     struct dirent *de;
@@ -782,15 +771,22 @@ int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_
     closedir(d);
     if (n > 1)
         qsort(codes, n, sizeof(char *), cmp_str);
-    for (size_t i = 0; i < n; i++)
-        if (reload_one(reg, codes[i], force, report) != FT_OK)
-            rc = FT_EINVAL;
-    if (missing_files(reg, codes, n, NULL, report) > 0)
-        rc = FT_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        free(codes[i]);
-    free(codes);
-out:
+    *codes_out = codes;
+    *n_out = n;
+    return FT_OK;
+}
+
+static int listed(const char *const *list, const char *code)
+{
+    for (; list != NULL && *list != NULL; list++)
+        if (strcmp(*list, code) == 0)
+            return 1;
+    return 0;
+}
+
+/* Hands the report out (or drops it), with err naming the failures. reload_mutex held. */
+static int finish(ft_registry_t *reg, int rc, const char *product, json_t *report, json_t **report_out, ft_error_t *err)
+{
     if (rc == FT_EINVAL)
         failures_of(report, product, err);
     pthread_mutex_unlock(&reg->reload_mutex);
@@ -799,6 +795,61 @@ out:
     else
         json_decref(report);
     return rc;
+}
+
+int ft_registry_reload(ft_registry_t *reg, const char *product, int force, const char *const *skip, json_t **report_out,
+                       ft_error_t *err)
+{
+    json_t *report = json_array();
+    int rc = FT_OK;
+    pthread_mutex_lock(&reg->reload_mutex);
+    if (product != NULL) {
+        char *path = ft_mem_asprintf("%s/%s.so", reg->plugin_dir, product);
+        struct stat st;
+        int exists = stat(path, &st) == 0;
+        free(path);
+        if (exists && listed(skip, product))
+            rc = FT_OK;
+        else if (exists)
+            rc = reload_one(reg, product, force, report) != FT_OK ? FT_EINVAL : FT_OK;
+        else if (missing_files(reg, NULL, 0, product, report) > 0)
+            rc = FT_EINVAL;
+        else
+            rc = ft_error_set(err, FT_ENOTFOUND, "no plugin file %s.so in %s", product, reg->plugin_dir);
+        return finish(reg, rc, product, report, report_out, err);
+    }
+    char **codes = NULL;
+    size_t n = 0;
+    if ((rc = ft_registry_dir_products(reg, &codes, &n, err)) != FT_OK)
+        return finish(reg, rc, product, report, report_out, err);
+    for (size_t i = 0; i < n; i++)
+        if (!listed(skip, codes[i]) && reload_one(reg, codes[i], force, report) != FT_OK)
+            rc = FT_EINVAL;
+    if (missing_files(reg, codes, n, NULL, report) > 0)
+        rc = FT_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        free(codes[i]);
+    free(codes);
+    return finish(reg, rc, product, report, report_out, err);
+}
+
+int ft_registry_load_file(ft_registry_t *reg, const char *product, const char *path, int force, json_t **report_out,
+                          ft_error_t *err)
+{
+    json_t *report = json_array();
+    pthread_mutex_lock(&reg->reload_mutex);
+    int rc = reload_path(reg, product, ft_mem_strdup(path), force, report) != FT_OK ? FT_EINVAL : FT_OK;
+    return finish(reg, rc, product, report, report_out, err);
+}
+
+const char *ft_registry_runtime_dir(const ft_registry_t *reg)
+{
+    return reg->runtime_dir;
+}
+
+const char *ft_registry_plugin_dir(const ft_registry_t *reg)
+{
+    return reg->plugin_dir;
 }
 
 static json_t *time_json(time_t t)

@@ -73,14 +73,37 @@ void ft_registry_destroy(ft_registry_t *reg);
 
 /*
  * Loads (product NULL: every *.so in the directory; else <product>.so). Unchanged files are
- * skipped unless force. Blocking: never on an HTTP loop thread. Returns FT_OK when every
- * attempted product loaded; *report (may be NULL) gets one object per product:
+ * skipped unless force; so are the products in skip (NULL-terminated, may be NULL), whose files
+ * are neither loaded, reported nor "missing". Blocking: never on an HTTP loop thread. Returns
+ * FT_OK when every attempted product loaded; *report (may be NULL) gets one object per product:
  * {"product","result":"loaded|reloaded|unchanged|failed","generation","previous_generation",
- *  "serving_generation","reason","swap_ms"}. A serving product whose file is gone fails with
- * "file missing; generation N keeps serving". FT_EINVAL when some failed (err: their reasons),
- * FT_ENOTFOUND for a product with neither a file nor a serving generation.
+ *  "serving_generation","version","sha256","reason","swap_ms","load_ms"}. A serving product
+ * whose file is gone fails with "file missing; generation N keeps serving". FT_EINVAL when some
+ * failed (err: their reasons), FT_ENOTFOUND for a product with neither a file nor a serving
+ * generation, FT_EIO for an unreadable directory.
  */
-int ft_registry_reload(ft_registry_t *reg, const char *product, int force, json_t **report, ft_error_t *err);
+int ft_registry_reload(ft_registry_t *reg, const char *product, int force, const char *const *skip, json_t **report,
+                       ft_error_t *err);
+
+/* The products of the directory's *.so files, sorted; the caller frees each code and the array.
+ * FT_EIO when the directory cannot be read. */
+int ft_registry_dir_products(const ft_registry_t *reg, char ***codes, size_t *n, ft_error_t *err);
+
+/*
+ * Loads the file at `path` (anywhere, e.g. a fleet release written to the runtime directory) as
+ * the next generation of `product`, with the same checks, swap and drain as a reload; an
+ * unchanged file (same SHA-256 as the serving generation) is skipped unless force. Blocking.
+ * FT_OK, or FT_EINVAL with err giving the reason (the serving generation, if any, stays);
+ * *report as for ft_registry_reload, one entry.
+ */
+int ft_registry_load_file(ft_registry_t *reg, const char *product, const char *path, int force, json_t **report,
+                          ft_error_t *err);
+
+/* The private directory this registry copies plugin files to (removed by ft_registry_destroy:
+ * a caller that writes a file there unlinks it again). */
+const char *ft_registry_runtime_dir(const ft_registry_t *reg);
+/* FT_PLUGIN_DIR as configured. */
+const char *ft_registry_plugin_dir(const ft_registry_t *reg);
 
 /* Any thread: a counted reference to the current catalog. */
 ft_catalog_t *ft_catalog_acquire(ft_registry_t *reg);

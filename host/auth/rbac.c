@@ -14,11 +14,11 @@ typedef struct role_def {
 
 static const char *const platform_admin[] = {"*", NULL};
 static const char *const operator_[] = {
-    "catalog:read",   "plugins:read",      "plugins:reload",      "customers:read",    "customers:create", "customers:update",
+    "catalog:read",   "plugins:read",      "plugins:reload",      "hosts:read",      "customers:read",    "customers:create", "customers:update",
     "instances:read", "instances:create",  "instances:delete",    "subscriptions:read", "subscriptions:write",
     "subscriptions:manage", "actions:run", "overrides:read", "overrides:write",   "entitlements:read",   "jobs:read",         "dlq:read",         "dlq:write",
     "audit:read",     "users:read",        "api-keys:read",       "self:read",        "tenant-databases:read", NULL};
-static const char *const product_manager[] = {"catalog:read",   "plugins:read",       "customers:read",    "instances:read",
+static const char *const product_manager[] = {"catalog:read",   "plugins:read",       "hosts:read",       "customers:read",    "instances:read",
                                               "subscriptions:read", "overrides:read", "overrides:write", "entitlements:read",
                                               "jobs:read",      "self:read",         NULL};
 static const char *const customer_admin[] = {"catalog:read",       "customers:read",      "customers:update", "instances:read",

@@ -23,6 +23,7 @@ int ft_routes_register_all(ft_app_t *app)
         ft_routes_ops(rt);
         ft_routes_catalog(rt);
         ft_routes_plugins(rt);
+        ft_routes_hosts(rt);
         ft_routes_customers(rt);
         ft_routes_instances(rt);
         ft_routes_subscriptions(rt);

@@ -10,6 +10,7 @@ void ft_routes_ops(ft_router_t *router);
 void ft_routes_dev(ft_router_t *router);
 void ft_routes_catalog(ft_router_t *router);
 void ft_routes_plugins(ft_router_t *router);
+void ft_routes_hosts(ft_router_t *router);
 void ft_routes_customers(ft_router_t *router);
 void ft_routes_instances(ft_router_t *router);
 void ft_routes_subscriptions(ft_router_t *router);

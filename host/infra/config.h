@@ -31,6 +31,8 @@ typedef struct ft_config {
     int log_level;
     unsigned shutdown_timeout_ms;
     unsigned plugin_drain_timeout_ms;
+    unsigned plugin_rollout_timeout_ms;
+    unsigned host_heartbeat_ms;
     unsigned ready_interval_ms;
     unsigned nats_replicas;
     int dev_routes;

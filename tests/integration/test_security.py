@@ -26,7 +26,8 @@ KEY_SHAPE = re.compile(r"^ftk_[a-z0-9]{12}_[A-Za-z0-9_-]{43}$")
 CUSTOMER_ROLES = ("customer-admin", "customer-viewer")
 # permissions no customer-bound credential may ever hold, whatever rbac.c says
 STAFF_ONLY = {"customers:create", "customers:delete", "dlq:read", "dlq:write", "plugins:read", "plugins:reload",
-              "signing-keys:read", "signing-keys:write", "dev:use", "tenant-databases:read", "tenant-databases:write"}
+              "hosts:read", "signing-keys:read", "signing-keys:write", "dev:use", "tenant-databases:read",
+              "tenant-databases:write"}
 
 
 # ---------------------------------------------------------------- the route and role tables

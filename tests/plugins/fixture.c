@@ -6,6 +6,9 @@
 #include <farutech/plugin.h>
 
 #include <stddef.h>
+#ifdef FIXTURE_HOST_REFUSES
+#include <stdlib.h>
+#endif
 
 #ifndef FIXTURE_VERSION
 #define FIXTURE_VERSION "1.0.0"
@@ -59,6 +62,14 @@ __attribute__((unused)) static int init(const ftp_host_api_t *api)
         api->set_init_error("the license file %s is missing", "/etc/fixture/license");
 #endif
     return FTP_E_UNAVAILABLE;
+#elif defined(FIXTURE_HOST_REFUSES)
+    /* loads everywhere except on a host started with FIXTURE_REFUSE set: a fleet that splits */
+    if (getenv("FIXTURE_REFUSE") != NULL) {
+        if (FTP_HAS(api, set_init_error))
+            api->set_init_error("this host refuses version %s", FIXTURE_VERSION);
+        return FTP_E_UNAVAILABLE;
+    }
+    return FTP_OK;
 #else
     return FTP_OK;
 #endif
