@@ -9,8 +9,8 @@
 #include <string.h>
 
 static const fc_column_t plugin_columns[] = {
-    {"PRODUCT", "product"}, {"NAME", "name"},          {"VERSION", "version"},
-    {"GENERATION", "generation"}, {"LOADED", "loaded_at"}, {"LAST ERROR", "last_error"},
+    {"PRODUCT", "product"},  {"GENERATION", "generation"}, {"STATE", "state"},   {"VERSION", "version"},
+    {"ABI", "abi"},          {"LOADED", "loaded_at"},      {"REASON", "reason"}, {"LAST RELOAD ERROR", "last_reload_error.reason"},
 };
 static const fc_column_t host_columns[] = {
     {"HOST", "hostname"}, {"STATUS", "status"},   {"PRODUCT", "product"},   {"GENERATION", "generation"},
@@ -88,7 +88,7 @@ static int list(fc_ctx_t *ctx, const fc_args_t *a)
     if (rc == 0 && ctx->json)
         fc_json_print(out);
     else if (rc == 0)
-        fc_table_print(json_is_array(out) ? out : json_object_get(out, "items"), plugin_columns,
+        fc_table_print(json_is_array(out) ? out : json_object_get(out, "plugins"), plugin_columns,
                        sizeof(plugin_columns) / sizeof(plugin_columns[0]));
     json_decref(out);
     return rc;
