@@ -11,11 +11,10 @@ import tempfile
 import uuid
 
 from fixtures import customer
-from harness import BUILD, FAULTY, SANITIZER_MARKERS, StackTestCase, free_port, main, plugin_dir, wait_until
+from harness import BUILD, SANITIZER_MARKERS, free_port, main, wait_until
+from test_pipeline import PipelineCase
 
 CLI = os.path.join(BUILD, "cli", "farutech")
-FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "1000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
-        "FT_SWEEP_INTERVAL_MS": "1000"}
 ACCESS_TTL_S = 10  # the shortest access-token lifetime the host accepts
 
 
@@ -53,17 +52,8 @@ class Cli:
         return json.loads(out)
 
 
-class CliCase(StackTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.plugins = plugin_dir(cls.stack.dir, FAULTY)
-
-    def host(self, start=True, **kw):
-        env = {"FT_PLUGIN_DIR": self.plugins, **FAST}
-        env.update(kw.pop("env", {}))
-        return super().host(start=start, env=env, **kw)
+class CliCase(PipelineCase):
+    """Hosts with the products, the faulty test product and fast retries (as the pipeline tests')."""
 
     def admin(self, h):
         """A platform admin made with create-admin; returns (email, password)."""
