@@ -75,8 +75,8 @@ static int login(fc_ctx_t *ctx, const fc_args_t *a)
         goto out;
     }
     if (ctx->json) {
-        json_t *who = json_pack("{s:s, s:s, s:O?}", "server", ctx->server, "email", email, "user",
-                                json_object_get(resp.body, "user"));
+        json_t *who =
+            json_pack("{s:s, s:s, s:O?}", "server", ctx->server, "email", email, "user", json_object_get(resp.body, "user"));
         fc_json_print(who);
         json_decref(who);
     } else {

@@ -59,8 +59,8 @@ struct fc_ctx {
 };
 
 typedef struct fc_command {
-    const char *name;  /* NULL: the group runs this command itself (login, logout) */
-    const char *args;  /* positional synopsis, e.g. "ID" */
+    const char *name; /* NULL: the group runs this command itself (login, logout) */
+    const char *args; /* positional synopsis, e.g. "ID" */
     const char *summary;
     const fc_opt_t *opts; /* terminated by {NULL} */
     int min_pos, max_pos;
@@ -86,8 +86,8 @@ int fc_flag(const fc_args_t *a, const char *name);
 int fc_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* prints, returns FC_EXIT_USAGE */
 
 /* config.c */
-char *fc_config_dir(void); /* caller frees; NULL when neither XDG_CONFIG_HOME nor HOME is set */
-int fc_creds_load(const char *dir, fc_creds_t *out); /* 0 loaded, -1 none or unreadable */
+char *fc_config_dir(void);                               /* caller frees; NULL when neither XDG_CONFIG_HOME nor HOME is set */
+int fc_creds_load(const char *dir, fc_creds_t *out);     /* 0 loaded, -1 none or unreadable */
 int fc_creds_save(const char *dir, const fc_creds_t *c); /* 0 or -1 (message on stderr); mode 0600, atomic */
 int fc_creds_remove(const char *dir);
 void fc_creds_free(fc_creds_t *c);
@@ -95,9 +95,9 @@ void fc_creds_free(fc_creds_t *c);
 /* http.c */
 typedef struct fc_response {
     long status;
-    json_t *body;     /* parsed JSON body, NULL when none or not JSON; owned */
-    char *raw;        /* the body as received, owned */
-    int problem;      /* Content-Type application/problem+json */
+    json_t *body; /* parsed JSON body, NULL when none or not JSON; owned */
+    char *raw;    /* the body as received, owned */
+    int problem;  /* Content-Type application/problem+json */
 } fc_response_t;
 
 /* Sends one request with the credential (refreshing a signed-in session when its access token
@@ -117,7 +117,7 @@ int fc_http_public(fc_ctx_t *ctx, const char *method, const char *path, json_t *
 void fc_query_add(char **path, const char *name, const char *value);
 char *fc_strdup(const char *s);
 char *fc_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* caller frees */
-const char *fc_problem_type(const json_t *problem); /* the last segment of its type, or "" */
+const char *fc_problem_type(const json_t *problem);                           /* the last segment of its type, or "" */
 
 /* table.c */
 typedef struct fc_column {

@@ -49,7 +49,6 @@ static int bash(fc_ctx_t *ctx, const fc_args_t *a)
 }
 
 static const fc_command_t commands[] = {
-    {"bash", NULL, "Print the bash completion script (source it, or install it in bash-completion's directory)", NULL, 0, 0,
-     bash},
+    {"bash", NULL, "Print the bash completion script (source it, or install it in bash-completion's directory)", NULL, 0, 0, bash},
 };
 const fc_group_t fc_group_completion = {"completion", "Shell completion: bash", commands, 1};

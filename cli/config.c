@@ -54,7 +54,7 @@ static int make_dirs(const char *dir)
 {
     char *p = fc_strdup(dir);
     int rc = 0;
-    for (char *s = p + 1; ; s++) {
+    for (char *s = p + 1;; s++) {
         if (*s != '/' && *s != '\0')
             continue;
         char c = *s;
@@ -76,9 +76,8 @@ out:
 int fc_creds_save(const char *dir, const fc_creds_t *c)
 {
     char *path = fc_sprintf("%s/" CREDS_FILE, dir), *tmp = fc_sprintf("%s/.%s.%ld", dir, CREDS_FILE, (long)getpid());
-    json_t *j = json_pack("{s:s?, s:s?, s:s?, s:s?, s:I}", "server", c->server, "email", c->email, "access_token",
-                          c->access_token, "refresh_token", c->refresh_token, "access_expires_at",
-                          (json_int_t)c->access_expires_at);
+    json_t *j = json_pack("{s:s?, s:s?, s:s?, s:s?, s:I}", "server", c->server, "email", c->email, "access_token", c->access_token,
+                          "refresh_token", c->refresh_token, "access_expires_at", (json_int_t)c->access_expires_at);
     char *text = json_dumps(j, JSON_INDENT(2));
     int rc = -1, fd = -1;
     if (make_dirs(dir) != 0)

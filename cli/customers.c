@@ -7,7 +7,8 @@
 #include <stdlib.h>
 
 static const fc_column_t columns[] = {
-    {"ID", "id"}, {"NAME", "legal_name"}, {"TAX ID", "tax_id"}, {"COUNTRY", "country"}, {"STATUS", "status"}, {"CREATED", "created_at"},
+    {"ID", "id"},           {"NAME", "legal_name"}, {"TAX ID", "tax_id"},
+    {"COUNTRY", "country"}, {"STATUS", "status"},   {"CREATED", "created_at"},
 };
 
 static int list(fc_ctx_t *ctx, const fc_args_t *a)
@@ -47,17 +48,20 @@ static int create(fc_ctx_t *ctx, const fc_args_t *a)
     return rc;
 }
 
-static int delete(fc_ctx_t *ctx, const fc_args_t *a)
+static int delete (fc_ctx_t *ctx, const fc_args_t *a)
 {
     return fc_act(ctx, "DELETE", "/api/v1/customers/%s", a->pos[0], "customer %s deleted");
 }
 
 static const fc_opt_t list_opts[] = {
-    {"status", 1, "active or suspended"}, {"country", 1, "ISO 3166 country code"}, {"query", 1, "search the name"},
-    {"tax-id", 1, "exact tax id"},        {NULL, 0, NULL},
+    {"status", 1, "active or suspended"},
+    {"country", 1, "ISO 3166 country code"},
+    {"query", 1, "search the name"},
+    {"tax-id", 1, "exact tax id"},
+    {NULL, 0, NULL},
 };
 static const fc_opt_t create_opts[] = {
-    {"name", 1, "legal name (required)"}, {"tax-id", 1, "tax id (required)"}, {"country", 1, "country code, e.g. CO (required)"},
+    {"name", 1, "legal name (required)"}, {"tax-id", 1, "tax id (required)"},  {"country", 1, "country code, e.g. CO (required)"},
     {"email", 1, "contact email"},        {"contact-name", 1, "contact name"}, {NULL, 0, NULL},
 };
 static const fc_command_t commands[] = {

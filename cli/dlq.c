@@ -8,8 +8,9 @@
 #include <string.h>
 
 static const fc_column_t columns[] = {
-    {"ID", "id"},         {"JOB", "job_id"},     {"KIND", "kind"},       {"STATE", "state"},
-    {"ATTEMPTS", "attempts"}, {"CREATED", "created_at"}, {"REASON", "reason"},
+    {"ID", "id"},         {"JOB", "job_id"},        {"KIND", "kind"},
+    {"STATE", "state"},   {"ATTEMPTS", "attempts"}, {"CREATED", "created_at"},
+    {"REASON", "reason"},
 };
 
 static int list(fc_ctx_t *ctx, const fc_args_t *a)
@@ -64,4 +65,5 @@ static const fc_command_t commands[] = {
     {"replay", "ID", "Run the job again with a fresh attempt budget", NULL, 1, 1, replay},
     {"discard", "ID", "Discard a dead letter", NULL, 1, 1, discard},
 };
-const fc_group_t fc_group_dlq = {"dlq", "Dead letters: list, show, replay, discard", commands, sizeof(commands) / sizeof(commands[0])};
+const fc_group_t fc_group_dlq = {"dlq", "Dead letters: list, show, replay, discard", commands,
+                                 sizeof(commands) / sizeof(commands[0])};

@@ -219,7 +219,7 @@ static int refresh(fc_ctx_t *ctx)
     if (resp.status != 200 || !json_is_object(resp.body)) {
         fprintf(stderr, "farutech: the session ended (%s): sign in again with farutech login\n",
                 json_string_value(json_object_get(resp.body, "title")) ? json_string_value(json_object_get(resp.body, "title"))
-                                                                        : "refresh refused");
+                                                                       : "refresh refused");
         rc = resp.status >= 500 ? FC_EXIT_UNAVAILABLE : FC_EXIT_AUTH;
         goto out;
     }

@@ -8,8 +8,8 @@
 #include <string.h>
 
 static const fc_column_t columns[] = {
-    {"ID", "id"},         {"CODE", "code"},     {"PRODUCT", "product"},          {"PLAN", "subscription.plan"},
-    {"TIER", "tier"},     {"STATUS", "status"}, {"CUSTOMER", "customer_id"},     {"CREATED", "created_at"},
+    {"ID", "id"},     {"CODE", "code"},     {"PRODUCT", "product"},      {"PLAN", "subscription.plan"},
+    {"TIER", "tier"}, {"STATUS", "status"}, {"CUSTOMER", "customer_id"}, {"CREATED", "created_at"},
 };
 
 static int list(fc_ctx_t *ctx, const fc_args_t *a)
@@ -98,14 +98,18 @@ static int resume(fc_ctx_t *ctx, const fc_args_t *a)
     return fc_act(ctx, "POST", "/api/v1/instances/%s/subscription/resume", a->pos[0], "instance %s resumed");
 }
 
-static int delete(fc_ctx_t *ctx, const fc_args_t *a)
+static int delete (fc_ctx_t *ctx, const fc_args_t *a)
 {
     return fc_act(ctx, "DELETE", "/api/v1/instances/%s", a->pos[0], "instance %s queued for deprovisioning");
 }
 
 static const fc_opt_t list_opts[] = {
-    {"customer", 1, "customer id"}, {"product", 1, "product code"}, {"status", 1, "status (deleted ones only when asked)"},
-    {"environment", 1, "production, staging, development or sandbox"}, {"code", 1, "instance code"}, {NULL, 0, NULL},
+    {"customer", 1, "customer id"},
+    {"product", 1, "product code"},
+    {"status", 1, "status (deleted ones only when asked)"},
+    {"environment", 1, "production, staging, development or sandbox"},
+    {"code", 1, "instance code"},
+    {NULL, 0, NULL},
 };
 static const fc_opt_t create_opts[] = {
     {"customer", 1, "customer id (required)"},

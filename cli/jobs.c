@@ -13,16 +13,25 @@
 #define RECONNECTS 5
 
 static const fc_column_t columns[] = {
-    {"ID", "id"},         {"KIND", "kind"},           {"PRODUCT", "product"},     {"STATUS", "status"},
-    {"DONE", "progress.done"}, {"STEPS", "progress.total"}, {"INSTANCE", "instance_id"}, {"CREATED", "created_at"},
+    {"ID", "id"},
+    {"KIND", "kind"},
+    {"PRODUCT", "product"},
+    {"STATUS", "status"},
+    {"DONE", "progress.done"},
+    {"STEPS", "progress.total"},
+    {"INSTANCE", "instance_id"},
+    {"CREATED", "created_at"},
 };
 
 static int list(fc_ctx_t *ctx, const fc_args_t *a)
 {
     static const char *const filters[][2] = {
-        {"status", "status"},           {"kind", "kind"},
-        {"product", "product"},         {"instance", "instance_id"},
-        {"customer", "customer_id"},    {"created-after", "created_after"},
+        {"status", "status"},
+        {"kind", "kind"},
+        {"product", "product"},
+        {"instance", "instance_id"},
+        {"customer", "customer_id"},
+        {"created-after", "created_after"},
         {"created-before", "created_before"},
     };
     char *path = fc_strdup("/api/v1/jobs");
@@ -43,9 +52,33 @@ static int list(fc_ctx_t *ctx, const fc_args_t *a)
     return rc;
 }
 
+static const fc_column_t step_columns[] = {
+    {"STEP", "name"},          {"STATUS", "status"},        {"ATTEMPTS", "attempts"},
+    {"STARTED", "started_at"}, {"FINISHED", "finished_at"}, {"LAST ERROR", "last_error"},
+    {"NOTE", "note"},
+};
+
+/* The job's members, then its steps as a table (its history with --json only). */
 static int show(fc_ctx_t *ctx, const fc_args_t *a)
 {
-    return fc_show(ctx, "/api/v1/jobs", a->pos[0]);
+    if (ctx->json)
+        return fc_show(ctx, "/api/v1/jobs", a->pos[0]);
+    char *path = fc_sprintf("/api/v1/jobs/%s", a->pos[0]);
+    json_t *job = NULL;
+    int rc = fc_call(ctx, "GET", path, NULL, &job);
+    if (rc == 0) {
+        json_t *head = json_copy(job);
+        json_object_del(head, "steps");
+        json_object_del(head, "history");
+        json_object_del(head, "payload");
+        fc_object_print(head);
+        putchar('\n');
+        fc_table_print(json_object_get(job, "steps"), step_columns, sizeof(step_columns) / sizeof(step_columns[0]));
+        json_decref(head);
+    }
+    json_decref(job);
+    free(path);
+    return rc;
 }
 
 typedef struct watch {
@@ -106,7 +139,8 @@ static void print_changes(watch_t *w, const json_t *job)
         if (before != NULL && strcmp(before, st) == 0)
             continue;
         const char *err = json_string_value(json_object_get(s, "last_error"));
-        printf("step %s: %s%s%s\n", name, st, err && strcmp(st, "failed") == 0 ? ": " : "", err && strcmp(st, "failed") == 0 ? err : "");
+        printf("step %s: %s%s%s\n", name, st, err && strcmp(st, "failed") == 0 ? ": " : "",
+               err && strcmp(st, "failed") == 0 ? err : "");
         json_object_set_new(w->seen, name, json_string(st));
     }
     fflush(stdout);

@@ -8,8 +8,14 @@
 #include <string.h>
 
 static const fc_column_t columns[] = {
-    {"ID", "id"},           {"NAME", "name"},           {"PREFIX", "prefix"},   {"ROLES", "roles"},
-    {"CUSTOMER", "customer_id"}, {"INSTANCE", "instance_id"}, {"EXPIRES", "expires_at"}, {"REVOKED", "revoked_at"},
+    {"ID", "id"},
+    {"NAME", "name"},
+    {"PREFIX", "prefix"},
+    {"ROLES", "roles"},
+    {"CUSTOMER", "customer_id"},
+    {"INSTANCE", "instance_id"},
+    {"EXPIRES", "expires_at"},
+    {"REVOKED", "revoked_at"},
 };
 
 static int list(fc_ctx_t *ctx, const fc_args_t *a)
@@ -47,7 +53,8 @@ static int revoke(fc_ctx_t *ctx, const fc_args_t *a)
 
 static const fc_opt_t create_opts[] = {
     {"name", 1, "what the key is for (required)"},
-    {"role", 1, "a role, repeatable (required): platform-admin, operator, product-manager, customer-admin, customer-viewer, child-app"},
+    {"role", 1,
+     "a role, repeatable (required): platform-admin, operator, product-manager, customer-admin, customer-viewer, child-app"},
     {"customer", 1, "bind to a customer"},
     {"instance", 1, "bind to an instance (child-app)"},
     {"expires-at", 1, "RFC 3339 time"},

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const fc_group_t *const fc_groups[] = {&fc_group_login, &fc_group_logout,  &fc_group_customers, &fc_group_instances,
-                                       &fc_group_jobs,  &fc_group_dlq,     &fc_group_plugins,   &fc_group_keys,
+const fc_group_t *const fc_groups[] = {&fc_group_login, &fc_group_logout,    &fc_group_customers, &fc_group_instances,
+                                       &fc_group_jobs,  &fc_group_dlq,       &fc_group_plugins,   &fc_group_keys,
                                        &fc_group_audit, &fc_group_completion};
 const size_t fc_ngroups = sizeof(fc_groups) / sizeof(fc_groups[0]);
 

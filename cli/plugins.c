@@ -9,19 +9,23 @@
 #include <string.h>
 
 static const fc_column_t plugin_columns[] = {
-    {"PRODUCT", "product"},  {"GENERATION", "generation"}, {"STATE", "state"},   {"VERSION", "version"},
-    {"ABI", "abi"},          {"LOADED", "loaded_at"},      {"REASON", "reason"}, {"LAST RELOAD ERROR", "last_reload_error.reason"},
+    {"PRODUCT", "product"}, {"GENERATION", "generation"}, {"STATE", "state"},   {"VERSION", "version"},
+    {"ABI", "abi"},         {"LOADED", "loaded_at"},      {"REASON", "reason"}, {"LAST RELOAD ERROR", "last_reload_error.reason"},
 };
 static const fc_column_t host_columns[] = {
-    {"HOST", "hostname"}, {"STATUS", "status"},   {"PRODUCT", "product"},   {"GENERATION", "generation"},
+    {"HOST", "hostname"},   {"STATUS", "status"}, {"PRODUCT", "product"},  {"GENERATION", "generation"},
     {"VERSION", "version"}, {"SHA256", "sha256"}, {"LOADED", "loaded_at"}, {"LAST ERROR", "last_error"},
 };
 static const fc_column_t host_result_columns[] = {
     {"HOST", "hostname"}, {"PRODUCT", "product"}, {"RESULT", "result"}, {"GENERATION", "generation"}, {"REASON", "reason"},
 };
 static const fc_column_t result_columns[] = {
-    {"PRODUCT", "product"}, {"RESULT", "result"}, {"GENERATION", "generation"}, {"PREVIOUS", "previous_generation"},
-    {"SERVING", "serving_generation"}, {"REASON", "reason"},
+    {"PRODUCT", "product"},
+    {"RESULT", "result"},
+    {"GENERATION", "generation"},
+    {"PREVIOUS", "previous_generation"},
+    {"SERVING", "serving_generation"},
+    {"REASON", "reason"},
 };
 
 /* One row per (host, item of its member): the host's own members copied into each row. */

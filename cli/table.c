@@ -91,7 +91,11 @@ void fc_object_print(const json_t *obj)
     const char *key;
     const json_t *v;
     size_t w = 0;
-    json_object_foreach((json_t *)obj, key, v) if (strlen(key) > w) w = strlen(key);
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (strlen(key) > w)
+            w = strlen(key);
+    }
     json_object_foreach((json_t *)obj, key, v)
     {
         char *t = fc_value_text(v);

@@ -149,6 +149,10 @@ class Commands(CliCase):
             self.assertIn(f"step {s['name']}: succeeded", out)
         self.assertIn("job succeeded", out)
         self.assertEqual(cli.json("jobs", "show", job_id)["status"], "succeeded")
+        out, _ = cli.run("jobs", "show", job_id)
+        self.assertRegex(out, r"status +succeeded")
+        for s in job["steps"]:
+            self.assertRegex(out, rf"\n{re.escape(s['name'])} +succeeded")
         self.assertEqual(cli.json("instances", "show", i["id"])["status"], "active")
         listed, _ = cli.run("jobs", "list", "--instance", i["id"], expect=None)
         self.assertIn(job_id, listed)
