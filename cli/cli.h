@@ -145,6 +145,12 @@ int fc_act(fc_ctx_t *ctx, const char *method, const char *path_fmt, const char *
 /* sse.c */
 /* Called with each event; returns nonzero to stop reading. */
 typedef int (*fc_sse_cb)(const char *event, const char *id, const char *data, void *arg);
+/* The event-stream parser: bytes in, in pieces of any size; each complete event to cb. */
+typedef struct fc_sse_parser fc_sse_parser_t;
+fc_sse_parser_t *fc_sse_parser_new(fc_sse_cb cb, void *arg); /* free with fc_sse_parser_free */
+/* Returns nonzero once the callback asked to stop (later bytes are ignored; feeding none asks). */
+int fc_sse_feed(fc_sse_parser_t *p, const char *bytes, size_t len);
+void fc_sse_parser_free(fc_sse_parser_t *p);
 /* Reads an event stream from url. Returns 0 when the stream ended or the callback stopped it,
  * 1 when the server answered something other than text/event-stream (its status in *status),
  * or an exit code (message printed) when the request failed. */
