@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const fc_column_t columns[] = {
-    {"ID", "id"},     {"CODE", "code"},     {"PRODUCT", "product"},      {"PLAN", "subscription.plan"},
+    {"ID", "id"},     {"CODE", "code"},     {"PRODUCT", "product"},      {"PLAN", "subscription.plan.code"},
     {"TIER", "tier"}, {"STATUS", "status"}, {"CUSTOMER", "customer_id"}, {"CREATED", "created_at"},
 };
 

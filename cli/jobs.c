@@ -86,7 +86,8 @@ typedef struct watch {
     int tty, drawn;
     char *last_id;
     char status[32];
-    json_t *seen; /* step name -> last status printed */
+    char *last_error; /* the job's, once it failed */
+    json_t *seen;     /* step name -> last status printed */
 } watch_t;
 
 static int terminal(const char *status)
@@ -153,6 +154,11 @@ static int render(watch_t *w, const json_t *job)
     int changed = status != NULL && strcmp(status, w->status) != 0;
     if (status != NULL)
         snprintf(w->status, sizeof(w->status), "%s", status);
+    const char *err = json_string_value(json_object_get(job, "last_error"));
+    if (err != NULL) {
+        free(w->last_error);
+        w->last_error = fc_strdup(err);
+    }
     if (w->ctx->json) {
         char *line = json_dumps(job, JSON_COMPACT);
         puts(line);
@@ -219,9 +225,14 @@ static int watch(fc_ctx_t *ctx, const fc_args_t *a)
         putchar('\n');
     if (rc == 0 && !ctx->json && w.tty)
         printf("job %s %s\n", a->pos[0], w.status);
-    if (rc == 0 && strcmp(w.status, "succeeded") != 0)
+    if (rc == 0 && strcmp(w.status, "succeeded") != 0) {
+        if (!ctx->json)
+            fprintf(stderr, "error: job %s %s%s%s\n", a->pos[0], w.status, w.last_error ? ": " : "",
+                    w.last_error ? w.last_error : "");
         rc = FC_EXIT_FAILED;
+    }
     json_decref(w.seen);
+    free(w.last_error);
     free(w.last_id);
     free(path);
     return rc;

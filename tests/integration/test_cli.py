@@ -157,6 +157,8 @@ class Commands(CliCase):
         listed, _ = cli.run("jobs", "list", "--instance", i["id"], expect=None)
         self.assertIn(job_id, listed)
         self.assertIn(i["id"], [x["id"] for x in cli.json("instances", "list", "--customer", c["id"])["items"]])
+        out, _ = cli.run("instances", "list", "--customer", c["id"])
+        self.assertRegex(out, rf"{i['id']} +norte +vet +professional +standard +active ")
 
         cli.run("instances", "suspend", i["id"])
         self.assertEqual(h.get(f"/api/v1/instances/{i['id']}/subscription").json()["status"], "suspended")
@@ -243,8 +245,9 @@ class Commands(CliCase):
         i = cli.json("instances", "create", "--customer", c["id"], "--code", "flaky", "--product", "faulty", "--plan", "basic",
                      "--setting", "admin_email=a@b.test", "--setting", f"fail_while_exists={fault}")
         job_id = i["latest_job"]["id"]
-        out, _ = cli.run("jobs", "watch", job_id, expect=7)
+        out, err = cli.run("jobs", "watch", job_id, expect=7)
         self.assertIn("job failed", out)
+        self.assertIn(f"error: job {job_id} failed: ", err)
         [entry] = [d for d in cli.json("dlq", "list", "--all")["items"] if d["job_id"] == job_id]
         out, _ = cli.run("dlq", "list")
         self.assertIn(entry["id"], out)
