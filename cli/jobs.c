@@ -214,7 +214,9 @@ static int watch(fc_ctx_t *ctx, const fc_args_t *a)
     char *path = fc_sprintf("/api/v1/jobs/%s", a->pos[0]);
     long status = 0;
     int rc = fc_sse_read(ctx, path, NULL, on_event, &w, &status);
-    for (int tries = 0; rc == 0 && !terminal(w.status) && tries < RECONNECTS; tries++)
+    /* a stream that ended or broke before the job did is picked up where it stopped */
+    for (int tries = 0; (rc == 0 || (rc == FC_EXIT_UNAVAILABLE && w.last_id != NULL)) && !terminal(w.status) && tries < RECONNECTS;
+         tries++)
         rc = fc_sse_read(ctx, path, w.last_id, on_event, &w, &status);
     if (rc == 1 || (rc == 0 && !terminal(w.status))) {
         if (status >= 200 && status < 300)

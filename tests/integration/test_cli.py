@@ -3,6 +3,7 @@ command groups, --json, exit codes, automatic refresh of an expired access token
 every command, and the bash completion script."""
 import json
 import os
+import pty
 import re
 import secrets
 import stat
@@ -68,6 +69,26 @@ class CliCase(PipelineCase):
         out, _ = cli.run("login", "--email", email, stdin=password + "\n")
         self.assertIn(email, out)
         return cli
+
+    def on_a_terminal(self, cli, *args):
+        """Runs farutech with its standard output on a pseudo-terminal; returns what it wrote there."""
+        leader, follower = pty.openpty()
+        p = subprocess.Popen([CLI, *args], env=cli.env, stdout=follower, stderr=subprocess.PIPE)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other end closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(leader)
+        err = p.stderr.read().decode(errors="replace")
+        p.stderr.close()
+        self.assertEqual(p.wait(timeout=120), 0, err)
+        return b"".join(chunks).decode(errors="replace")
 
     def tokens(self, cli):
         with open(cli.credentials) as f:
@@ -142,6 +163,9 @@ class Commands(CliCase):
                      "professional", "--setting", "admin_email=vet@norte.test")
         job_id = i["latest_job"]["id"]
         out, err = cli.run("jobs", "watch", job_id)
+        streams = h.get(f"/api/v1/jobs/{job_id}", headers={"Accept": "text/event-stream"}).headers.get(
+            "content-type", "").startswith("text/event-stream")
+        self.assertEqual("polling every second" in err, not streams, err)
         job = h.get(f"/api/v1/jobs/{job_id}").json()
         self.assertEqual(job["status"], "succeeded")
         self.assertGreater(len(job["steps"]), 1)
@@ -149,6 +173,8 @@ class Commands(CliCase):
             self.assertIn(f"step {s['name']}: succeeded", out)
         self.assertIn("job succeeded", out)
         self.assertEqual(cli.json("jobs", "show", job_id)["status"], "succeeded")
+        n = len(job["steps"])
+        self.assertIn(f"[{'#' * 30}] {n}/{n}", self.on_a_terminal(cli, "jobs", "watch", job_id))
         out, _ = cli.run("jobs", "show", job_id)
         self.assertRegex(out, r"status +succeeded")
         for s in job["steps"]:
