@@ -98,7 +98,8 @@ class Package(StackTestCase):
     def test_the_packages_hold_the_installed_layout(self):
         expected = {
             "farutech-host": ["usr/bin/farutech-host", "etc/farutech/farutech.conf", "usr/share/farutech/migrations",
-                              "usr/share/farutech/events", "usr/share/man/man1/farutech-host.1.gz"],
+                              "usr/share/farutech/events", "usr/share/man/man1/farutech-host.1.gz", "usr/bin/farutech",
+                              "usr/share/bash-completion/completions/farutech", "usr/share/man/man1/farutech.1.gz"],
             "farutech-products": [f"usr/lib/farutech/products/{p}.so" for p in PRODUCTS],
             "farutech-plugin-dev": ["usr/include/farutech/plugin.h", "usr/bin/farutech-plugin-lint",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPluginConfig.cmake",
@@ -165,6 +166,10 @@ class Package(StackTestCase):
         applied = self.stack.psql("SELECT count(*) FROM ft_schema_migrations", h.dbname)
         self.assertEqual(int(applied), len(os.listdir(self.path("usr/share/farutech/migrations"))))
         self.assertEqual(h.get("/api/v1/products/vet").status, 200)
+        # the operator CLI beside it talks to it
+        out = run(self.path("usr/bin/farutech"), "--server", f"http://127.0.0.1:{h.port}", "plugins", "list",
+                  env={**os.environ, "FARUTECH_API_KEY": h.admin_key})
+        self.assertIn("vet", out)
 
 
 if __name__ == "__main__":
