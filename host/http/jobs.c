@@ -1,11 +1,13 @@
 /*
- * Jobs and the dead-letter queue: GET /api/v1/jobs/{id}, GET /api/v1/instances/{id}/jobs,
+ * Jobs and the dead-letter queue: GET /api/v1/jobs (filtered, paged), GET /api/v1/jobs/{id}, GET /api/v1/instances/{id}/jobs,
  * GET /api/v1/dlq, POST /api/v1/dlq/{id}/replay, DELETE /api/v1/dlq/{id}.
  */
+#include "core/mem.h"
 #include "http/op.h"
 #include "http/routes.h"
 #include "store/job_run_store.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +33,59 @@ static void list_jobs(ft_req_t *r)
     ft_op_t *op = ft_op_with_id(r, "id");
     if (op != NULL)
         ft_op_run(r, op, list_work, 200);
+}
+
+typedef struct filter_args {
+    ft_job_filter_t f;
+    char status[16], kind[24], product[64], instance_id[40], customer_id[40], after[40], before[40], cursor[96];
+} filter_args_t;
+
+static int list_all_work(PGconn *c, ft_op_t *op, ft_error_t *err)
+{
+    filter_args_t *a = op->arg;
+    return ft_job_list_all(c, &op->call, &a->f, &op->out, &op->problem, err);
+}
+
+static int one_of(const char *v, const char *const *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, values[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static void list_all(ft_req_t *r)
+{
+    filter_args_t *a = ft_mem_calloc(1, sizeof(*a));
+    ft_job_filter_t *f = &a->f;
+    static const char *const statuses[] = {"queued", "running", "succeeded", "failed"};
+    if (ft_query_copy(r, "status", a->status, sizeof(a->status), &f->status) ||
+        ft_query_copy(r, "kind", a->kind, sizeof(a->kind), &f->kind) ||
+        ft_query_copy(r, "product", a->product, sizeof(a->product), &f->product) ||
+        ft_query_uuid(r, "instance_id", a->instance_id, sizeof(a->instance_id), &f->instance_id) ||
+        ft_query_uuid(r, "customer_id", a->customer_id, sizeof(a->customer_id), &f->customer_id) ||
+        ft_query_time(r, "created_after", a->after, sizeof(a->after), &f->created_after) ||
+        ft_query_time(r, "created_before", a->before, sizeof(a->before), &f->created_before) ||
+        ft_query_copy(r, "cursor", a->cursor, sizeof(a->cursor), &f->cursor) || ft_query_limit(r, &f->limit))
+        goto refused;
+    if (f->status != NULL && !one_of(f->status, statuses, sizeof(statuses) / sizeof(statuses[0]))) {
+        ft_respond_bad_param(r, "status", "must be one of queued, running, succeeded, failed");
+        goto refused;
+    }
+    if (f->kind != NULL && ft_job_kind_find(f->kind) == NULL) {
+        char detail[256] = "must be one of";
+        size_t n = strlen(detail);
+        for (size_t i = 0; i < FT_JOB_KIND_COUNT; i++)
+            n += (size_t)snprintf(detail + n, sizeof(detail) - n, "%s %s", i == 0 ? "" : ",", ft_job_kinds[i].name);
+        ft_respond_bad_param(r, "kind", detail);
+        goto refused;
+    }
+    ft_op_t *op = ft_op_new(r);
+    op->arg = a;
+    ft_op_run(r, op, list_all_work, 200);
+    return;
+refused:
+    free(a);
 }
 
 static int dlq_work(PGconn *c, ft_op_t *op, ft_error_t *err)
@@ -73,6 +128,7 @@ static void discard(ft_req_t *r)
 void ft_routes_jobs(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
+        {.method = "GET", .pattern = "/api/v1/jobs", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN, .handler = list_all},
         {.method = "GET", .pattern = "/api/v1/jobs/{id}", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN, .handler = get_job},
         {.method = "GET", .pattern = "/api/v1/instances/{id}/jobs", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN,
          .handler = list_jobs},
