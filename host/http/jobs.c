@@ -1,11 +1,15 @@
 /*
- * Jobs and the dead-letter queue: GET /api/v1/jobs (filtered, paged), GET /api/v1/jobs/{id}, GET /api/v1/instances/{id}/jobs,
+ * Jobs and the dead-letter queue: GET /api/v1/jobs (filtered, paged), GET /api/v1/jobs/{id} (also
+ * as an event stream of its changes), GET /api/v1/instances/{id}/jobs,
  * GET /api/v1/dlq, POST /api/v1/dlq/{id}/replay, DELETE /api/v1/dlq/{id}.
  */
 #include "core/mem.h"
+#include "http/ent_lookup.h"
 #include "http/op.h"
 #include "http/routes.h"
+#include "http/sse.h"
 #include "store/job_run_store.h"
+#include "store/sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +20,94 @@ static int get_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     return ft_job_get(c, &op->call, op->id, &op->out, &op->problem, err);
 }
 
+/* --- GET /api/v1/jobs/{id} with Accept: text/event-stream: the job after every change --- */
+
+typedef struct job_watch {
+    char id[40];
+    long long seen; /* the change sequence the client has (Last-Event-ID), or -1 */
+} job_watch_t;
+
+typedef struct job_read {
+    ft_sse_stream_t *s; /* valid while the request is alive */
+    job_watch_t *w;
+    ft_call_t call;
+    json_t *job;
+    long long seq;
+    ft_problem_t problem;
+} job_read_t;
+
+static int job_read_work(PGconn *c, void *p, ft_error_t *err)
+{
+    job_read_t *rd = p;
+    return ft_job_watch(c, &rd->call, rd->w->id, &rd->job, &rd->seq, &rd->problem, err);
+}
+
+static void job_read_done(ft_req_t *r, void *p, int status, const ft_error_t *err)
+{
+    job_read_t *rd = p;
+    if (!ft_req_alive(r))
+        goto out;
+    if (status != FT_OK) {
+        /* before the first event the client gets the problem; later the stream just ends and the
+         * client reconnects with its Last-Event-ID */
+        if (rd->problem.status != 0)
+            ft_respond_problem_struct(r, &rd->problem);
+        else if (r->status == 0)
+            ft_respond_internal(r, 500, err);
+        ft_sse_end(rd->s);
+        goto out;
+    }
+    const char *st = ft_json_str(rd->job, "status");
+    int terminal = st != NULL && (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0);
+    if (rd->seq > rd->w->seen) {
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", rd->seq);
+        char *data = json_dumps(rd->job, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        ft_sse_send(rd->s, id, "job", data, strlen(data));
+        free(data);
+        rd->w->seen = rd->seq;
+    }
+    if (terminal) {
+        ft_sse_end(rd->s); /* 204 when the client had seen it all: EventSource stops reconnecting */
+    } else {
+        ft_sse_begin(rd->s);
+        ft_sse_refreshed(rd->s);
+    }
+out:
+    json_decref(rd->job);
+    ft_problem_clear(&rd->problem);
+    free(rd);
+}
+
+static void job_refresh(ft_sse_stream_t *s, void *arg)
+{
+    job_read_t *rd = ft_mem_calloc(1, sizeof(*rd));
+    rd->s = s;
+    rd->w = arg;
+    ft_req_call(ft_sse_req(s), &rd->call); /* borrowed from the request, which the wait holds */
+    ft_req_defer_db(ft_sse_req(s), job_read_work, job_read_done, rd);
+}
+
+static void watch_job(ft_req_t *r)
+{
+    job_watch_t *w = ft_mem_calloc(1, sizeof(*w));
+    if (ft_op_uuid_param(r, "id", w->id, sizeof(w->id)) != 0) {
+        free(w);
+        return;
+    }
+    const char *last = ft_sse_last_event_id(r);
+    char *end = NULL;
+    long long seen = last != NULL ? strtoll(last, &end, 10) : -1;
+    w->seen = last != NULL && *last != '\0' && *end == '\0' && seen >= 0 ? seen : -1;
+    ft_sse_open(r, FT_SSE_JOB, w->id, job_refresh, w);
+}
+
 static void get_job(ft_req_t *r)
 {
+    if (ft_sse_wanted(r)) {
+        watch_job(r);
+        return;
+    }
     ft_op_t *op = ft_op_with_id(r, "id");
     if (op != NULL)
         ft_op_run(r, op, get_work, 200);

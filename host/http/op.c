@@ -318,8 +318,7 @@ static int rfc3339_valid(const char *v)
         !digits(v + 17, 2, &sec))
         return 0;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 ||
-        sec > 60)
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60)
         return 0;
     const char *p = v + 19;
     if (*p == '.') {

@@ -84,6 +84,9 @@ int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
 
 /* API reads and operations. */
 int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+/* ft_job_get with the job's change sequence: it grows with every change to the job or its steps. */
+int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, json_t **out, long long *seq, ft_problem_t *problem,
+                 ft_error_t *err);
 int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err);
 
 typedef struct ft_job_filter {
