@@ -11,6 +11,7 @@
 #include "store/job_run_store.h"
 #include "store/sql.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,21 @@ static int get_work(PGconn *c, ft_op_t *op, ft_error_t *err)
 typedef struct job_watch {
     char id[40];
     long long seen; /* the change sequence the client has (Last-Event-ID), or -1 */
+    uint64_t last;  /* a hash of the last job sent: a write that changed nothing shown sends nothing */
 } job_watch_t;
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
 
 typedef struct job_read {
     ft_sse_stream_t *s; /* valid while the request is alive */
-    job_watch_t *w;
+    job_watch_t *w;     /* likewise */
+    char id[40];        /* the work's own copy: the stream may go while it runs */
     ft_call_t call;
     json_t *job;
     long long seq;
@@ -39,7 +50,7 @@ typedef struct job_read {
 static int job_read_work(PGconn *c, void *p, ft_error_t *err)
 {
     job_read_t *rd = p;
-    return ft_job_watch(c, &rd->call, rd->w->id, &rd->job, &rd->seq, &rd->problem, err);
+    return ft_job_watch(c, &rd->call, rd->id, &rd->job, &rd->seq, &rd->problem, err);
 }
 
 static void job_read_done(ft_req_t *r, void *p, int status, const ft_error_t *err)
@@ -63,9 +74,12 @@ static void job_read_done(ft_req_t *r, void *p, int status, const ft_error_t *er
         char id[24];
         snprintf(id, sizeof(id), "%lld", rd->seq);
         char *data = json_dumps(rd->job, JSON_COMPACT | JSON_REAL_PRECISION(10));
-        ft_sse_send(rd->s, id, "job", data, strlen(data));
+        uint64_t h = fnv1a(data);
+        if (h != rd->w->last)
+            ft_sse_send(rd->s, id, "job", data, strlen(data));
         free(data);
         rd->w->seen = rd->seq;
+        rd->w->last = h;
     }
     if (terminal) {
         ft_sse_end(rd->s); /* 204 when the client had seen it all: EventSource stops reconnecting */
@@ -84,6 +98,7 @@ static void job_refresh(ft_sse_stream_t *s, void *arg)
     job_read_t *rd = ft_mem_calloc(1, sizeof(*rd));
     rd->s = s;
     rd->w = arg;
+    memcpy(rd->id, rd->w->id, sizeof(rd->id));
     ft_req_call(ft_sse_req(s), &rd->call); /* borrowed from the request, which the wait holds */
     ft_req_defer_db(ft_sse_req(s), job_read_work, job_read_done, rd);
 }
