@@ -320,6 +320,18 @@ class TestJobStream(JobsCase):
         self.assertEqual(h.get("/health").status, 200)
         self.assertEqual(self.job(h, slow["latest_job"]["id"])["id"], slow["latest_job"]["id"])
 
+    def test_the_host_wide_bound_and_a_last_event_id_that_is_no_number(self):
+        h = self.host(env={"FT_ROLES": "api", "FT_SSE_MAX_STREAMS": "1"})
+        c = customer(h)
+        job_id = self.create(h, c)["latest_job"]["id"]
+        # an id this API never sent is as good as none: the stream starts with the current state
+        a = SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id="yesterday")
+        self.assertEqual(a.event()["json"]["status"], "queued")
+        b = SSE(h.port, f"/api/v1/jobs/{job_id}", h.make_key("operator"))
+        self.assertEqual(b.status, 429)
+        self.assertEqual(json.loads(b.body)["max_streams"], 1)
+        a.close()
+
     def test_the_entitlements_stream_sends_the_record_again_when_an_override_changes(self):
         h = self.host()
         c = customer(h)
