@@ -361,6 +361,8 @@ static int serve(ft_app_t *app)
         rc = err.code == FT_ECONFLICT ? 2 : 1;
         goto out;
     }
+    if (app->config.roles & FT_ROLE_API)
+        ft_sse_feeds_start(ft_http_server_sse(server), app);
     ft_http_server_start(server);
     ft_log(FT_LOG_INFO, NULL, "listening on http://%s:%u with %u threads", app->config.http_host, ft_http_server_port(server),
            app->config.threads);
@@ -396,6 +398,7 @@ static int serve(ft_app_t *app)
     if (server != NULL) {
         ft_http_server_shutdown(server);
         drained = ft_http_server_join(server) == 0;
+        ft_sse_feeds_stop(ft_http_server_sse(server));
     }
     rc = 0;
 out:

@@ -10,6 +10,7 @@
 #include "store/entitlement_store.h"
 #include "store/instance_store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,22 @@ struct ft_ent_service {
     ft_ent_cache_t *cache;
     ft_registry_t *registry;
     ft_listener_t *listener;
+    _Atomic(ft_ent_change_fn) on_change;
+    void *_Atomic on_change_arg;
 };
+
+void ft_ent_service_on_change(ft_ent_service_t *s, ft_ent_change_fn fn, void *arg)
+{
+    atomic_store(&s->on_change_arg, arg);
+    atomic_store(&s->on_change, fn);
+}
+
+static void changed(ft_ent_service_t *s, const char *instance_id)
+{
+    ft_ent_change_fn fn = atomic_load(&s->on_change);
+    if (fn != NULL)
+        fn(atomic_load(&s->on_change_arg), instance_id);
+}
 
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
@@ -29,14 +45,19 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     if (channel == NULL) {
         /* (re)connected: anything may have changed while no one listened */
         ft_ent_cache_invalidate_all(s->cache, NULL);
+        changed(s, NULL);
         return;
     }
-    if (payload == NULL || *payload == '\0' || strcmp(payload, "*") == 0)
+    if (payload == NULL || *payload == '\0' || strcmp(payload, "*") == 0) {
         ft_ent_cache_invalidate_all(s->cache, NULL);
-    else if (strncmp(payload, "product:", 8) == 0)
+        changed(s, NULL);
+    } else if (strncmp(payload, "product:", 8) == 0) {
         ft_ent_cache_invalidate_all(s->cache, payload + 8);
-    else
+        changed(s, NULL);
+    } else {
         ft_ent_cache_invalidate(s->cache, payload);
+        changed(s, payload);
+    }
 }
 
 /* A reloaded product may define its features differently: forget its records. */
@@ -44,6 +65,7 @@ static void on_swap(void *arg)
 {
     ft_ent_service_t *s = arg;
     ft_ent_cache_invalidate_all(s->cache, NULL);
+    changed(s, NULL);
 }
 
 ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry)

@@ -31,6 +31,12 @@ int ft_ent_service_resolve(ft_ent_service_t *s, PGconn *c, const ft_catalog_t *c
 /* Resolves every instance into the cache, in pages. Blocking. Returns how many were cached. */
 size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err);
 
+/* fn(arg, instance_id) runs on the listener thread after each committed change has dropped the
+ * cached record: instance_id NULL when every record (or a product's) may have changed. One
+ * callback; set it before changes matter. */
+typedef void (*ft_ent_change_fn)(void *arg, const char *instance_id);
+void ft_ent_service_on_change(ft_ent_service_t *s, ft_ent_change_fn fn, void *arg);
+
 /* 1 while the invalidation listener is connected. */
 int ft_ent_service_listening(ft_ent_service_t *s);
 

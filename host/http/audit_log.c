@@ -21,22 +21,6 @@ static int list_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     return ft_audit_list(c, &op->call, &a->f, &op->out, &op->problem, err);
 }
 
-static int time_query(ft_req_t *r, const char *name, const char *v)
-{
-    /* RFC 3339 date-time: checked for shape here, by PostgreSQL for sense */
-    if (v == NULL)
-        return 0;
-    size_t n = strlen(v);
-    int ok = n >= 20 && v[4] == '-' && v[7] == '-' && (v[10] == 'T' || v[10] == 't') && v[13] == ':' && v[16] == ':';
-    for (size_t i = 0; ok && i < n; i++)
-        ok = strchr("0123456789-:.TtZz+", v[i]) != NULL;
-    if (!ok) {
-        ft_respond_bad_param(r, name, "must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z");
-        return -1;
-    }
-    return 0;
-}
-
 static void list_audit(ft_req_t *r)
 {
     list_args_t *a = ft_mem_calloc(1, sizeof(*a));
@@ -48,10 +32,9 @@ static void list_audit(ft_req_t *r)
         ft_query_copy(r, "entity_type", a->entity_type, sizeof(a->entity_type), &f->entity_type) ||
         ft_query_copy(r, "entity_id", a->entity_id, sizeof(a->entity_id), &f->entity_id) ||
         ft_query_copy(r, "result", a->result, sizeof(a->result), &f->result) ||
-        ft_query_copy(r, "since", a->since, sizeof(a->since), &f->since) ||
-        ft_query_copy(r, "until", a->until, sizeof(a->until), &f->until) ||
-        ft_query_copy(r, "cursor", a->cursor, sizeof(a->cursor), &f->cursor) || ft_query_limit(r, &f->limit) ||
-        time_query(r, "since", f->since) || time_query(r, "until", f->until)) {
+        ft_query_time(r, "since", a->since, sizeof(a->since), &f->since) ||
+        ft_query_time(r, "until", a->until, sizeof(a->until), &f->until) ||
+        ft_query_copy(r, "cursor", a->cursor, sizeof(a->cursor), &f->cursor) || ft_query_limit(r, &f->limit)) {
         free(a);
         return;
     }

@@ -297,6 +297,55 @@ int ft_query_uuid(ft_req_t *r, const char *name, char *dst, size_t len, const ch
     return 0;
 }
 
+/* Reads n digits at s into *v; 0 when one is not a digit. */
+static int digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 1;
+}
+
+static int rfc3339_valid(const char *v)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, sec;
+    if (strlen(v) < 20 || !digits(v, 4, &y) || v[4] != '-' || !digits(v + 5, 2, &mo) || v[7] != '-' || !digits(v + 8, 2, &d) ||
+        (v[10] != 'T' && v[10] != 't') || !digits(v + 11, 2, &h) || v[13] != ':' || !digits(v + 14, 2, &mi) || v[16] != ':' ||
+        !digits(v + 17, 2, &sec))
+        return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60)
+        return 0;
+    const char *p = v + 19;
+    if (*p == '.') {
+        const char *f = ++p;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (p == f)
+            return 0;
+    }
+    if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+        return 1;
+    int oh, om;
+    return (*p == '+' || *p == '-') && digits(p + 1, 2, &oh) && p[3] == ':' && digits(p + 4, 2, &om) && p[6] == '\0' && oh <= 23 &&
+           om <= 59;
+}
+
+int ft_query_time(ft_req_t *r, const char *name, char *dst, size_t len, const char **out)
+{
+    if (ft_query_copy(r, name, dst, len, out) != 0)
+        return -1;
+    if (*out != NULL && !rfc3339_valid(*out)) {
+        ft_respond_bad_param(r, name, "must be an RFC 3339 date-time such as 2026-01-31T12:00:00Z");
+        return -1;
+    }
+    return 0;
+}
+
 int ft_query_limit(ft_req_t *r, int *limit)
 {
     const char *v = ft_req_query(r, "limit");

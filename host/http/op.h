@@ -62,6 +62,9 @@ ft_op_t *ft_op_with_id(ft_req_t *r, const char *param);
 int ft_query_copy(ft_req_t *r, const char *name, char *dst, size_t len, const char **out);
 /* ft_query_copy for a parameter that must be a UUID when present; -1 (answered 400) otherwise. */
 int ft_query_uuid(ft_req_t *r, const char *name, char *dst, size_t len, const char **out);
+/* ft_query_copy for an RFC 3339 date-time (2026-01-31T12:00:00Z, fractions and offsets allowed),
+ * checked for sense too (month 1-12, day within the month, ...); -1 (answered 400) otherwise. */
+int ft_query_time(ft_req_t *r, const char *name, char *dst, size_t len, const char **out);
 /* ?limit=1..200, default 50; -1 (answered 400) when invalid. */
 int ft_query_limit(ft_req_t *r, int *limit);
 

@@ -33,6 +33,7 @@ struct ft_http_server {
     ft_http_thread_t *threads;
     unsigned nthreads;
     unsigned port;
+    ft_sse_hub_t *sse;
     sem_t finished; /* posted by each thread when its loop has stopped */
 };
 
@@ -153,6 +154,7 @@ static void on_tick(uv_timer_t *timer)
 {
     ft_http_thread_t *t = timer->data;
     ft_log_flush();
+    ft_sse_tick(&t->sse);
     maybe_finish_drain(t);
 }
 
@@ -165,6 +167,7 @@ static void on_wake(uv_async_t *async)
     t->drain_deadline_ns = ft_now_ns() + (uint64_t)t->app->config.shutdown_timeout_ms * 1000000u;
     uv_close((uv_handle_t *)&t->listener, NULL);
     h2o_context_request_shutdown(&t->ctx);
+    ft_sse_drain(&t->sse); /* an event stream would hold the drain until its deadline */
     uv_timer_start(&t->tick, on_tick, 10, 10); /* check the drain more often than the log flush */
     maybe_finish_drain(t);
 }
@@ -321,6 +324,7 @@ ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err)
         return NULL;
     }
 
+    s->sse = ft_sse_hub_create(&app->config);
     h2o_config_init(&s->globalconf);
     s->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("farutech"));
     s->globalconf.max_request_entity_size = app->config.max_body_bytes;
@@ -350,6 +354,7 @@ ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err)
         uv_tcp_open(&t->listener, t->listen_fd);
         uv_async_init(&t->loop, &t->wake, on_wake);
         t->wake.data = t;
+        ft_sse_thread_init(s->sse, &t->sse, &t->loop);
         uv_async_init(&t->loop, &t->catalog_wake, on_catalog_wake);
         t->catalog_wake.data = t;
         ft_catalog_reader_attach(app->registry, &t->catalog_reader, i);
@@ -358,6 +363,11 @@ ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err)
         t->tick.data = t;
     }
     return s;
+}
+
+ft_sse_hub_t *ft_http_server_sse(ft_http_server_t *s)
+{
+    return s->sse;
 }
 
 unsigned ft_http_server_port(const ft_http_server_t *s)

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "app.h"
+#include "http/sse.h"
 #include "infra/metrics.h"
 #include "plugins/registry.h"
 
@@ -26,6 +27,7 @@ struct ft_http_thread {
     uv_async_t wake;
     uv_async_t catalog_wake; /* a new catalog was published */
     uv_timer_t tick;
+    ft_sse_thread_t sse; /* the event streams served here */
     ft_catalog_reader_t catalog_reader;
     pthread_t tid;
     ft_metrics_shard_t *metrics;
@@ -45,6 +47,8 @@ int ft_http_server_probe(const ft_app_t *app, ft_error_t *err);
 /* Binds the listen sockets and prepares the threads; NULL with err filled if the address cannot
  * be bound, or FT_ECONFLICT in err if another process listens on it too (see open_listeners). */
 ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err);
+/* The event streams' hub, for what publishes changes to them. */
+ft_sse_hub_t *ft_http_server_sse(ft_http_server_t *s);
 /* The port actually bound (useful with port 0). */
 unsigned ft_http_server_port(const ft_http_server_t *s);
 void ft_http_server_start(ft_http_server_t *s);

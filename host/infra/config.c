@@ -135,6 +135,10 @@ static const setting_t settings[] = {
     {"FT_RATE_LIMIT_IP_RPS", K_UINT, OFF(rate_limit_ip_rps), "300", 0, 10000000, "requests per second per client IP (0: no limit)"},
     {"FT_RATE_LIMIT_IP_BURST", K_UINT, OFF(rate_limit_ip_burst), "600", 1, 10000000, "burst per client IP"},
     {"FT_IDEMPOTENCY_TTL_S", K_UINT, OFF(idempotency_ttl_s), "86400", 60, 2592000, "how long an Idempotency-Key is remembered"},
+    {"FT_SSE_HEARTBEAT_MS", K_UINT, OFF(sse_heartbeat_ms), "15000", 100, 3600000,
+     "a comment line on every idle event stream this often, so proxies and clients keep it open"},
+    {"FT_SSE_MAX_PER_CREDENTIAL", K_UINT, OFF(sse_max_per_credential), "8", 1, 100000, "event streams one credential may hold open"},
+    {"FT_SSE_MAX_STREAMS", K_UINT, OFF(sse_max_streams), "1000", 1, 1000000, "event streams this host holds open in all"},
     {"FT_SWEEP_INTERVAL_MS", K_UINT, OFF(sweep_interval_ms), "30000", 100, 3600000, "subscription period roll-over check"},
 };
 

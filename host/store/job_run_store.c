@@ -5,6 +5,7 @@
 
 #include "core/mem.h"
 #include "domain/events.h"
+#include "store/customer_store.h"
 #include "store/instance_store.h"
 #include "store/job_store.h"
 #include "store/outbox_store.h"
@@ -433,12 +434,15 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
     return rollback(c, rc);
 }
 
-int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
+int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, json_t **out, long long *seq, ft_problem_t *problem,
+                 ft_error_t *err)
 {
     const char *p[] = {id, call->customer_id, call->instance_id};
     PGresult *res = NULL;
+    /* one statement: the state and its sequence come from the same snapshot */
     int rc = ft_sql_row(c, "reading a job",
-                        "SELECT " JOB_JSON " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1"
+                        "SELECT " JOB_JSON ", greatest(j.change_seq, (SELECT max(s.change_seq) FROM ft_job_steps s"
+                        " WHERE s.job_id = j.id)) FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1"
                         " AND ($2::uuid IS NULL OR i.customer_id = $2) AND ($3::uuid IS NULL OR i.id = $3)",
                         3, p, &res, err);
     if (rc == FT_ENOTFOUND)
@@ -446,7 +450,14 @@ int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, f
                           "No job %s.", id);
     if (rc != FT_OK)
         return rc;
+    if (seq != NULL)
+        *seq = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     return ft_sql_take_json(res, "job", out, err);
+}
+
+int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
+{
+    return ft_job_watch(c, call, id, out, NULL, problem, err);
 }
 
 int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err)
@@ -470,6 +481,38 @@ int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_
     if (rc == FT_OK)
         *out = json_pack("{s:s, s:o}", "instance_id", instance_id, "items", items);
     return rc;
+}
+
+int ft_job_list_all(PGconn *c, const ft_call_t *call, const ft_job_filter_t *f, json_t **out, ft_problem_t *problem,
+                    ft_error_t *err)
+{
+    char micros[24] = "", cid[40] = "", limit[16];
+    if (f->cursor != NULL && ft_cursor_parse(f->cursor, micros, sizeof(micros), cid, sizeof(cid), problem) != FT_OK)
+        return FT_EINVAL;
+    snprintf(limit, sizeof(limit), "%d", f->limit + 1);
+    const char *p[] = {call->customer_id,   call->instance_id,
+                       f->status,           f->kind,
+                       f->product,          f->instance_id,
+                       f->customer_id,      f->created_after,
+                       f->created_before,   micros[0] ? micros : NULL,
+                       cid[0] ? cid : NULL, limit};
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "listing jobs",
+                    "SELECT " JOB_JSON ", (extract(epoch FROM j.created_at) * 1000000)::bigint || '.' || j.id"
+                    " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id"
+                    " WHERE ($1::uuid IS NULL OR i.customer_id = $1) AND ($2::uuid IS NULL OR j.instance_id = $2)"
+                    " AND ($3::text IS NULL OR j.status = $3) AND ($4::text IS NULL OR j.kind = $4)"
+                    " AND ($5::text IS NULL OR j.product_code = $5) AND ($6::uuid IS NULL OR j.instance_id = $6)"
+                    " AND ($7::uuid IS NULL OR i.customer_id = $7)"
+                    " AND ($8::timestamptz IS NULL OR j.created_at > $8) AND ($9::timestamptz IS NULL OR j.created_at < $9)"
+                    " AND ($10::bigint IS NULL OR (j.created_at, j.id) <"
+                    "  ('epoch'::timestamptz + $10::bigint * interval '1 microsecond', $11::uuid))"
+                    " ORDER BY j.created_at DESC, j.id DESC LIMIT $12::int",
+                    12, p, &res, err);
+    if (rc != FT_OK)
+        return rc;
+    *out = ft_sql_page(res, f->limit);
+    return FT_OK;
 }
 
 #define DLQ_JSON                                                                                                                   \

@@ -84,7 +84,21 @@ int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
 
 /* API reads and operations. */
 int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+/* ft_job_get with the job's change sequence: it grows with every change to the job or its steps. */
+int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, json_t **out, long long *seq, ft_problem_t *problem,
+                 ft_error_t *err);
 int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err);
+
+typedef struct ft_job_filter {
+    const char *status, *kind, *product, *instance_id, *customer_id; /* each NULL: any */
+    const char *created_after, *created_before;                      /* RFC 3339, exclusive bounds; NULL: open */
+    const char *cursor;                                              /* a previous page's next_cursor, or NULL */
+    int limit;
+} ft_job_filter_t;
+/* Every job the caller may see that matches f, newest first: {"items": [...], "next_cursor": ...}.
+ * A cursor this API did not issue is FT_EINVAL with a 400 problem naming it. */
+int ft_job_list_all(PGconn *c, const ft_call_t *call, const ft_job_filter_t *f, json_t **out, ft_problem_t *problem,
+                    ft_error_t *err);
 int ft_dlq_list(PGconn *c, const ft_call_t *call, int include_closed, json_t **out, ft_error_t *err);
 int ft_dlq_replay(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
 int ft_dlq_discard(PGconn *c, const ft_call_t *call, const char *id, ft_problem_t *problem, ft_error_t *err);
