@@ -136,6 +136,8 @@ static const setting_t settings[] = {
     {"FT_RATE_LIMIT_IP_BURST", K_UINT, OFF(rate_limit_ip_burst), "600", 1, 10000000, "burst per client IP"},
     {"FT_IDEMPOTENCY_TTL_S", K_UINT, OFF(idempotency_ttl_s), "86400", 60, 2592000, "how long an Idempotency-Key is remembered"},
     {"FT_SWEEP_INTERVAL_MS", K_UINT, OFF(sweep_interval_ms), "30000", 100, 3600000, "subscription period roll-over check"},
+    {"FT_METRICS_SAMPLE_MS", K_UINT, OFF(metrics_sample_ms), "5000", 100, 600000,
+     "how often a relay or worker reads the backlog gauges (JetStream pending, DLQ, outbox)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
