@@ -258,7 +258,7 @@ static int open_listener(const char *host, const struct sockaddr_storage *ss, so
 int ft_http_server_probe(const ft_app_t *app, ft_error_t *err)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
+    socklen_t len = 0;
     int rc = listen_address(app->config.http_host, app->config.http_port, &ss, &len, err);
     if (rc != FT_OK)
         return rc;
@@ -273,7 +273,7 @@ int ft_http_server_probe(const ft_app_t *app, ft_error_t *err)
 static int open_listeners(ft_http_server_t *s, const ft_config_t *cfg, ft_error_t *err)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
+    socklen_t len = 0;
     int *fds = ft_mem_calloc(s->nthreads, sizeof(*fds));
     unsigned opened = 0;
     int rc = listen_address(cfg->http_host, cfg->http_port, &ss, &len, err);
