@@ -180,24 +180,46 @@ static ft_series_t *series_new(const ft_metric_t *fm, const char *const *values)
     return s;
 }
 
+/* Why a declared family breaks the exposition's rules, or NULL when it is well formed. */
+static const char *malformed(const ft_metric_t *fm, unsigned *nlabels)
+{
+    size_t len = fm->name != NULL ? strlen(fm->name) : 0;
+    if (!valid_name(fm->name, 1) || fm->help == NULL)
+        return "a metric name is [a-zA-Z_:][a-zA-Z0-9_:]* and has a help text";
+    if (fm->type == FT_METRIC_COUNTER && (len <= 6 || strcmp(fm->name + len - 6, "_total") != 0))
+        return "a counter's name ends in _total";
+    unsigned n = 0;
+    for (; n < FT_METRIC_MAX_LABELS && fm->labels[n] != NULL; n++) {
+        if (!valid_name(fm->labels[n], 0) || strncmp(fm->labels[n], "__", 2) == 0)
+            return "a label name is [a-zA-Z_][a-zA-Z0-9_]* and does not start with __";
+        if (fm->type == FT_METRIC_HISTOGRAM && strcmp(fm->labels[n], "le") == 0)
+            return "a histogram has no label le of its own";
+    }
+    if (fm->labels[n] != NULL)
+        return "too many labels";
+    for (size_t i = 1; i < fm->nbuckets; i++)
+        if (!(fm->buckets[i - 1] < fm->buckets[i]))
+            return "histogram bounds ascend";
+    for (const ft_metric_t *o = reg.families; o != NULL; o = o->next)
+        if (strcmp(o->name, fm->name) == 0)
+            return "the name is declared twice";
+    *nlabels = n;
+    return NULL;
+}
+
+/* Runs before main (the declaring macros' constructors): a malformed family is a broken build. */
 void ft_metric_register(ft_metric_t *fm)
 {
-    assert(valid_name(fm->name, 1) && fm->help != NULL);
-    assert(fm->type != FT_METRIC_COUNTER || (strlen(fm->name) > 6 && strcmp(fm->name + strlen(fm->name) - 6, "_total") == 0));
     unsigned n = 0;
-    while (n < FT_METRIC_MAX_LABELS && fm->labels[n] != NULL) {
-        assert(valid_name(fm->labels[n], 0) && strncmp(fm->labels[n], "__", 2) != 0);
-        assert(fm->type != FT_METRIC_HISTOGRAM || strcmp(fm->labels[n], "le") != 0);
-        n++;
+    pthread_mutex_lock(&reg.mutex);
+    const char *why = malformed(fm, &n);
+    if (why != NULL) {
+        fprintf(stderr, "metric %s: %s\n", fm->name != NULL ? fm->name : "(no name)", why);
+        abort();
     }
     fm->nlabels = n;
-    for (size_t i = 1; i < fm->nbuckets; i++)
-        assert(fm->buckets[i - 1] < fm->buckets[i]);
     const char *none[FT_METRIC_MAX_LABELS] = {0};
     fm->overflow = series_new(fm, none);
-    pthread_mutex_lock(&reg.mutex);
-    for (ft_metric_t *o = reg.families; o != NULL; o = o->next)
-        assert(strcmp(o->name, fm->name) != 0);
     fm->next = reg.families;
     reg.families = fm;
     pthread_mutex_unlock(&reg.mutex);
@@ -205,51 +227,56 @@ void ft_metric_register(ft_metric_t *fm)
         ft_metric_series(fm);
 }
 
-static int same_values(const ft_metric_t *fm, const ft_series_t *s, const char *const *values, char **escaped)
+/* Whether the escaped label value `stored` is the escaping of `raw` (compared without allocating). */
+static int escapes_to(const char *stored, const char *raw)
 {
-    for (unsigned i = 0; i < fm->nlabels; i++) {
-        if (escaped[i] == NULL)
-            escaped[i] = escape_value(values[i] != NULL ? values[i] : "");
-        if (strcmp(s->values[i], escaped[i]) != 0)
+    for (; *raw; raw++) {
+        if (*raw == '\\' || *raw == '"' || *raw == '\n') {
+            if (stored[0] != '\\' || stored[1] != (*raw == '\n' ? 'n' : *raw))
+                return 0;
+            stored += 2;
+        } else if (*stored++ != *raw) {
             return 0;
+        }
     }
-    return 1;
+    return *stored == '\0';
+}
+
+static ft_series_t *find_series(ft_metric_t *fm, unsigned from, unsigned to, const char *const *values)
+{
+    for (unsigned i = from; i < to; i++) {
+        ft_series_t *s = atomic_load_explicit(&fm->series[i], memory_order_relaxed);
+        unsigned k = 0;
+        while (k < fm->nlabels && escapes_to(s->values[k], values[k] != NULL ? values[k] : ""))
+            k++;
+        if (k == fm->nlabels)
+            return s;
+    }
+    return NULL;
 }
 
 ft_series_t *ft_metric_series(ft_metric_t *fm, ...)
 {
     const char *values[FT_METRIC_MAX_LABELS] = {0};
-    char *escaped[FT_METRIC_MAX_LABELS] = {0};
     va_list ap;
     va_start(ap, fm);
     for (unsigned i = 0; i < fm->nlabels; i++)
         values[i] = va_arg(ap, const char *);
     va_end(ap);
-    ft_series_t *found = NULL;
     /* series are only appended, each published by the release store of nseries */
-    unsigned n = atomic_load_explicit(&fm->nseries, memory_order_acquire), i = 0;
-    for (; i < n && found == NULL; i++) {
-        ft_series_t *s = atomic_load_explicit(&fm->series[i], memory_order_relaxed);
-        if (same_values(fm, s, values, escaped))
-            found = s;
+    unsigned seen = atomic_load_explicit(&fm->nseries, memory_order_acquire);
+    ft_series_t *found = find_series(fm, 0, seen, values);
+    if (found != NULL)
+        return found;
+    pthread_mutex_lock(&reg.mutex);
+    unsigned n = atomic_load_explicit(&fm->nseries, memory_order_relaxed);
+    found = find_series(fm, seen, n, values); /* another thread may have added it meanwhile */
+    if (found == NULL && n < FT_METRIC_MAX_SERIES) {
+        found = series_new(fm, values);
+        atomic_store_explicit(&fm->series[n], found, memory_order_relaxed);
+        atomic_store_explicit(&fm->nseries, n + 1, memory_order_release);
     }
-    if (found == NULL) {
-        pthread_mutex_lock(&reg.mutex);
-        n = atomic_load_explicit(&fm->nseries, memory_order_relaxed);
-        for (; i < n && found == NULL; i++) { /* another thread may have added it meanwhile */
-            ft_series_t *s = atomic_load_explicit(&fm->series[i], memory_order_relaxed);
-            if (same_values(fm, s, values, escaped))
-                found = s;
-        }
-        if (found == NULL && n < FT_METRIC_MAX_SERIES) {
-            found = series_new(fm, values);
-            atomic_store_explicit(&fm->series[n], found, memory_order_relaxed);
-            atomic_store_explicit(&fm->nseries, n + 1, memory_order_release);
-        }
-        pthread_mutex_unlock(&reg.mutex);
-    }
-    for (unsigned k = 0; k < fm->nlabels; k++)
-        free(escaped[k]);
+    pthread_mutex_unlock(&reg.mutex);
     return found != NULL ? found : fm->overflow;
 }
 

@@ -98,7 +98,10 @@ TEST(an_unlabelled_family_shows_zero_before_its_first_update)
 
 TEST(label_values_and_help_are_escaped)
 {
-    ft_gauge_set(ft_metric_series(&test_level, "a\"quote\\back\nline"), 2.5);
+    const char *odd = "a\"quote\\back\nline";
+    ft_gauge_set(ft_metric_series(&test_level, odd), 2.5);
+    CHECK(ft_metric_series(&test_level, odd) == ft_metric_series(&test_level, odd));
+    CHECK(ft_metric_series(&test_level, "a\"quote\\back\nlin") != ft_metric_series(&test_level, odd));
     char *text = render();
     CHECK_CONTAINS(text, "ft_test_level{scope=\"a\\\"quote\\\\back\\nline\"} 2.5\n");
     CHECK_CONTAINS(text, "# HELP ft_test_level A gauge\\\\with a backslash and\\na line feed in its help.\n");
