@@ -14,6 +14,7 @@
 #include "infra/metrics.h"
 #include "infra/service.h"
 #include "domain/entitlement_service.h"
+#include "messaging/backlog.h"
 #include "messaging/fleet.h"
 #include "messaging/relay.h"
 #include "messaging/worker.h"
@@ -140,24 +141,6 @@ static void record_load(void *arg, const char *product, const ft_generation_t *g
         ft_log(FT_LOG_WARN, NULL, "plugin %s: could not record the load: %s", product, err.message);
 }
 
-static void plugin_metrics(FILE *out, void *arg)
-{
-    ft_app_t *app = arg;
-    unsigned long long reloads, failures, timeouts;
-    unsigned draining;
-    ft_registry_counts(app->registry, &reloads, &failures, &timeouts, &draining);
-    fprintf(out,
-            "# HELP ft_plugin_loads_total Plugin generations loaded (first loads and reloads).\n"
-            "# TYPE ft_plugin_loads_total counter\nft_plugin_loads_total %llu\n"
-            "# HELP ft_plugin_load_failures_total Plugin load or reload attempts that failed.\n"
-            "# TYPE ft_plugin_load_failures_total counter\nft_plugin_load_failures_total %llu\n"
-            "# HELP ft_plugin_drain_timeouts_total Replaced generations that outlived the drain bound.\n"
-            "# TYPE ft_plugin_drain_timeouts_total counter\nft_plugin_drain_timeouts_total %llu\n"
-            "# HELP ft_plugin_generations_draining Replaced generations still loaded.\n"
-            "# TYPE ft_plugin_generations_draining gauge\nft_plugin_generations_draining %u\n",
-            reloads, failures, timeouts, draining);
-}
-
 static int start_plugins(ft_app_t *app)
 {
     ft_error_t err = {0};
@@ -189,7 +172,6 @@ static int start_plugins(ft_app_t *app)
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
         return -1;
     }
-    ft_metrics_add_collector(plugin_metrics, app);
     return 0;
 }
 
@@ -212,18 +194,6 @@ static void *warm_entitlements(void *arg)
     ft_db_release(app->db, conn);
     ft_log(FT_LOG_INFO, NULL, "entitlements: %zu instances resolved in %.1f ms", n, (double)(ft_now_ns() - t0) / 1e6);
     return NULL;
-}
-
-static void entitlement_metrics(FILE *out, void *arg)
-{
-    ft_app_t *app = arg;
-    ft_ent_cache_t *c = ft_ent_service_cache(app->entitlements);
-    fprintf(out,
-            "# HELP ft_entitlements_cached Resolved entitlement records held in memory.\n"
-            "# TYPE ft_entitlements_cached gauge\nft_entitlements_cached %zu\n"
-            "# HELP ft_entitlements_invalidations_total Cache invalidations received (changes committed anywhere).\n"
-            "# TYPE ft_entitlements_invalidations_total counter\nft_entitlements_invalidations_total %llu\n",
-            ft_ent_cache_count(c), (unsigned long long)ft_ent_cache_invalidations(c));
 }
 
 /* Credentials: the signing keys (the first is generated here) and the rate limiters. */
@@ -300,6 +270,7 @@ static int serve(ft_app_t *app)
     ft_http_server_t *server = NULL;
     ft_relay_t *relay = NULL;
     ft_workers_t *workers = NULL;
+    ft_backlog_sampler_t *backlog = NULL;
     ft_log(FT_LOG_INFO, NULL, "farutech-host %s (%s) starting; roles %s", FT_VERSION_STRING, FT_GIT_COMMIT,
            ft_config_roles_str(app->config.roles, roles, sizeof(roles)));
 
@@ -343,9 +314,10 @@ static int serve(ft_app_t *app)
                                    .sweep_ms = app->config.sweep_interval_ms};
         workers = ft_workers_start(&wcfg, &err);
     }
+    if (app->config.roles & (FT_ROLE_RELAY | FT_ROLE_WORKER))
+        backlog = ft_backlog_sampler_start(app->config.database_url, app->nats, app->config.metrics_sample_ms);
     if (app->config.roles & FT_ROLE_API) {
         app->entitlements = ft_ent_service_start(app->config.database_url, app->registry);
-        ft_metrics_add_collector(entitlement_metrics, app);
         warming = pthread_create(&warmer, NULL, warm_entitlements, app) == 0;
     }
 
@@ -402,6 +374,7 @@ static int serve(ft_app_t *app)
     }
     rc = 0;
 out:
+    ft_backlog_sampler_stop(backlog);
     ft_workers_stop(workers); /* a running job finishes its current step first */
     ft_relay_stop(relay);
     if (warming)

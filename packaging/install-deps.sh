@@ -11,7 +11,7 @@ libjansson-dev
 libpq-dev postgresql postgresql-contrib
 libargon2-dev libcurl4-openssl-dev uuid-dev libsystemd-dev
 python3 python3-yaml curl ca-certificates procps util-linux iproute2 json-schema-test-suite
-wrk nginx-light stress-ng
+wrk nginx-light stress-ng prometheus
 debhelper dpkg-dev fakeroot lintian
 "
 

@@ -8,6 +8,7 @@
 #include "domain/entitlement_cache.h"
 
 #include "core/mem.h"
+#include "infra/metrics.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +16,9 @@
 #include <string.h>
 
 #define NSHARDS FT_ENT_CACHE_SHARDS
+
+FT_COUNTER(invalidations_total, "ft_entitlements_invalidations_total",
+           "Entitlement cache invalidations received (changes committed anywhere).", FT_NO_LABELS);
 
 #define KEY_LEN 36
 #define SLOT_SIZE 64
@@ -238,6 +242,7 @@ void ft_ent_cache_invalidate(ft_ent_cache_t *c, const char *instance_id)
     }
     pthread_mutex_unlock(&s->mutex);
     atomic_fetch_add(&c->invalidations, 1);
+    ft_counter_inc(ft_metric_series(&invalidations_total));
     ft_entitlements_release(gone);
 }
 
@@ -267,6 +272,7 @@ void ft_ent_cache_invalidate_all(ft_ent_cache_t *c, const char *product)
         free(old);
     }
     atomic_fetch_add(&c->invalidations, 1);
+    ft_counter_inc(ft_metric_series(&invalidations_total));
 }
 
 size_t ft_ent_cache_count(ft_ent_cache_t *c)

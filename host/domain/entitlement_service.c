@@ -6,6 +6,7 @@
 
 #include "core/mem.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 #include "infra/pg_listen.h"
 #include "store/entitlement_store.h"
 #include "store/instance_store.h"
@@ -17,6 +18,11 @@
 #include <time.h>
 
 #define WARM_PAGE 2000
+
+FT_COUNTER(cache_hits, "ft_entitlements_cache_hits_total", "Entitlement lookups answered from memory.", FT_NO_LABELS);
+FT_COUNTER(cache_misses, "ft_entitlements_cache_misses_total",
+           "Entitlement lookups that found no record in memory and read the database.", FT_NO_LABELS);
+FT_GAUGE(cached_records, "ft_entitlements_cached", "Resolved entitlement records held in memory.", FT_NO_LABELS);
 
 struct ft_ent_service {
     ft_ent_cache_t *cache;
@@ -68,6 +74,11 @@ static void on_swap(void *arg)
     changed(s, NULL);
 }
 
+static double read_cached(void *arg)
+{
+    return (double)ft_ent_cache_count(arg);
+}
+
 ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry)
 {
     ft_ent_service_t *s = ft_mem_calloc(1, sizeof(*s));
@@ -76,6 +87,7 @@ ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *
     static const char *const channels[] = {"ft_entitlements", NULL};
     s->listener = ft_listener_start(database_url, channels, on_notify, s);
     ft_registry_on_swap(registry, on_swap, s);
+    ft_gauge_bind(&cached_records, read_cached, s->cache);
     return s;
 }
 
@@ -83,6 +95,7 @@ void ft_ent_service_stop(ft_ent_service_t *s)
 {
     if (s == NULL)
         return;
+    ft_gauge_bind(&cached_records, NULL, NULL);
     ft_listener_stop(s->listener);
     ft_ent_cache_destroy(s->cache);
     free(s);
@@ -109,8 +122,9 @@ ft_entitlements_t *ft_ent_service_cached(ft_ent_service_t *s, const ft_call_t *c
     ft_entitlements_t *e = ft_ent_cache_get(s->cache, instance_id, now_us);
     if (e != NULL && !in_scope(call, e)) {
         ft_entitlements_release(e);
-        return NULL;
+        e = NULL;
     }
+    ft_counter_inc(ft_metric_series(e != NULL ? &cache_hits : &cache_misses));
     return e;
 }
 

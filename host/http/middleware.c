@@ -12,6 +12,7 @@
 #include "domain/jsonschema.h"
 #include "http/audit.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 #include "store/credential_store.h"
 
 #include <stdio.h>
@@ -22,8 +23,12 @@
 
 /* ---- rate limits */
 
-static void too_many(ft_req_t *r, const ft_ratelimit_result_t *res, const char *whose)
+FT_COUNTER(refusals_total, "ft_ratelimit_refusals_total", "Requests refused with 429 by a rate limit, by scope (ip, credential).",
+           FT_LABELS("scope"));
+
+static void too_many(ft_req_t *r, const ft_ratelimit_result_t *res, const char *scope, const char *whose)
 {
+    ft_counter_inc(ft_metric_series(&refusals_total, scope));
     char v[24];
     unsigned secs = (res->retry_after_ms + 999) / 1000;
     snprintf(v, sizeof(v), "%u", secs > 0 ? secs : 1);
@@ -48,7 +53,7 @@ static ft_stage_result_t stage_limit_ip(ft_req_t *r)
     ft_ratelimit_take(r->app->limit_ip, ip, strlen(ip), r->started_ns, &res); /* one clock read per request */
     if (res.allowed)
         return FT_STAGE_NEXT;
-    too_many(r, &res, "client address");
+    too_many(r, &res, "ip", "client address");
     return FT_STAGE_HALT;
 }
 
@@ -61,7 +66,7 @@ static ft_stage_result_t stage_limit_credential(ft_req_t *r)
     ft_ratelimit_take(r->app->limit_credential, r->principal.subject, strlen(r->principal.subject), r->started_ns, &res);
     if (res.allowed)
         return FT_STAGE_NEXT;
-    too_many(r, &res, "credential");
+    too_many(r, &res, "credential", "credential");
     return FT_STAGE_HALT;
 }
 

@@ -140,6 +140,8 @@ static const setting_t settings[] = {
     {"FT_SSE_MAX_PER_CREDENTIAL", K_UINT, OFF(sse_max_per_credential), "8", 1, 100000, "event streams one credential may hold open"},
     {"FT_SSE_MAX_STREAMS", K_UINT, OFF(sse_max_streams), "1000", 1, 1000000, "event streams this host holds open in all"},
     {"FT_SWEEP_INTERVAL_MS", K_UINT, OFF(sweep_interval_ms), "30000", 100, 3600000, "subscription period roll-over check"},
+    {"FT_METRICS_SAMPLE_MS", K_UINT, OFF(metrics_sample_ms), "5000", 100, 600000,
+     "how often a relay or worker reads the backlog gauges (JetStream pending, DLQ, outbox)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

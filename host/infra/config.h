@@ -47,6 +47,7 @@ typedef struct ft_config {
     unsigned relay_batch, relay_poll_ms;
     int relay_crash_after_publish;
     unsigned sweep_interval_ms;
+    unsigned metrics_sample_ms; /* backlog gauges' sampling period */
     char *jwt_alg; /* "RS256", "ES256" or "EdDSA" */
     char *jwt_issuer, *jwt_audience;
     unsigned access_token_ttl_s, refresh_token_ttl_s, jwt_leeway_s;

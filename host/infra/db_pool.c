@@ -5,8 +5,10 @@
  */
 #include "infra/db_pool.h"
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +17,14 @@
 #include <time.h>
 
 #define ACQUIRE_TIMEOUT_SEC 10
+
+static const double wait_bounds[] = {0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+FT_GAUGE(in_use, "ft_db_pool_connections_in_use", "Pooled control-plane connections lent out now.", FT_NO_LABELS);
+FT_GAUGE(pool_size, "ft_db_pool_connections_max", "Size of the control-plane connection pool.", FT_NO_LABELS);
+FT_GAUGE(waiting, "ft_db_pool_waiting", "Units of work waiting for a pooled connection now.", FT_NO_LABELS);
+FT_HISTOGRAM(wait_seconds, "ft_db_pool_wait_seconds", "Time spent waiting for a pooled connection.", wait_bounds,
+             FT_NO_LABELS);
+FT_COUNTER(acquire_timeouts, "ft_db_pool_acquire_timeouts_total", "Waits for a pooled connection that gave up.", FT_NO_LABELS);
 
 struct ft_db_pool {
     char *url;
@@ -99,13 +109,10 @@ ft_db_pool_t *ft_db_pool_create(const char *url, unsigned size)
     p->url = ft_mem_strdup(url);
     p->size = size;
     pthread_mutex_init(&p->mutex, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    ft_cond_init_mono(&p->cond);
     p->idle = ft_mem_calloc(size, sizeof(PGconn *));
     p->nidle = size; /* all slots idle, none opened yet */
+    ft_gauge_add(ft_metric_series(&pool_size), size);
     return p;
 }
 
@@ -113,6 +120,7 @@ void ft_db_pool_destroy(ft_db_pool_t *p)
 {
     if (p == NULL)
         return;
+    ft_gauge_add(ft_metric_series(&pool_size), -(double)p->size);
     for (unsigned i = 0; i < p->nidle; i++)
         if (p->idle[i] != NULL)
             PQfinish(p->idle[i]);
@@ -130,20 +138,26 @@ unsigned ft_db_pool_size(const ft_db_pool_t *p)
 
 PGconn *ft_db_acquire(ft_db_pool_t *p, ft_error_t *err)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += ACQUIRE_TIMEOUT_SEC;
+    uint64_t start_ns = ft_mono_ns();
+    struct timespec deadline = ft_mono_deadline(ACQUIRE_TIMEOUT_SEC * 1000);
 
+    ft_series_t *waiters = ft_metric_series(&waiting);
+    ft_gauge_add(waiters, 1);
     pthread_mutex_lock(&p->mutex);
     while (p->nidle == 0) {
         if (pthread_cond_timedwait(&p->cond, &p->mutex, &deadline) == ETIMEDOUT && p->nidle == 0) {
             pthread_mutex_unlock(&p->mutex);
+            ft_gauge_add(waiters, -1);
+            ft_counter_inc(ft_metric_series(&acquire_timeouts));
             ft_error_set(err, FT_ETIMEOUT, "no database connection became free within %d s", ACQUIRE_TIMEOUT_SEC);
             return NULL;
         }
     }
     PGconn *conn = p->idle[--p->nidle];
     pthread_mutex_unlock(&p->mutex);
+    ft_gauge_add(waiters, -1);
+    ft_gauge_add(ft_metric_series(&in_use), 1);
+    ft_histogram_observe(ft_metric_series(&wait_seconds), (double)(ft_mono_ns() - start_ns) / 1e9);
 
     /* Open, or reopen a connection the server dropped; outside the mutex since it blocks. */
     if (conn != NULL && PQstatus(conn) != CONNECTION_OK) {
@@ -175,6 +189,7 @@ void ft_db_release(ft_db_pool_t *p, PGconn *conn)
     p->idle[p->nidle++] = conn;
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->mutex);
+    ft_gauge_add(ft_metric_series(&in_use), -1);
 }
 
 typedef struct db_job {

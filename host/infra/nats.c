@@ -5,6 +5,7 @@
 
 #include "core/mem.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,6 +15,9 @@
 #include <time.h>
 
 #define NS_PER_SEC 1000000000LL
+
+FT_GAUGE(connected_gauge, "ft_nats_connected", "1 while connected to nats-server, else 0.", FT_NO_LABELS);
+FT_COUNTER(reconnects_total, "ft_nats_reconnects_total", "Reconnections to nats-server after a lost connection.", FT_NO_LABELS);
 #define SUB_DESTROY_FLUSH_MS 2000
 
 struct ft_nats {
@@ -49,13 +53,21 @@ static void on_connected(natsConnection *nc, void *closure)
 {
     ft_nats_t *n = closure;
     atomic_store(&n->connected, 1);
+    ft_gauge_set(ft_metric_series(&connected_gauge), 1);
     atomic_store(&n->reconnected, 1);
     ft_log(FT_LOG_INFO, NULL, "nats: connected");
+}
+
+static void on_reconnected(natsConnection *nc, void *closure)
+{
+    ft_counter_inc(ft_metric_series(&reconnects_total));
+    on_connected(nc, closure);
 }
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     ft_nats_t *n = closure;
+    ft_gauge_set(ft_metric_series(&connected_gauge), 0);
     if (atomic_exchange(&n->connected, 0) && !atomic_load(&n->closing))
         ft_log(FT_LOG_WARN, NULL, "nats: disconnected, reconnecting");
 }
@@ -64,6 +76,7 @@ static void on_closed(natsConnection *nc, void *closure)
 {
     ft_nats_t *n = closure;
     atomic_store(&n->connected, 0);
+    ft_gauge_set(ft_metric_series(&connected_gauge), 0);
     pthread_mutex_lock(&n->mutex);
     n->closed = 1;
     pthread_cond_signal(&n->cond);
@@ -114,7 +127,7 @@ int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t
     if (s == NATS_OK)
         s = natsOptions_SetRetryOnFailedConnect(opts, true, on_connected, n);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectedCB(opts, on_connected, n);
+        s = natsOptions_SetReconnectedCB(opts, on_reconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetDisconnectedCB(opts, on_disconnected, n);
     if (s == NATS_OK)
@@ -124,9 +137,7 @@ int ft_nats_open(ft_nats_t **out, const char *url, unsigned replicas, ft_error_t
     if (s == NATS_OK) {
         s = natsConnection_Connect(&n->conn, opts);
         if (s == NATS_OK) {
-            atomic_store(&n->connected, 1);
-            atomic_store(&n->reconnected, 1);
-            ft_log(FT_LOG_INFO, NULL, "nats: connected");
+            on_connected(n->conn, n);
         } else if (s == NATS_NOT_YET_CONNECTED) {
             ft_log(FT_LOG_WARN, NULL, "nats: server not reachable yet, retrying in the background");
             s = NATS_OK;

@@ -4,15 +4,19 @@
  */
 #include "infra/readiness.h"
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+FT_GAUGE(ready_gauge, "ft_ready", "1 while this host is ready (what /ready answers 200 for), else 0.", FT_NO_LABELS);
 
 struct ft_readiness {
     char *url;
@@ -97,14 +101,7 @@ static void *monitor_main(void *arg)
         pthread_mutex_unlock(&r->mutex);
         probe(r, &conn);
         pthread_mutex_lock(&r->mutex);
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += r->interval_ms / 1000;
-        deadline.tv_nsec += (long)(r->interval_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        struct timespec deadline = ft_mono_deadline(r->interval_ms);
         while (!r->stop && pthread_cond_timedwait(&r->cond, &r->mutex, &deadline) != ETIMEDOUT)
             ;
     }
@@ -112,6 +109,12 @@ static void *monitor_main(void *arg)
     if (conn != NULL)
         PQfinish(conn);
     return NULL;
+}
+
+static double read_ready(void *arg)
+{
+    ft_readiness_report_t rep;
+    return ft_readiness_get(arg, &rep) ? 1 : 0;
 }
 
 ft_readiness_t *ft_readiness_start(const char *database_url, const ft_migration_set_t *migrations, ft_nats_t *nats,
@@ -128,17 +131,14 @@ ft_readiness_t *ft_readiness_start(const char *database_url, const ft_migration_
     snprintf(r->report.nats, sizeof(r->report.nats), "not probed yet");
     snprintf(r->report.streams, sizeof(r->report.streams), "not created yet");
     pthread_mutex_init(&r->mutex, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    ft_cond_init_mono(&r->cond);
     /* The first verdict is taken before returning, so /ready is right from the first request. */
     PGconn *conn = NULL;
     probe(r, &conn);
     if (conn != NULL)
         PQfinish(conn);
     pthread_create(&r->thread, NULL, monitor_main, r);
+    ft_gauge_bind(&ready_gauge, read_ready, r);
     return r;
 }
 
@@ -146,6 +146,7 @@ void ft_readiness_stop(ft_readiness_t *r)
 {
     if (r == NULL)
         return;
+    ft_gauge_bind(&ready_gauge, NULL, NULL);
     pthread_mutex_lock(&r->mutex);
     r->stop = 1;
     pthread_cond_signal(&r->cond);

@@ -9,6 +9,7 @@
 #include "core/mem.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -25,6 +26,12 @@
  * sent again every PUBLISH_WAIT_MS + RETRY_MS until one round gets through. */
 #define PUBLISH_WAIT_MS 2000
 #define RETRY_MS 250
+
+FT_COUNTER(published_total, "ft_relay_published_total", "Outbox events published to JetStream and acknowledged.", FT_NO_LABELS);
+FT_COUNTER(publish_errors_total, "ft_relay_publish_errors_total",
+           "Outbox events JetStream did not acknowledge in their round (they are sent again).", FT_NO_LABELS);
+FT_COUNTER(batch_failures_total, "ft_relay_batch_failures_total", "Relay batches the database failed (claim or marking).",
+           FT_NO_LABELS);
 
 typedef struct batch_row {
     char id[37];
@@ -181,9 +188,12 @@ static int publish_batch(ft_relay_t *r, PGconn *c, int *claimed)
     res = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
     ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
+    if (n > (int)acked)
+        ft_counter_add(ft_metric_series(&publish_errors_total), (uint64_t)n - acked);
     if (!ok)
         return -1;
     atomic_fetch_add(&r->published, acked);
+    ft_counter_add(ft_metric_series(&published_total), acked);
     return (int)acked;
 }
 
@@ -226,6 +236,7 @@ static void *relay_main(void *arg)
         int claimed = 0;
         int n = publish_batch(r, c, &claimed);
         if (n < 0) {
+            ft_counter_inc(ft_metric_series(&batch_failures_total));
             if (wait_stop(r, NULL, 500))
                 break;
             continue;

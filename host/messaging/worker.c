@@ -5,12 +5,14 @@
  */
 #include "messaging/worker.h"
 
+#include "core/clock.h"
 #include "core/mem.h"
 #include "domain/action_rules.h"
 #include "domain/entitlements.h"
 #include "domain/step_plan.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
+#include "infra/metrics.h"
 #include "plugins/invoke.h"
 #include "store/entitlement_store.h"
 #include "store/idempotency_store.h"
@@ -27,8 +29,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CONSUMER "ft-workers"
+#define CONSUMER FT_WORKER_CONSUMER
 #define FETCH_WAIT_MS 1000
+
+static const double job_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+static const double step_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+FT_COUNTER(jobs_total, "ft_jobs_total", "Jobs that ended, by kind and outcome (succeeded, failed: sent to the DLQ).",
+           FT_LABELS("kind", "outcome"));
+FT_COUNTER(attempts_total, "ft_job_attempts_total", "Job attempts run, by kind and outcome (succeeded, failed).",
+           FT_LABELS("kind", "outcome"));
+FT_HISTOGRAM(job_seconds, "ft_job_duration_seconds", "Time one attempt of a job took on a worker, by kind.", job_bounds,
+             FT_LABELS("kind"));
+FT_HISTOGRAM(step_seconds, "ft_job_step_duration_seconds", "Time one run of a plugin step or action took, by product and step.",
+             step_bounds, FT_LABELS("product", "step"));
 
 typedef struct worker_thread {
     struct ft_workers *pool;
@@ -71,14 +84,7 @@ static double uniform(void)
 /* Sleeps up to ms; returns 1 when stopping. */
 static int nap(ft_workers_t *w, unsigned ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += ms / 1000;
-    deadline.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = ft_mono_deadline(ms);
     pthread_mutex_lock(&w->mutex);
     while (!atomic_load(&w->stopping) && pthread_cond_timedwait(&w->cond, &w->mutex, &deadline) == 0)
         ;
@@ -291,6 +297,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
                                .trace_id = job->trace.trace_id};
         ft_error_t serr = {0};
         char *output = NULL, *result = NULL;
+        uint64_t step_t0 = ft_mono_ns();
         if (action != NULL) {
             inv.payload_json = input;
             rc = ft_invoke_action(&inv, action, &output, &serr);
@@ -300,6 +307,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         } else {
             rc = ft_invoke_step(&inv, step, &serr);
         }
+        ft_histogram_observe(ft_metric_series(&step_seconds, g->product->code, s->name), (double)(ft_mono_ns() - step_t0) / 1e9);
         if (rc != FTP_OK) {
             fail(o, FTP_IS_RETRYABLE(rc), s->name, "%s %s: %s", action != NULL ? "action" : "step", s->name, serr.message);
             ft_job_step_failed(control, job->id, s->position, serr.message, &err);
@@ -412,11 +420,15 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
 
     outcome_t o = {0};
     json_t *location = NULL;
+    uint64_t t0 = ft_mono_ns();
     run_steps(t, *control, &job, &location, &o);
+    ft_histogram_observe(ft_metric_series(&job_seconds, job.kind), (double)(ft_mono_ns() - t0) / 1e9);
+    ft_counter_inc(ft_metric_series(&attempts_total, job.kind, o.ok ? "succeeded" : "failed"));
 
     if (o.ok) {
         if (ft_job_succeeded(*control, &job, event_id, CONSUMER, location, &err) == FT_OK) {
             natsMsg_Ack(msg, NULL);
+            ft_counter_inc(ft_metric_series(&jobs_total, job.kind, "succeeded"));
             ft_log_traced(FT_LOG_INFO, job.correlation_id, job.trace.trace_id, "worker: job %s succeeded", job.id);
         } else {
             ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id, "worker: recording job %s: %s", job.id, err.message);
@@ -437,6 +449,7 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
             free(copy);
             if (ft_job_dead(*control, &job, event_id, CONSUMER, o.error, subject, seq, &err) == FT_OK) {
                 natsMsg_Ack(msg, NULL);
+                ft_counter_inc(ft_metric_series(&jobs_total, job.kind, "failed"));
                 ft_log_traced(FT_LOG_ERROR, job.correlation_id, job.trace.trace_id,
                               "worker: job %s failed for good after %d attempt(s): %s", job.id, job.attempts, o.error);
             } else {
@@ -580,11 +593,7 @@ ft_workers_t *ft_workers_start(const ft_worker_config_t *cfg, ft_error_t *err)
     w->cfg = *cfg;
     w->url = ft_mem_strdup(cfg->database_url);
     pthread_mutex_init(&w->mutex, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    ft_cond_init_mono(&w->cond);
     natsConnection_JetStream(&w->js, ft_nats_connection(cfg->nats), NULL);
     if (ft_tenant_db_bootstrap(&cfg->tenant, err) != FT_OK) {
         ft_log(FT_LOG_WARN, NULL, "workers: tenant database: %s (steps will retry)", err->message);

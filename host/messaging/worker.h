@@ -14,6 +14,8 @@
 #include "infra/tenant_db.h"
 #include "plugins/registry.h"
 
+#define FT_WORKER_CONSUMER "ft-workers" /* the workers' durable pull consumer on FT_JOBS */
+
 typedef struct ft_worker_config {
     const char *database_url;
     ft_nats_t *nats;

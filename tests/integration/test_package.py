@@ -99,7 +99,8 @@ class Package(StackTestCase):
         expected = {
             "farutech-host": ["usr/bin/farutech-host", "etc/farutech/farutech.conf", "usr/share/farutech/migrations",
                               "usr/share/farutech/events", "usr/share/man/man1/farutech-host.1.gz", "usr/bin/farutech",
-                              "usr/share/bash-completion/completions/farutech", "usr/share/man/man1/farutech.1.gz"],
+                              "usr/share/bash-completion/completions/farutech", "usr/share/man/man1/farutech.1.gz",
+                              "usr/share/farutech/prometheus/alerts.yml", "usr/share/farutech/grafana/farutech.json"],
             "farutech-products": [f"usr/lib/farutech/products/{p}.so" for p in PRODUCTS],
             "farutech-plugin-dev": ["usr/include/farutech/plugin.h", "usr/bin/farutech-plugin-lint",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPluginConfig.cmake",
