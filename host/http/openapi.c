@@ -63,23 +63,31 @@ static int add_response(json_t *responses, const ft_route_response_t *d, json_t 
 {
     char key[8];
     snprintf(key, sizeof(key), "%d", d->status);
-    if (json_object_get(responses, key) != NULL)
-        return 0; /* the route's own description of a status wins over a generic one */
-    json_t *resp = json_pack("{s:s}", "description", d->description != NULL ? d->description : ft_http_reason(d->status));
-    if (d->schema != NULL) {
-        json_t *schema = schema_of(d->schema, schemas, r, err);
-        if (schema == NULL) {
-            json_decref(resp);
-            return -1;
-        }
-        if (page && d->status == 200)
-            schema = page_of(schema);
-        const char *ct = d->content_type != NULL             ? d->content_type
-                         : strcmp(d->schema, "Problem") == 0 ? "application/problem+json"
-                                                             : "application/json";
-        json_object_set_new(resp, "content", json_pack("{s:{s:o}}", ct, "schema", schema));
+    /* the first description of a status wins, the route's own before the generic one; a status
+     * answered in two media types (OFREP's errors, the auth chain's problems) lists both */
+    json_t *resp = json_object_get(responses, key);
+    if (resp == NULL) {
+        resp = json_pack("{s:s}", "description", d->description != NULL ? d->description : ft_http_reason(d->status));
+        json_object_set_new(responses, key, resp);
     }
-    json_object_set_new(responses, key, resp);
+    if (d->schema == NULL)
+        return 0;
+    const char *ct = d->content_type != NULL             ? d->content_type
+                     : strcmp(d->schema, "Problem") == 0 ? "application/problem+json"
+                                                         : "application/json";
+    json_t *content = json_object_get(resp, "content");
+    if (content == NULL) {
+        content = json_object();
+        json_object_set_new(resp, "content", content);
+    }
+    if (json_object_get(content, ct) != NULL)
+        return 0;
+    json_t *schema = schema_of(d->schema, schemas, r, err);
+    if (schema == NULL)
+        return -1;
+    if (page && d->status == 200)
+        schema = page_of(schema);
+    json_object_set_new(content, ct, json_pack("{s:o}", "schema", schema));
     return 0;
 }
 
@@ -100,8 +108,8 @@ static void add_generic(json_t *responses, const ft_route_t *r, int has_params, 
         add_problem(responses, 401, "No credential, or one that does not verify or has expired.", schemas, r);
         add_problem(responses, 403, "The credential lacks the permission, or the resource is outside its scope.", schemas, r);
     }
-    if (has_path_params)
-        add_problem(responses, 404, "No such resource (or none the credential may see).", schemas, r);
+    if (has_path_params || (body && (r->flags & FT_ROUTE_WRITE)))
+        add_problem(responses, 404, "No such resource, or none the body names (or none the credential may see).", schemas, r);
     if (body) {
         add_problem(responses, 413, "The body is larger than FT_MAX_BODY_BYTES.", schemas, r);
         add_problem(responses, 415, "The body is not application/json.", schemas, r);
