@@ -110,6 +110,9 @@ static void add_generic(json_t *responses, const ft_route_t *r, int has_params, 
     }
     if (has_path_params || (body && (r->flags & FT_ROUTE_WRITE)))
         add_problem(responses, 404, "No such resource, or none the body names (or none the credential may see).", schemas, r);
+    /* a route that addresses one instance finds a deleted one gone (ft_instance_gone) */
+    if (strstr(r->pattern, "/instances/{id}") != NULL || strstr(r->pattern, "/{tenantInstanceId}") != NULL)
+        add_problem(responses, 410, "The instance was deleted.", schemas, r);
     if (body) {
         add_problem(responses, 413, "The body is larger than FT_MAX_BODY_BYTES.", schemas, r);
         add_problem(responses, 415, "The body is not application/json.", schemas, r);
@@ -405,7 +408,7 @@ void ft_routes_openapi(ft_router_t *router)
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/openapi.json", .handler = get_document, .doc = &doc_document},
         {.method = "GET", .pattern = "/api/v1/docs", .handler = get_reference, .doc = &doc_reference},
-        {.method = "GET", .pattern = "/api/v1/docs/" RENDERER_FILE, .handler = get_renderer, .doc = &doc_renderer},
+        {.method = "GET", .pattern = "/api/v1/docs/redoc.standalone.js", .handler = get_renderer, .doc = &doc_renderer},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

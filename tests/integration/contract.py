@@ -115,5 +115,13 @@ def _check_body(where, schema, body):
 
 @atexit.register
 def _report():
-    if counts["validated"]:
-        print(f"openapi: {counts['validated']} responses validated against the document", file=sys.stderr)
+    """Prints the count, and adds it to openapi-validated.txt in the build directory (one line per
+    test module: name and count), where a whole run's total can be summed."""
+    if not counts["validated"]:
+        return
+    print(f"openapi: {counts['validated']} responses validated against the document", file=sys.stderr)
+    build = os.environ.get("FT_BUILD_DIR")
+    if build and os.path.isdir(build):
+        module = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        with open(os.path.join(build, "openapi-validated.txt"), "a") as f:
+            f.write(f"{module} {counts['validated']}\n")
