@@ -306,7 +306,7 @@ static void list_actions(ft_req_t *r)
 static const ft_route_doc_t doc_get_instances_id_actions = {
     .tag = "Actions",
     .summary = "List the actions an instance's product offers",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "ActionList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_instances_id_actions_name = {
     .tag = "Actions",

@@ -500,12 +500,12 @@ static const ft_route_doc_t doc_get_auth_me = {
 static const ft_route_doc_t doc_get_auth_signing_keys = {
     .tag = "Authentication",
     .summary = "List JWT signing keys",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "SigningKeyList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_auth_signing_keys = {
     .tag = "Authentication",
     .summary = "Rotate the JWT signing key",
-    .responses = (const ft_route_response_t[]){{200, "SigningKey", NULL, NULL}, {201, "SigningKey", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "SigningKeyList", NULL, "The keys after the rotation"}, {0}},
 };
 static const ft_route_doc_t doc_delete_auth_signing_keys_kid = {
     .tag = "Authentication",

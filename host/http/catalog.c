@@ -57,7 +57,7 @@ static void get_plan(ft_req_t *r)
 static const ft_route_doc_t doc_get_products = {
     .tag = "Catalog",
     .summary = "List products",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "ProductList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_get_products_code = {
     .tag = "Catalog",
@@ -67,7 +67,7 @@ static const ft_route_doc_t doc_get_products_code = {
 static const ft_route_doc_t doc_get_products_code_plans = {
     .tag = "Catalog",
     .summary = "List a product's plans",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "PlanList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_get_products_code_plans_plan = {
     .tag = "Catalog",

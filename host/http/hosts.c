@@ -55,7 +55,7 @@ static const ft_route_doc_t doc_get_hosts = {
     .summary = "The fleet of hosts",
     .query =
         (const ft_route_query_t[]){{"all", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", "also hosts that stopped"}, {0}},
-    .responses = (const ft_route_response_t[]){{200, "Hosts", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "HostList", NULL, NULL}, {0}},
 };
 
 void ft_routes_hosts(ft_router_t *router)

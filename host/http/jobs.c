@@ -79,13 +79,13 @@ static const ft_route_doc_t doc_get_jobs_id = {
 static const ft_route_doc_t doc_get_instances_id_jobs = {
     .tag = "Jobs",
     .summary = "List an instance's jobs",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "JobList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_get_dlq = {
     .tag = "Jobs",
     .summary = "List dead letters",
     .query = (const ft_route_query_t[]){{"include_closed", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", NULL}, {0}},
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "DeadLetterList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_dlq_id_replay = {
     .tag = "Jobs",

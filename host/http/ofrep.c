@@ -221,7 +221,7 @@ static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags = {
 static const ft_route_doc_t doc_get_ofrep_v1_configuration = {
     .tag = "OpenFeature",
     .summary = "OFREP provider configuration",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "OfrepConfiguration", NULL, NULL}, {0}},
 };
 
 void ft_routes_ofrep(ft_router_t *router)

@@ -146,7 +146,7 @@ static void reload_product(ft_req_t *r)
 static const ft_route_doc_t doc_get_plugins = {
     .tag = "Plugins",
     .summary = "List loaded product plugins",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "PluginList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_plugins_reload = {
     .tag = "Plugins",

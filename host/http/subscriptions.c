@@ -281,7 +281,7 @@ static const ft_route_doc_t doc_get_instances_id_overrides = {
     .tag = "Subscriptions",
     .summary = "List the instance's feature overrides",
     .query = (const ft_route_query_t[]){{"include_expired", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", NULL}, {0}},
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "OverrideList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_put_instances_id_overrides_feature = {
     .tag = "Subscriptions",

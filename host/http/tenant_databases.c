@@ -116,7 +116,7 @@ static void delete_database(ft_req_t *r)
 static const ft_route_doc_t doc_get_tenant_databases = {
     .tag = "Tenant databases",
     .summary = "List the Standard tier's shared databases",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "TenantDatabaseList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_tenant_databases = {
     .tag = "Tenant databases",
