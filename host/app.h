@@ -27,6 +27,7 @@ typedef struct ft_app {
     struct ft_ent_service *entitlements;
     struct ft_identity *identity;
     struct ft_ratelimit *limit_credential, *limit_ip;
+    struct ft_openapi *openapi; /* the API's OpenAPI document, built from the route table */
 } ft_app_t;
 
 #endif

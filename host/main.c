@@ -7,6 +7,7 @@
 #include "auth/ratelimit.h"
 #include "cli.h"
 #include "core/mem.h"
+#include "http/openapi.h"
 #include "http/routes.h"
 #include "http/request.h"
 #include "http/server.h"
@@ -38,7 +39,7 @@
 
 static void usage(FILE *out)
 {
-    fputs("usage: farutech-host [--config FILE] [serve | migrate | config [--all]]\n"
+    fputs("usage: farutech-host [--config FILE] [serve | migrate | config [--all] | openapi]\n"
           "       farutech-host [--config FILE] create-admin --email ADDRESS [--name NAME]\n"
           "       farutech-host [--config FILE] create-api-key --name NAME --role ROLE [--customer ID] [--instance ID]\n"
           "       farutech-host --version\n"
@@ -47,6 +48,7 @@ static void usage(FILE *out)
           "  migrate         apply pending control-plane migrations and exit\n"
           "  config          validate the configuration, print it (secrets masked) and exit; switches\n"
           "                  that exist for tests show only when set, or with --all\n"
+          "  openapi         print the API's OpenAPI 3.1 document (as served at /api/v1/openapi.json)\n"
           "  create-admin    create a platform admin; the password is read from FT_ADMIN_PASSWORD,\n"
           "                  else from the first line of standard input (12 characters at least)\n"
           "  create-api-key  create an API key and print it (shown once)\n"
@@ -396,6 +398,21 @@ out:
     return rc;
 }
 
+/* `farutech-host openapi`: the API's document as an API host serves it, with no database needed.
+ * main() frees the router and the document. */
+static int print_openapi(ft_app_t *app)
+{
+    app->config.roles |= FT_ROLE_API;
+    app->router = ft_router_create();
+    int rc = ft_routes_register_all(app) == 0 ? 0 : 1;
+    if (rc == 0) {
+        size_t len;
+        const char *json = ft_openapi_json(app->openapi, &len);
+        rc = fwrite(json, 1, len, stdout) == len && fputc('\n', stdout) != EOF ? 0 : 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_file = NULL, *command = "serve";
@@ -413,7 +430,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (argv[i][0] != '-' &&
-                   (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 || strcmp(argv[i], "config") == 0)) {
+                   (strcmp(argv[i], "serve") == 0 || strcmp(argv[i], "migrate") == 0 || strcmp(argv[i], "config") == 0 ||
+                    strcmp(argv[i], "openapi") == 0)) {
             command = argv[i];
         } else if (strcmp(argv[i], "--all") == 0 && strcmp(command, "config") == 0) {
             all = 1;
@@ -466,7 +484,9 @@ int main(int argc, char **argv)
     nats_Open(-1);
     ft_metrics_init(FT_VERSION_STRING, FT_GIT_COMMIT);
     int rc;
-    if (strcmp(command, "migrate") == 0)
+    if (strcmp(command, "openapi") == 0)
+        rc = print_openapi(&app);
+    else if (strcmp(command, "migrate") == 0)
         rc = run_migrations(&app) == 0 ? 0 : 1;
     else if (strcmp(command, "create-admin") == 0)
         rc = run_migrations(&app) == 0 ? ft_cli_create_admin(&app, cmd_argc, cmd_argv) : 1;
@@ -476,6 +496,7 @@ int main(int argc, char **argv)
         rc = serve(&app);
 
     ft_router_destroy(app.router);
+    ft_openapi_free(app.openapi);
     ft_migrations_free(&app.migrations);
     ft_config_free(&app.config);
     nats_Close();

@@ -26,6 +26,15 @@ else
     commit=unknown
     tar --exclude=./build --exclude=./var -cf - . | tar -xf - -C "$src"
 fi
+# the API reference's renderer: installed by packaging/install-deps.sh from the pinned npm
+# package, not tracked, so copied on its own
+renderer=docs/openapi/node_modules/redoc/bundles/redoc.standalone.js
+if [ ! -f "$renderer" ]; then
+    echo "deb: $renderer is missing; run packaging/install-deps.sh" >&2
+    exit 1
+fi
+mkdir -p "$src/$(dirname "$renderer")"
+cp "$renderer" "$src/$renderer"
 
 (cd "$src" && FT_GIT_COMMIT="$commit" DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" \
     dpkg-buildpackage -b -us -uc)

@@ -10,7 +10,7 @@ libnats-dev nats-server
 libjansson-dev
 libpq-dev postgresql postgresql-contrib
 libargon2-dev libcurl4-openssl-dev uuid-dev libsystemd-dev
-python3 python3-yaml curl ca-certificates procps util-linux iproute2 json-schema-test-suite
+python3 python3-yaml python3-jsonschema curl ca-certificates procps util-linux iproute2 json-schema-test-suite
 wrk nginx-light stress-ng prometheus
 debhelper dpkg-dev fakeroot lintian
 "
@@ -24,13 +24,28 @@ done
 
 if [ -z "$missing" ]; then
     echo "install-deps: all packages present"
-    exit 0
+else
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "install-deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "install-deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+# The API reference's renderer (Redoc, served at /api/v1/docs) and the OpenAPI linter the tests
+# run, at the exact versions docs/openapi/package-lock.json pins; Node.js 20.19+ runs them.
+# Skipped when node_modules already holds what the lock file names.
+tools="$(cd "$(dirname "$0")/../docs/openapi" && pwd)"
+if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: npm not found; the API reference page and the OpenAPI lint test need Node.js 20.19+ with npm" >&2
+    exit 1
+fi
+if cmp -s "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"; then
+    echo "install-deps: docs/openapi tools present"
+else
+    echo "install-deps: installing docs/openapi tools (npm ci)"
+    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    cp "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"
+fi

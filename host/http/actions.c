@@ -302,13 +302,26 @@ static void list_actions(ft_req_t *r)
         ft_op_run(r, op, list_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_instances_id_actions = {
+    .tag = "Actions",
+    .summary = "List the actions an instance's product offers",
+    .responses = (const ft_route_response_t[]){{200, "ActionList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_instances_id_actions_name = {
+    .tag = "Actions",
+    .summary = "Run an action (synchronous or as a job)",
+    .responses = (const ft_route_response_t[]){{200, "Action", NULL, NULL}, {202, "JobAccepted", NULL, NULL}, {0}},
+};
+
 void ft_routes_actions(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/instances/{id}/actions", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_actions},
+         .handler = list_actions, .doc = &doc_get_instances_id_actions},
         {.method = "POST", .pattern = "/api/v1/instances/{id}/actions/{name}", .permission = "actions:run", .action = "instance.action",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_OPTIONAL_BODY | FT_ROUTE_WRITE, .handler = run_action},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_OPTIONAL_BODY | FT_ROUTE_WRITE, .handler = run_action,
+         .doc = &doc_post_instances_id_actions_name},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

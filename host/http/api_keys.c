@@ -166,15 +166,42 @@ static void list_keys(ft_req_t *r)
     ft_op_run(r, op, list_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_api_keys = {
+    .tag = "API keys",
+    .summary = "List API keys",
+    .flags = FT_DOC_PAGE,
+    .query = (const ft_route_query_t[]){{"include_revoked", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "ApiKey", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_api_keys = {
+    .tag = "API keys",
+    .summary = "Create an API key (its secret is shown once)",
+    .responses = (const ft_route_response_t[]){{201, "ApiKeyCreated", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_api_keys_id = {
+    .tag = "API keys",
+    .summary = "Get an API key",
+    .responses = (const ft_route_response_t[]){{200, "ApiKey", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_api_keys_id = {
+    .tag = "API keys",
+    .summary = "Revoke an API key",
+    .responses = (const ft_route_response_t[]){{200, "ApiKey", NULL, NULL}, {0}},
+};
+
 void ft_routes_api_keys(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/api/v1/api-keys", .permission = "api-keys:read", .flags = FT_ROUTE_CHAIN, .handler = list_keys},
+        {.method = "GET", .pattern = "/api/v1/api-keys", .permission = "api-keys:read", .flags = FT_ROUTE_CHAIN, .handler = list_keys,
+         .doc = &doc_get_api_keys},
         {.method = "POST", .pattern = "/api/v1/api-keys", .permission = "api-keys:write", .action = "api_key.create",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_key},
-        {.method = "GET", .pattern = "/api/v1/api-keys/{id}", .permission = "api-keys:read", .flags = FT_ROUTE_CHAIN, .handler = get_key},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_key,
+         .doc = &doc_post_api_keys},
+        {.method = "GET", .pattern = "/api/v1/api-keys/{id}", .permission = "api-keys:read", .flags = FT_ROUTE_CHAIN, .handler = get_key,
+         .doc = &doc_get_api_keys_id},
         {.method = "DELETE", .pattern = "/api/v1/api-keys/{id}", .permission = "api-keys:write", .action = "api_key.revoke",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = revoke_key},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = revoke_key, .doc = &doc_delete_api_keys_id},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -48,10 +48,27 @@ static void list_audit(ft_req_t *r)
     ft_op_run(r, op, list_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_audit = {
+    .tag = "Audit",
+    .summary = "Search the audit log",
+    .flags = FT_DOC_PAGE,
+    .query = (const ft_route_query_t[]){{"actor", "{\"type\":\"string\"}", NULL},
+                                        {"action", "{\"type\":\"string\"}", NULL},
+                                        {"entity_type", "{\"type\":\"string\"}", NULL},
+                                        {"entity_id", "{\"type\":\"string\"}", NULL},
+                                        {"result", "{\"type\":\"string\"}", NULL},
+                                        {"since", "{\"type\":\"string\",\"format\":\"date-time\"}", NULL},
+                                        {"until", "{\"type\":\"string\",\"format\":\"date-time\"}", NULL},
+                                        {0}},
+    .responses = (const ft_route_response_t[]){{200, "AuditEntry", NULL, NULL}, {0}},
+};
+
 void ft_routes_audit(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/api/v1/audit", .permission = "audit:read", .flags = FT_ROUTE_CHAIN, .handler = list_audit},
+        {.method = "GET", .pattern = "/api/v1/audit", .permission = "audit:read", .flags = FT_ROUTE_CHAIN, .handler = list_audit,
+         .doc = &doc_get_audit},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

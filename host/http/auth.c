@@ -471,23 +471,72 @@ static void retire_key(ft_req_t *r)
     ft_req_defer_db(r, keys_change_work, keys_done, k);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_post_auth_login = {
+    .tag = "Authentication",
+    .summary = "Sign in with email and password",
+    .responses = (const ft_route_response_t[]){{200, "Tokens", NULL, NULL},
+                                               {401, "Problem", NULL, "Wrong email or password"},
+                                               {403, "Problem", NULL, "The user is disabled"},
+                                               {0}},
+};
+static const ft_route_doc_t doc_post_auth_refresh = {
+    .tag = "Authentication",
+    .summary = "Exchange a refresh token for new tokens",
+    .responses = (const ft_route_response_t[]){{200, "Tokens", NULL, NULL},
+                                               {401, "Problem", NULL, "The refresh token is invalid, used or expired"},
+                                               {0}},
+};
+static const ft_route_doc_t doc_post_auth_logout = {
+    .tag = "Authentication",
+    .summary = "Revoke a refresh token",
+    .responses = (const ft_route_response_t[]){{204, NULL, NULL, "Signed out"}, {401, "Problem", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_auth_me = {
+    .tag = "Authentication",
+    .summary = "Who the credential is",
+    .responses = (const ft_route_response_t[]){{200, "Principal", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_auth_signing_keys = {
+    .tag = "Authentication",
+    .summary = "List JWT signing keys",
+    .responses = (const ft_route_response_t[]){{200, "SigningKeyList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_auth_signing_keys = {
+    .tag = "Authentication",
+    .summary = "Rotate the JWT signing key",
+    .responses = (const ft_route_response_t[]){{200, "SigningKeyList", NULL, "The keys after the rotation"}, {0}},
+};
+static const ft_route_doc_t doc_delete_auth_signing_keys_kid = {
+    .tag = "Authentication",
+    .summary = "Retire a signing key",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {204, NULL, NULL, "Retired"}, {0}},
+};
+static const ft_route_doc_t doc_get_well_known_jwks_json = {
+    .tag = "Authentication",
+    .summary = "The public keys access tokens verify with (JWKS)",
+    .responses = (const ft_route_response_t[]){{200, "Jwks", NULL, NULL}, {0}},
+};
+
 void ft_routes_auth(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "POST", .pattern = "/api/v1/auth/login", .flags = FT_ROUTE_CHAIN | FT_ROUTE_PUBLIC | FT_ROUTE_JSON_BODY,
-         .body_schema = login_schema, .handler = login},
+         .body_schema = login_schema, .handler = login, .doc = &doc_post_auth_login},
         {.method = "POST", .pattern = "/api/v1/auth/refresh", .flags = FT_ROUTE_CHAIN | FT_ROUTE_PUBLIC | FT_ROUTE_JSON_BODY,
-         .body_schema = refresh_schema, .handler = refresh},
+         .body_schema = refresh_schema, .handler = refresh, .doc = &doc_post_auth_refresh},
         {.method = "POST", .pattern = "/api/v1/auth/logout", .flags = FT_ROUTE_CHAIN | FT_ROUTE_PUBLIC | FT_ROUTE_JSON_BODY,
-         .body_schema = refresh_schema, .handler = logout},
-        {.method = "GET", .pattern = "/api/v1/auth/me", .permission = "self:read", .flags = FT_ROUTE_CHAIN, .handler = me},
+         .body_schema = refresh_schema, .handler = logout, .doc = &doc_post_auth_logout},
+        {.method = "GET", .pattern = "/api/v1/auth/me", .permission = "self:read", .flags = FT_ROUTE_CHAIN, .handler = me,
+         .doc = &doc_get_auth_me},
         {.method = "GET", .pattern = "/api/v1/auth/signing-keys", .permission = "signing-keys:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_keys},
+         .handler = list_keys, .doc = &doc_get_auth_signing_keys},
         {.method = "POST", .pattern = "/api/v1/auth/signing-keys", .permission = "signing-keys:write", .action = "signing_key.rotate",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = rotate_key},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = rotate_key, .doc = &doc_post_auth_signing_keys},
         {.method = "DELETE", .pattern = "/api/v1/auth/signing-keys/{kid}", .permission = "signing-keys:write",
-         .action = "signing_key.retire", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = retire_key},
-        {.method = "GET", .pattern = "/.well-known/jwks.json", .handler = jwks},
+         .action = "signing_key.retire", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = retire_key,
+         .doc = &doc_delete_auth_signing_keys_kid},
+        {.method = "GET", .pattern = "/.well-known/jwks.json", .handler = jwks, .doc = &doc_get_well_known_jwks_json},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

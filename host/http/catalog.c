@@ -53,17 +53,39 @@ static void get_plan(ft_req_t *r)
                        "Product %s has no plan %s.", g->product_code, plan);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_products = {
+    .tag = "Catalog",
+    .summary = "List products",
+    .responses = (const ft_route_response_t[]){{200, "ProductList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_products_code = {
+    .tag = "Catalog",
+    .summary = "Get a product with its modules and features",
+    .responses = (const ft_route_response_t[]){{200, "Product", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_products_code_plans = {
+    .tag = "Catalog",
+    .summary = "List a product's plans",
+    .responses = (const ft_route_response_t[]){{200, "PlanList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_products_code_plans_plan = {
+    .tag = "Catalog",
+    .summary = "Get a plan",
+    .responses = (const ft_route_response_t[]){{200, "Plan", NULL, NULL}, {0}},
+};
+
 void ft_routes_catalog(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/products", .permission = "catalog:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_products},
+         .handler = list_products, .doc = &doc_get_products},
         {.method = "GET", .pattern = "/api/v1/products/{code}", .permission = "catalog:read", .flags = FT_ROUTE_CHAIN,
-         .handler = get_product},
+         .handler = get_product, .doc = &doc_get_products_code},
         {.method = "GET", .pattern = "/api/v1/products/{code}/plans", .permission = "catalog:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_plans},
+         .handler = list_plans, .doc = &doc_get_products_code_plans},
         {.method = "GET", .pattern = "/api/v1/products/{code}/plans/{plan}", .permission = "catalog:read",
-         .flags = FT_ROUTE_CHAIN, .handler = get_plan},
+         .flags = FT_ROUTE_CHAIN, .handler = get_plan, .doc = &doc_get_products_code_plans_plan},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -327,16 +327,34 @@ static void replace_features(ft_req_t *r)
     ft_op_run(r, op, features_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_post_api_provisioning_provision = {
+    .tag = "Compatibility",
+    .summary = "Provision (compatibility API)",
+    .responses = (const ft_route_response_t[]){{202, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_api_provisioning_tenantinstanceid = {
+    .tag = "Compatibility",
+    .summary = "Deprovision (compatibility API)",
+    .responses = (const ft_route_response_t[]){{202, "Object", NULL, NULL}, {410, "Problem", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_put_api_provisioning_tenantinstanceid_features = {
+    .tag = "Compatibility",
+    .summary = "Replace feature overrides (compatibility API)",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+
 void ft_routes_compat(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "POST", .pattern = "/api/provisioning/provision", .permission = "instances:create", .action = "instance.create",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = provision_schema, .handler = provision},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = provision_schema, .handler = provision,
+         .doc = &doc_post_api_provisioning_provision},
         {.method = "DELETE", .pattern = "/api/provisioning/{tenantInstanceId}", .permission = "instances:delete", .action = "instance.deprovision",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = deprovision},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = deprovision, .doc = &doc_delete_api_provisioning_tenantinstanceid},
         {.method = "PUT", .pattern = "/api/provisioning/{tenantInstanceId}/features", .permission = "overrides:write", .action = "override.set",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = features_schema,
-         .handler = replace_features},
+         .handler = replace_features, .doc = &doc_put_api_provisioning_tenantinstanceid_features},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -122,19 +122,56 @@ static void list_customers(ft_req_t *r)
     ft_op_run(r, op, list_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_customers = {
+    .tag = "Customers",
+    .summary = "List customers",
+    .flags = FT_DOC_PAGE,
+    .query = (const ft_route_query_t[]){{"status", "{\"enum\":[\"active\",\"suspended\",\"closed\"]}", NULL},
+                                        {"country", "{\"type\":\"string\"}", "ISO 3166-1 alpha-2"},
+                                        {"q", "{\"type\":\"string\"}", "part of the legal name"},
+                                        {"tax_id", "{\"type\":\"string\"}", NULL},
+                                        {0}},
+    .responses = (const ft_route_response_t[]){{200, "Customer", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_customers = {
+    .tag = "Customers",
+    .summary = "Create a customer",
+    .responses = (const ft_route_response_t[]){{201, "Customer", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_customers_id = {
+    .tag = "Customers",
+    .summary = "Get a customer",
+    .responses = (const ft_route_response_t[]){{200, "Customer", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_patch_customers_id = {
+    .tag = "Customers",
+    .summary = "Change a customer",
+    .responses = (const ft_route_response_t[]){{200, "Customer", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_customers_id = {
+    .tag = "Customers",
+    .summary = "Delete a customer with nothing live left",
+    .responses = (const ft_route_response_t[]){{204, NULL, NULL, "Deleted"},
+                                               {409, "Problem", NULL, "The customer still has live instances, jobs, keys or users"},
+                                               {0}},
+};
+
 void ft_routes_customers(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/customers", .permission = "customers:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_customers},
+         .handler = list_customers, .doc = &doc_get_customers},
         {.method = "POST", .pattern = "/api/v1/customers", .permission = "customers:create", .action = "customer.create",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_customer},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_customer,
+         .doc = &doc_post_customers},
         {.method = "GET", .pattern = "/api/v1/customers/{id}", .permission = "customers:read", .flags = FT_ROUTE_CHAIN,
-         .handler = get_customer},
+         .handler = get_customer, .doc = &doc_get_customers_id},
         {.method = "PATCH", .pattern = "/api/v1/customers/{id}", .permission = "customers:update", .action = "customer.update",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = update_schema, .handler = update_customer},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = update_schema, .handler = update_customer,
+         .doc = &doc_patch_customers_id},
         {.method = "DELETE", .pattern = "/api/v1/customers/{id}", .permission = "customers:delete", .action = "customer.delete",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_customer},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_customer, .doc = &doc_delete_customers_id},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -109,16 +109,39 @@ static void post_echo(ft_req_t *r)
     ft_respond_json(r, 200, json_pack("{s:O}", "echo", r->body));
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_dev_sleep = {
+    .tag = "Development",
+    .summary = "Sleep on a worker thread (FT_DEV_ROUTES only)",
+    .query = (const ft_route_query_t[]){{"ms", "{\"type\":\"string\",\"pattern\":\"^[0-9]+$\"}", NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_dev_hold = {
+    .tag = "Development",
+    .summary = "Hold a plugin generation (FT_DEV_ROUTES only)",
+    .query = (const ft_route_query_t[]){{"ms", "{\"type\":\"string\",\"pattern\":\"^[0-9]+$\"}", NULL},
+                                        {"product", "{\"type\":\"string\"}", NULL},
+                                        {0}},
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_dev_echo = {
+    .tag = "Development",
+    .summary = "Echo the body (FT_DEV_ROUTES only)",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+
 void ft_routes_dev(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/api/v1/_dev/sleep", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_sleep},
-        {.method = "GET", .pattern = "/api/v1/_dev/hold", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_hold},
+        {.method = "GET", .pattern = "/api/v1/_dev/sleep", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_sleep,
+         .doc = &doc_get_dev_sleep},
+        {.method = "GET", .pattern = "/api/v1/_dev/hold", .permission = "dev:use", .flags = FT_ROUTE_CHAIN, .handler = get_hold,
+         .doc = &doc_get_dev_hold},
         {.method = "POST",
          .pattern = "/api/v1/_dev/echo",
          .permission = "dev:use",
          .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE,
-         .handler = post_echo},
+         .handler = post_echo, .doc = &doc_post_dev_echo},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -101,11 +101,24 @@ static void get_entitlements(ft_req_t *r)
     ft_sse_open(r, FT_SSE_ENTITLEMENTS, w->id, ent_refresh, w);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_instances_id_entitlements = {
+    .tag = "Entitlements",
+    .summary = "The resolved entitlements of an instance",
+    .responses = (const ft_route_response_t[]){{200, "Entitlements", NULL, NULL},
+                                               {200, "{\"type\":\"string\",\"description\":\"Server-Sent Events\"}",
+                                                "text/event-stream",
+                                                "with Accept: text/event-stream, events `entitlements` (id: the ETag) on every change"},
+                                               {304, NULL, NULL, "Unchanged since If-None-Match"},
+                                               {410, "Problem", NULL, "The instance was deleted"},
+                                               {0}},
+};
+
 void ft_routes_entitlements(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/instances/{id}/entitlements", .permission = "entitlements:read",
-         .flags = FT_ROUTE_CHAIN, .handler = get_entitlements},
+         .flags = FT_ROUTE_CHAIN, .handler = get_entitlements, .doc = &doc_get_instances_id_entitlements},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -49,10 +49,20 @@ static void list_hosts(ft_req_t *r)
     ft_req_defer_db(r, hosts_work, hosts_done, job);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_hosts = {
+    .tag = "Operations",
+    .summary = "The fleet of hosts",
+    .query =
+        (const ft_route_query_t[]){{"all", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", "also hosts that stopped"}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "HostList", NULL, NULL}, {0}},
+};
+
 void ft_routes_hosts(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/api/v1/hosts", .permission = "hosts:read", .flags = FT_ROUTE_CHAIN, .handler = list_hosts},
+        {.method = "GET", .pattern = "/api/v1/hosts", .permission = "hosts:read", .flags = FT_ROUTE_CHAIN, .handler = list_hosts,
+         .doc = &doc_get_hosts},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

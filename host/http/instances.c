@@ -214,19 +214,62 @@ static void remove_instance(ft_req_t *r)
         ft_op_run(r, op, ft_op_deprovision_work, 202);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_customers_id_instances = {
+    .tag = "Instances",
+    .summary = "List a customer's instances",
+    .flags = FT_DOC_PAGE,
+    .query = (const ft_route_query_t[]){{"status", "{\"type\":\"string\"}", NULL},
+                                        {"product", "{\"type\":\"string\"}", NULL},
+                                        {"environment", "{\"type\":\"string\"}", NULL},
+                                        {"code", "{\"type\":\"string\"}", NULL},
+                                        {0}},
+    .responses = (const ft_route_response_t[]){{200, "Instance", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_customers_id_instances = {
+    .tag = "Instances",
+    .summary = "Create an instance: provisioning runs as a job",
+    .responses = (const ft_route_response_t[]){{202, "Instance", NULL, "Accepted; provisioning runs as a job"}, {0}},
+};
+static const ft_route_doc_t doc_get_instances = {
+    .tag = "Instances",
+    .summary = "List instances",
+    .flags = FT_DOC_PAGE,
+    .query = (const ft_route_query_t[]){{"customer_id", "{\"type\":\"string\"}", NULL},
+                                        {"status", "{\"type\":\"string\"}", NULL},
+                                        {"product", "{\"type\":\"string\"}", NULL},
+                                        {"environment", "{\"type\":\"string\"}", NULL},
+                                        {"code", "{\"type\":\"string\"}", NULL},
+                                        {0}},
+    .responses = (const ft_route_response_t[]){{200, "Instance", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_instances_id = {
+    .tag = "Instances",
+    .summary = "Get an instance",
+    .responses =
+        (const ft_route_response_t[]){{200, "Instance", NULL, NULL}, {410, "Problem", NULL, "The instance was deleted"}, {0}},
+};
+static const ft_route_doc_t doc_delete_instances_id = {
+    .tag = "Instances",
+    .summary = "Deprovision an instance: runs as a job",
+    .responses =
+        (const ft_route_response_t[]){{202, "JobAccepted", NULL, NULL}, {410, "Problem", NULL, "The instance was deleted"}, {0}},
+};
+
 void ft_routes_instances(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/customers/{id}/instances", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_of_customer},
+         .handler = list_of_customer, .doc = &doc_get_customers_id_instances},
         {.method = "POST", .pattern = "/api/v1/customers/{id}/instances", .permission = "instances:create", .action = "instance.create",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_instance},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_instance,
+         .doc = &doc_post_customers_id_instances},
         {.method = "GET", .pattern = "/api/v1/instances", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_all},
+         .handler = list_all, .doc = &doc_get_instances},
         {.method = "GET", .pattern = "/api/v1/instances/{id}", .permission = "instances:read", .flags = FT_ROUTE_CHAIN,
-         .handler = get_instance},
+         .handler = get_instance, .doc = &doc_get_instances_id},
         {.method = "DELETE", .pattern = "/api/v1/instances/{id}", .permission = "instances:delete", .action = "instance.deprovision",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = remove_instance},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = remove_instance, .doc = &doc_delete_instances_id},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -230,18 +230,68 @@ static void discard(ft_req_t *r)
         ft_op_run(r, op, discard_work, 204);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+#define SSE_STREAM "{\"type\":\"string\",\"description\":\"Server-Sent Events\"}"
+static const ft_route_doc_t doc_get_jobs = {
+    .tag = "Jobs",
+    .summary = "List jobs, newest first",
+    .flags = FT_DOC_PAGE,
+    .query = (const ft_route_query_t[]){{"status", "{\"type\":\"string\",\"enum\":[\"queued\",\"running\",\"succeeded\",\"failed\"]}", NULL},
+                                        {"kind", "{\"type\":\"string\"}", "a job kind, such as provision"},
+                                        {"product", "{\"type\":\"string\"}", NULL},
+                                        {"instance_id", "{\"type\":\"string\",\"format\":\"uuid\"}", NULL},
+                                        {"customer_id", "{\"type\":\"string\",\"format\":\"uuid\"}", NULL},
+                                        {"created_after", "{\"type\":\"string\",\"format\":\"date-time\"}", "exclusive"},
+                                        {"created_before", "{\"type\":\"string\",\"format\":\"date-time\"}", "exclusive"},
+                                        {0}},
+    .responses = (const ft_route_response_t[]){{200, "Job", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_jobs_id = {
+    .tag = "Jobs",
+    .summary = "Get a job with its steps; with Accept: text/event-stream, follow it until it ends",
+    .responses = (const ft_route_response_t[]){{200, "Job", NULL, NULL},
+                                               {200, SSE_STREAM, "text/event-stream",
+                                                "events `job` (id: the job's change number; data: the Job) until the job ends"},
+                                               {204, NULL, NULL, "Last-Event-ID already saw the job's final state"},
+                                               {0}},
+};
+static const ft_route_doc_t doc_get_instances_id_jobs = {
+    .tag = "Jobs",
+    .summary = "List an instance's jobs",
+    .responses = (const ft_route_response_t[]){{200, "JobList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_dlq = {
+    .tag = "Jobs",
+    .summary = "List dead letters",
+    .query = (const ft_route_query_t[]){{"include_closed", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "DeadLetterList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_dlq_id_replay = {
+    .tag = "Jobs",
+    .summary = "Replay a dead letter",
+    .responses = (const ft_route_response_t[]){{202, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_dlq_id = {
+    .tag = "Jobs",
+    .summary = "Discard a dead letter",
+    .responses = (const ft_route_response_t[]){{204, NULL, NULL, "Discarded"}, {0}},
+};
+
 void ft_routes_jobs(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/api/v1/jobs", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN, .handler = list_all},
-        {.method = "GET", .pattern = "/api/v1/jobs/{id}", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN, .handler = get_job},
+        {.method = "GET", .pattern = "/api/v1/jobs", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN, .handler = list_all,
+         .doc = &doc_get_jobs},
+        {.method = "GET", .pattern = "/api/v1/jobs/{id}", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN, .handler = get_job,
+         .doc = &doc_get_jobs_id},
         {.method = "GET", .pattern = "/api/v1/instances/{id}/jobs", .permission = "jobs:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_jobs},
-        {.method = "GET", .pattern = "/api/v1/dlq", .permission = "dlq:read", .flags = FT_ROUTE_CHAIN, .handler = list_dlq},
+         .handler = list_jobs, .doc = &doc_get_instances_id_jobs},
+        {.method = "GET", .pattern = "/api/v1/dlq", .permission = "dlq:read", .flags = FT_ROUTE_CHAIN, .handler = list_dlq,
+         .doc = &doc_get_dlq},
         {.method = "POST", .pattern = "/api/v1/dlq/{id}/replay", .permission = "dlq:write", .action = "dlq.replay", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE,
-         .handler = replay},
+         .handler = replay, .doc = &doc_post_dlq_id_replay},
         {.method = "DELETE", .pattern = "/api/v1/dlq/{id}", .permission = "dlq:write", .action = "dlq.discard", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE,
-         .handler = discard},
+         .handler = discard, .doc = &doc_delete_dlq_id},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

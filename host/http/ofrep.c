@@ -196,15 +196,43 @@ static void configuration(ft_req_t *r)
     ft_respond_raw(r, 200, "application/json", body, sizeof(body) - 1);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). Evaluation errors are OFREP's own
+ * JSON; the auth chain's refusals before them are problem+json. */
+#define OFREP_ERRORS                                                                                                          \
+    {400, "OfrepError", NULL, "Invalid context, or a rule refuses"}, {500, "OfrepError", NULL, NULL},                         \
+        {503, "OfrepError", NULL, NULL}
+static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags_key = {
+    .tag = "OpenFeature",
+    .summary = "Evaluate one flag (OFREP)",
+    .responses = (const ft_route_response_t[]){{200, "FlagEvaluation", NULL, NULL},
+                                               {304, NULL, NULL, "Unchanged since If-None-Match"},
+                                               {404, "OfrepError", NULL, "Flag not found"},
+                                               OFREP_ERRORS,
+                                               {0}},
+};
+static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags = {
+    .tag = "OpenFeature",
+    .summary = "Evaluate every flag of the instance (OFREP bulk)",
+    .responses = (const ft_route_response_t[]){{200, "FlagEvaluation", NULL, NULL},
+                                               {304, NULL, NULL, "Unchanged since If-None-Match"},
+                                               OFREP_ERRORS,
+                                               {0}},
+};
+static const ft_route_doc_t doc_get_ofrep_v1_configuration = {
+    .tag = "OpenFeature",
+    .summary = "OFREP provider configuration",
+    .responses = (const ft_route_response_t[]){{200, "OfrepConfiguration", NULL, NULL}, {0}},
+};
+
 void ft_routes_ofrep(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "POST", .pattern = "/ofrep/v1/evaluate/flags/{key}", .permission = "entitlements:read",
-         .flags = FT_ROUTE_CHAIN, .handler = evaluate_flag},
+         .flags = FT_ROUTE_CHAIN, .handler = evaluate_flag, .doc = &doc_post_ofrep_v1_evaluate_flags_key},
         {.method = "POST", .pattern = "/ofrep/v1/evaluate/flags", .permission = "entitlements:read", .flags = FT_ROUTE_CHAIN,
-         .handler = evaluate_all},
+         .handler = evaluate_all, .doc = &doc_post_ofrep_v1_evaluate_flags},
         {.method = "GET", .pattern = "/ofrep/v1/configuration", .permission = "entitlements:read", .flags = FT_ROUTE_CHAIN,
-         .handler = configuration},
+         .handler = configuration, .doc = &doc_get_ofrep_v1_configuration},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -40,12 +40,30 @@ static void get_metrics(ft_req_t *r)
     free(text);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_health = {
+    .tag = "Operations",
+    .summary = "Liveness: the process serves HTTP",
+    .responses = (const ft_route_response_t[]){{200, "Health", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_ready = {
+    .tag = "Operations",
+    .summary = "Readiness: database, migrations, NATS and JetStream are usable",
+    .responses = (const ft_route_response_t[]){{200, "Ready", NULL, NULL}, {503, "Problem", NULL, "Not ready (see `checks`)"}, {0}},
+};
+static const ft_route_doc_t doc_get_metrics = {
+    .tag = "Operations",
+    .summary = "Prometheus metrics",
+    .responses =
+        (const ft_route_response_t[]){{200, "{\"type\":\"string\"}", "text/plain", "Prometheus text exposition format 0.0.4"}, {0}},
+};
+
 void ft_routes_ops(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/health", .handler = get_health},
-        {.method = "GET", .pattern = "/ready", .handler = get_ready},
-        {.method = "GET", .pattern = "/metrics", .handler = get_metrics},
+        {.method = "GET", .pattern = "/health", .handler = get_health, .doc = &doc_get_health},
+        {.method = "GET", .pattern = "/ready", .handler = get_ready, .doc = &doc_get_ready},
+        {.method = "GET", .pattern = "/metrics", .handler = get_metrics, .doc = &doc_get_metrics},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

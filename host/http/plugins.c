@@ -142,15 +142,32 @@ static void reload_product(ft_req_t *r)
     start_reload(r, product);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_plugins = {
+    .tag = "Plugins",
+    .summary = "List loaded product plugins",
+    .responses = (const ft_route_response_t[]){{200, "PluginList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_plugins_reload = {
+    .tag = "Plugins",
+    .summary = "Reload every product plugin on every host",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_plugins_product_reload = {
+    .tag = "Plugins",
+    .summary = "Reload one product's plugin on every host",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+
 void ft_routes_plugins(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/plugins", .permission = "plugins:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_plugins},
+         .handler = list_plugins, .doc = &doc_get_plugins},
         {.method = "POST", .pattern = "/api/v1/plugins/reload", .permission = "plugins:reload", .action = "plugin.reload",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = reload_all},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = reload_all, .doc = &doc_post_plugins_reload},
         {.method = "POST", .pattern = "/api/v1/plugins/{product}/reload", .permission = "plugins:reload", .action = "plugin.reload",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = reload_product},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = reload_product, .doc = &doc_post_plugins_product_reload},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

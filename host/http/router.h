@@ -21,6 +21,41 @@ enum {
 
 #define FT_ROUTE_MAX_PARAMS 6
 
+/*
+ * What the API reference says about a route beyond what the route itself declares (method,
+ * pattern, permission, body schema): the OpenAPI document is built from both at start, and a
+ * route without a doc is a start-up error. Everything here is static data.
+ *
+ * A schema is either the name of a shared component ("Customer", see docs/openapi/components.json)
+ * or an inline JSON Schema ("{\"type\":\"string\"}").
+ */
+typedef struct ft_route_response {
+    int status;
+    const char *schema;       /* NULL: no body */
+    const char *content_type; /* NULL: application/problem+json for "Problem", else application/json */
+    const char *description;  /* NULL: the status' reason phrase */
+} ft_route_response_t;
+
+typedef struct ft_route_query {
+    const char *name;
+    const char *schema; /* inline JSON Schema */
+    const char *description;
+} ft_route_query_t;
+
+enum {
+    FT_DOC_PAGE = 1u << 0, /* a list: `limit` and `cursor` query parameters, and the 200 response's schema
+                            * names the item inside the {items, next_cursor} envelope */
+};
+
+typedef struct ft_route_doc {
+    const char *tag;     /* the reference's section, "Customers" */
+    const char *summary; /* one line */
+    unsigned flags;      /* FT_DOC_* */
+    const ft_route_query_t *query;         /* terminated by a NULL name; may be NULL */
+    const ft_route_response_t *responses;  /* terminated by status 0: the successes and the route's own
+                                            * problems; the generic ones (auth, body, 5xx) are added from flags */
+} ft_route_doc_t;
+
 typedef struct ft_route {
     const char *method;
     const char *pattern;    /* "/api/v1/products/{code}/plans" */
@@ -30,6 +65,7 @@ typedef struct ft_route {
     ft_handler_fn handler;
     const char *body_schema; /* JSON Schema the body must satisfy (FT_ROUTE_JSON_BODY), or NULL */
     void *schema;            /* body_schema compiled at registration (ft_schema_t) */
+    const ft_route_doc_t *doc; /* the API reference's part; required */
     /* filled by the router */
     unsigned id; /* metrics series */
     size_t nsegs;

@@ -3,6 +3,8 @@
  */
 #include "http/routes.h"
 
+#include "http/openapi.h"
+
 #include "auth/rbac.h"
 #include "domain/jsonschema.h"
 #include "infra/log.h"
@@ -35,6 +37,7 @@ int ft_routes_register_all(ft_app_t *app)
         ft_routes_api_keys(rt);
         ft_routes_audit(rt);
         ft_routes_tenant_databases(rt);
+        ft_routes_openapi(rt);
         if (app->config.dev_routes)
             ft_routes_dev(rt);
     }
@@ -61,6 +64,13 @@ int ft_routes_register_all(ft_app_t *app)
                 return -1;
             }
         }
+    }
+    /* every route is in the API's document, or the host does not start */
+    ft_error_t err = {0};
+    app->openapi = ft_openapi_create(rt, app->config.docs_dir, FT_VERSION_STRING, &err);
+    if (app->openapi == NULL) {
+        ft_log(FT_LOG_ERROR, NULL, "OpenAPI document: %s", err.message);
+        return -1;
     }
     return 0;
 }

@@ -246,29 +246,86 @@ static void overrides_of_feature(ft_req_t *r)
     ft_op_run(r, op, by_feature_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_instances_id_subscription = {
+    .tag = "Subscriptions",
+    .summary = "Get an instance's subscription",
+    .responses = (const ft_route_response_t[]){{200, "Subscription", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_instances_id_subscription_plan = {
+    .tag = "Subscriptions",
+    .summary = "Change the plan (now or at period end)",
+    .responses = (const ft_route_response_t[]){{200, "Subscription", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_instances_id_subscription_suspend = {
+    .tag = "Subscriptions",
+    .summary = "Suspend the subscription",
+    .responses = (const ft_route_response_t[]){{200, "Subscription", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_instances_id_subscription_resume = {
+    .tag = "Subscriptions",
+    .summary = "Resume the subscription",
+    .responses = (const ft_route_response_t[]){{200, "Subscription", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_instances_id_subscription_cancel = {
+    .tag = "Subscriptions",
+    .summary = "Cancel the subscription",
+    .responses = (const ft_route_response_t[]){{200, "Subscription", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_instances_id_subscription_trial = {
+    .tag = "Subscriptions",
+    .summary = "Set or extend the trial",
+    .responses = (const ft_route_response_t[]){{200, "Subscription", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_instances_id_overrides = {
+    .tag = "Subscriptions",
+    .summary = "List the instance's feature overrides",
+    .query = (const ft_route_query_t[]){{"include_expired", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "OverrideList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_put_instances_id_overrides_feature = {
+    .tag = "Subscriptions",
+    .summary = "Set a feature override",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_instances_id_overrides_feature = {
+    .tag = "Subscriptions",
+    .summary = "Remove a feature override",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_products_code_features_feature_overrides = {
+    .tag = "Subscriptions",
+    .summary = "Instances overriding a feature",
+    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+};
+
 void ft_routes_subscriptions(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/instances/{id}/subscription", .permission = "subscriptions:read",
-         .flags = FT_ROUTE_CHAIN, .handler = get_subscription},
+         .flags = FT_ROUTE_CHAIN, .handler = get_subscription, .doc = &doc_get_instances_id_subscription},
         {.method = "POST", .pattern = "/api/v1/instances/{id}/subscription/plan", .permission = "subscriptions:write", .action = "subscription.change_plan",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = plan_schema, .handler = change_plan},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = plan_schema, .handler = change_plan,
+         .doc = &doc_post_instances_id_subscription_plan},
         {.method = "POST", .pattern = "/api/v1/instances/{id}/subscription/suspend", .permission = "subscriptions:manage", .action = "subscription.suspend",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = suspend},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = suspend, .doc = &doc_post_instances_id_subscription_suspend},
         {.method = "POST", .pattern = "/api/v1/instances/{id}/subscription/resume", .permission = "subscriptions:manage", .action = "subscription.resume",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = resume},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = resume, .doc = &doc_post_instances_id_subscription_resume},
         {.method = "POST", .pattern = "/api/v1/instances/{id}/subscription/cancel", .permission = "subscriptions:write", .action = "subscription.cancel",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_OPTIONAL_BODY | FT_ROUTE_WRITE, .body_schema = cancel_schema, .handler = cancel},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_OPTIONAL_BODY | FT_ROUTE_WRITE, .body_schema = cancel_schema, .handler = cancel,
+         .doc = &doc_post_instances_id_subscription_cancel},
         {.method = "POST", .pattern = "/api/v1/instances/{id}/subscription/trial", .permission = "subscriptions:manage", .action = "subscription.set_trial",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = trial_schema, .handler = set_trial},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = trial_schema, .handler = set_trial,
+         .doc = &doc_post_instances_id_subscription_trial},
         {.method = "GET", .pattern = "/api/v1/instances/{id}/overrides", .permission = "subscriptions:read",
-         .flags = FT_ROUTE_CHAIN, .handler = list_overrides},
+         .flags = FT_ROUTE_CHAIN, .handler = list_overrides, .doc = &doc_get_instances_id_overrides},
         {.method = "PUT", .pattern = "/api/v1/instances/{id}/overrides/{feature}", .permission = "overrides:write", .action = "override.set",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = override_schema, .handler = override_op},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = override_schema, .handler = override_op,
+         .doc = &doc_put_instances_id_overrides_feature},
         {.method = "DELETE", .pattern = "/api/v1/instances/{id}/overrides/{feature}", .permission = "overrides:write", .action = "override.remove",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = override_op},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = override_op, .doc = &doc_delete_instances_id_overrides_feature},
         {.method = "GET", .pattern = "/api/v1/products/{code}/features/{feature}/overrides", .permission = "overrides:read",
-         .flags = FT_ROUTE_CHAIN, .handler = overrides_of_feature},
+         .flags = FT_ROUTE_CHAIN, .handler = overrides_of_feature, .doc = &doc_get_products_code_features_feature_overrides},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -112,21 +112,49 @@ static void delete_database(ft_req_t *r)
         ft_op_run(r, op, delete_work, 204);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_tenant_databases = {
+    .tag = "Tenant databases",
+    .summary = "List the Standard tier's shared databases",
+    .responses = (const ft_route_response_t[]){{200, "TenantDatabaseList", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_tenant_databases = {
+    .tag = "Tenant databases",
+    .summary = "Register a shared tenant database",
+    .responses = (const ft_route_response_t[]){{201, "TenantDatabase", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_tenant_databases_id = {
+    .tag = "Tenant databases",
+    .summary = "Get a tenant database",
+    .responses = (const ft_route_response_t[]){{200, "TenantDatabase", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_patch_tenant_databases_id = {
+    .tag = "Tenant databases",
+    .summary = "Change a tenant database",
+    .responses = (const ft_route_response_t[]){{200, "TenantDatabase", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_tenant_databases_id = {
+    .tag = "Tenant databases",
+    .summary = "Remove an empty tenant database",
+    .responses = (const ft_route_response_t[]){{204, NULL, NULL, "Removed"}, {0}},
+};
+
 void ft_routes_tenant_databases(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
         {.method = "GET", .pattern = "/api/v1/tenant-databases", .permission = "tenant-databases:read", .flags = FT_ROUTE_CHAIN,
-         .handler = list_databases},
+         .handler = list_databases, .doc = &doc_get_tenant_databases},
         {.method = "POST", .pattern = "/api/v1/tenant-databases", .permission = "tenant-databases:write",
          .action = "tenant_database.create", .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE,
-         .body_schema = create_schema, .handler = create_database},
+         .body_schema = create_schema, .handler = create_database, .doc = &doc_post_tenant_databases},
         {.method = "GET", .pattern = "/api/v1/tenant-databases/{id}", .permission = "tenant-databases:read", .flags = FT_ROUTE_CHAIN,
-         .handler = get_database},
+         .handler = get_database, .doc = &doc_get_tenant_databases_id},
         {.method = "PATCH", .pattern = "/api/v1/tenant-databases/{id}", .permission = "tenant-databases:write",
          .action = "tenant_database.update", .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE,
-         .body_schema = update_schema, .handler = update_database},
+         .body_schema = update_schema, .handler = update_database, .doc = &doc_patch_tenant_databases_id},
         {.method = "DELETE", .pattern = "/api/v1/tenant-databases/{id}", .permission = "tenant-databases:write",
-         .action = "tenant_database.delete", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_database},
+         .action = "tenant_database.delete", .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_database,
+         .doc = &doc_delete_tenant_databases_id},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -250,17 +250,49 @@ static void list_users(ft_req_t *r)
     ft_op_run(r, op, list_work, 200);
 }
 
+/* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_doc_t doc_get_users = {
+    .tag = "Users",
+    .summary = "List users",
+    .flags = FT_DOC_PAGE,
+    .responses = (const ft_route_response_t[]){{200, "User", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_post_users = {
+    .tag = "Users",
+    .summary = "Create a user",
+    .responses = (const ft_route_response_t[]){{201, "User", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_get_users_id = {
+    .tag = "Users",
+    .summary = "Get a user",
+    .responses = (const ft_route_response_t[]){{200, "User", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_patch_users_id = {
+    .tag = "Users",
+    .summary = "Change a user",
+    .responses = (const ft_route_response_t[]){{200, "User", NULL, NULL}, {0}},
+};
+static const ft_route_doc_t doc_delete_users_id = {
+    .tag = "Users",
+    .summary = "Delete a user",
+    .responses = (const ft_route_response_t[]){{204, NULL, NULL, "Deleted"}, {0}},
+};
+
 void ft_routes_users(ft_router_t *router)
 {
     static const ft_route_t routes[] = {
-        {.method = "GET", .pattern = "/api/v1/users", .permission = "users:read", .flags = FT_ROUTE_CHAIN, .handler = list_users},
+        {.method = "GET", .pattern = "/api/v1/users", .permission = "users:read", .flags = FT_ROUTE_CHAIN, .handler = list_users,
+         .doc = &doc_get_users},
         {.method = "POST", .pattern = "/api/v1/users", .permission = "users:write", .action = "user.create",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_user},
-        {.method = "GET", .pattern = "/api/v1/users/{id}", .permission = "users:read", .flags = FT_ROUTE_CHAIN, .handler = get_user},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = create_schema, .handler = create_user,
+         .doc = &doc_post_users},
+        {.method = "GET", .pattern = "/api/v1/users/{id}", .permission = "users:read", .flags = FT_ROUTE_CHAIN, .handler = get_user,
+         .doc = &doc_get_users_id},
         {.method = "PATCH", .pattern = "/api/v1/users/{id}", .permission = "users:write", .action = "user.update",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = update_schema, .handler = update_user},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_JSON_BODY | FT_ROUTE_WRITE, .body_schema = update_schema, .handler = update_user,
+         .doc = &doc_patch_users_id},
         {.method = "DELETE", .pattern = "/api/v1/users/{id}", .permission = "users:write", .action = "user.delete",
-         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_user},
+         .flags = FT_ROUTE_CHAIN | FT_ROUTE_WRITE, .handler = delete_user, .doc = &doc_delete_users_id},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
         ft_router_add(router, &routes[i]);

@@ -24,6 +24,9 @@
 #ifndef FT_INSTALL_MIGRATIONS_DIR
 #define FT_INSTALL_MIGRATIONS_DIR "/usr/local/share/farutech/migrations"
 #endif
+#ifndef FT_INSTALL_DOCS_DIR
+#define FT_INSTALL_DOCS_DIR "/usr/local/share/farutech/docs"
+#endif
 #ifndef FT_SYSTEM_CONFIG
 #define FT_SYSTEM_CONFIG "/usr/local/etc/farutech/farutech.conf"
 #endif
@@ -86,6 +89,8 @@ static const setting_t settings[] = {
     {"FT_NATS_URL", K_NATSURL, OFF(nats_url), "nats://127.0.0.1:14222", 0, 0, "NATS server URL(s), comma separated"},
     {"FT_PLUGIN_DIR", K_STRING, OFF(plugin_dir), FT_INSTALL_PLUGIN_DIR, 0, 0, "directory of product plugins (*.so)"},
     {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_INSTALL_MIGRATIONS_DIR, 0, 0, "directory of NNNN_name.sql migrations"},
+    {"FT_DOCS_DIR", K_STRING, OFF(docs_dir), FT_INSTALL_DOCS_DIR, 0, 0,
+     "directory of the API reference's renderer (redoc.standalone.js), served at /api/v1/docs"},
     {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker (all: every one)"},
     {"FT_THREADS", K_UINT, OFF(threads), "0", 0, 256, "HTTP loop threads (0 = one per CPU)"},
     {"FT_DB_POOL_SIZE", K_UINT, OFF(db_pool_size), "8", 1, 512, "PostgreSQL connections for request work"},
@@ -525,10 +530,12 @@ void ft_config_site(const char *exe, ft_config_site_t *site)
     if (ft_config_local_stack_env(exe, site->buf, sizeof(site->buf))) {
         site->plugin_dir = FT_BUILD_DIR "/products";
         site->migrations_dir = FT_SOURCE_DIR "/migrations";
+        site->docs_dir = FT_SOURCE_DIR "/docs/openapi/node_modules/redoc/bundles";
         site->stack_env = site->buf;
     } else {
         site->plugin_dir = FT_INSTALL_PLUGIN_DIR;
         site->migrations_dir = FT_INSTALL_MIGRATIONS_DIR;
+        site->docs_dir = FT_INSTALL_DOCS_DIR;
         site->system_config = FT_SYSTEM_CONFIG;
     }
 }
@@ -545,6 +552,8 @@ int ft_config_load_site(ft_config_t *cfg, const char *file, const ft_config_site
     if (site != NULL) {
         apply(cfg, find_setting("FT_PLUGIN_DIR", sizeof("FT_PLUGIN_DIR") - 1), site->plugin_dir, "default", &eb);
         apply(cfg, find_setting("FT_MIGRATIONS_DIR", sizeof("FT_MIGRATIONS_DIR") - 1), site->migrations_dir, "default", &eb);
+        if (site->docs_dir != NULL)
+            apply(cfg, find_setting("FT_DOCS_DIR", sizeof("FT_DOCS_DIR") - 1), site->docs_dir, "default", &eb);
     }
     if (eb.count != 0)
         return FT_EINVAL; /* a default that does not parse is a programming error, reported as such */

@@ -21,6 +21,8 @@ import unittest
 import urllib.error
 import urllib.request
 
+import contract
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("FT_BUILD_DIR", os.path.join(ROOT, "build", "test"))
 HOST_BIN = os.path.join(BUILD, "host", "farutech-host")
@@ -28,6 +30,9 @@ STACK = os.path.join(ROOT, "packaging", "stack.sh")
 PRODUCTS_DIR = os.path.join(BUILD, "products")
 FAULTY = os.path.join(BUILD, "tests", "plugins", "faulty", "faulty.so")  # the test product whose steps fail on request
 LISTENING = re.compile(r"listening on http://\S+:(\d+) ")
+# every response Host.request receives is checked against the host's OpenAPI document
+# (contract.py); FT_OPENAPI_CHECK=0 turns that off while a test is being written
+OPENAPI_CHECK = os.environ.get("FT_OPENAPI_CHECK", "1") != "0"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
@@ -382,6 +387,7 @@ class Host:
             self.env["FT_MIGRATIONS_DIR"] = migrations_dir
         self.env.update(env or {})
         self.proc = None
+        self.openapi_check = True  # a test of a host that serves another API (an older release) turns it off
         self.stdout_path = os.path.join(self.dir, "stdout.log")
         self.stderr_path = os.path.join(self.dir, "stderr.log")
 
@@ -505,7 +511,10 @@ class Host:
             except ConnectionRefusedError as e:
                 raise ConnectionRefusedError(e.errno, f"{e.strerror} on port {self.port}: {self.state()}") from e
             r = conn.getresponse()
-            return Response(r.status, r.getheaders(), r.read())
+            resp = Response(r.status, r.getheaders(), r.read())
+            if OPENAPI_CHECK and self.openapi_check:
+                contract.check(HOST_BIN, method, path, resp.status, resp.headers, resp.body)
+            return resp
         finally:
             conn.close()
 

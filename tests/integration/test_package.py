@@ -100,7 +100,8 @@ class Package(StackTestCase):
             "farutech-host": ["usr/bin/farutech-host", "etc/farutech/farutech.conf", "usr/share/farutech/migrations",
                               "usr/share/farutech/events", "usr/share/man/man1/farutech-host.1.gz", "usr/bin/farutech",
                               "usr/share/bash-completion/completions/farutech", "usr/share/man/man1/farutech.1.gz",
-                              "usr/share/farutech/prometheus/alerts.yml", "usr/share/farutech/grafana/farutech.json"],
+                              "usr/share/farutech/prometheus/alerts.yml", "usr/share/farutech/grafana/farutech.json",
+                              "usr/share/farutech/docs/redoc.standalone.js"],
             "farutech-products": [f"usr/lib/farutech/products/{p}.so" for p in PRODUCTS],
             "farutech-plugin-dev": ["usr/include/farutech/plugin.h", "usr/bin/farutech-plugin-lint",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPluginConfig.cmake",
@@ -155,7 +156,8 @@ class Package(StackTestCase):
         with open(conf, "w") as f:
             f.write(f"# the scratch root's copies, since the defaults point at /usr\n"
                     f"FT_PLUGIN_DIR={self.path('usr/lib/farutech/products')}\n"
-                    f"FT_MIGRATIONS_DIR={self.path('usr/share/farutech/migrations')}\n")
+                    f"FT_MIGRATIONS_DIR={self.path('usr/share/farutech/migrations')}\n"
+                    f"FT_DOCS_DIR={self.path('usr/share/farutech/docs')}\n")
         # FT_CONFIG too, so the harness's own create-api-key call reads the same file
         h = self.host(start=False, binary=self.bin, env={"FT_CONFIG": conf})
         h.start(args=("--config", conf, "serve"))
@@ -167,6 +169,9 @@ class Package(StackTestCase):
         applied = self.stack.psql("SELECT count(*) FROM ft_schema_migrations", h.dbname)
         self.assertEqual(int(applied), len(os.listdir(self.path("usr/share/farutech/migrations"))))
         self.assertEqual(h.get("/api/v1/products/vet").status, 200)
+        # the API reference, its renderer from the package
+        self.assertEqual(h.get("/api/v1/docs", auth=None).status, 200)
+        self.assertEqual(h.get("/api/v1/docs/redoc.standalone.js", auth=None).status, 200)
         # the operator CLI beside it talks to it
         out = run(self.path("usr/bin/farutech"), "--server", f"http://127.0.0.1:{h.port}", "plugins", "list",
                   env={**os.environ, "FARUTECH_API_KEY": h.admin_key})

@@ -46,7 +46,8 @@ class Sdk(StackTestCase):
              "lib/cmake/FarutechPlugin/FarutechPlugin.cmake", "lib/cmake/FarutechPlugin/FarutechPluginConfig.cmake",
              "lib/cmake/FarutechPlugin/FarutechPluginConfigVersion.cmake", "lib/cmake/FarutechPlugin/ftp.map",
              "share/pkgconfig/farutech-plugin.pc", "share/farutech/plugin-template/CMakeLists.txt",
-             "share/farutech/plugin-template/template.c", "bin/farutech", "share/bash-completion/completions/farutech",
+             "share/farutech/plugin-template/template.c", "share/farutech/docs/redoc.standalone.js",
+             "bin/farutech", "share/bash-completion/completions/farutech",
              "share/farutech/prometheus/alerts.yml", "share/farutech/grafana/farutech.json"]
             + [f"lib/farutech/products/{p}.so" for p in ("vet", "erp", "crm", "pos")]
             + [f"share/farutech/migrations/{m}" for m in migrations] + [f"share/farutech/events/{e}" for e in events])
@@ -58,6 +59,7 @@ class Sdk(StackTestCase):
         prefix = cache_value("CMAKE_INSTALL_PREFIX")
         self.assertIn(f"FT_PLUGIN_DIR={prefix}/lib/farutech/products\n", out)
         self.assertIn(f"FT_MIGRATIONS_DIR={prefix}/share/farutech/migrations\n", out)
+        self.assertIn(f"FT_DOCS_DIR={prefix}/share/farutech/docs\n", out)
         self.assertNotIn(BUILD, out)
         self.assertNotIn("local stack", out)
 

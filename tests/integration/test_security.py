@@ -75,11 +75,13 @@ def parse_roles():
 
 
 PUBLIC_AUTH = {"/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout"}
+# the API's own documentation, public on purpose (integration.openapi checks it)
+PUBLIC_DOCS = {"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/redoc.standalone.js"}
 
 
 def api_routes():
     return [r for r in parse_routes()
-            if r.pattern.startswith("/api/") and not r.pattern.startswith("/api/v1/_dev") and r.pattern not in PUBLIC_AUTH]
+            if r.pattern.startswith("/api/") and not r.pattern.startswith("/api/v1/_dev") and r.pattern not in PUBLIC_AUTH | PUBLIC_DOCS]
 
 
 # ---------------------------------------------------------------- JOSE by hand

@@ -340,6 +340,8 @@ TEST(a_binary_from_the_checkout_points_into_it_and_an_installed_one_at_the_insta
     CHECK_INT(0, ft_config_load_site(&c, NULL, &site, errors, sizeof(errors)));
     CHECK_STR(site.plugin_dir, c.plugin_dir);
     CHECK_STR(site.migrations_dir, c.migrations_dir);
+    CHECK_STR(site.docs_dir, c.docs_dir);
+    CHECK_CONTAINS(c.docs_dir, "/docs/openapi/");
     ft_config_free(&c);
 
     ft_config_site("/bin/sh", &site);
@@ -348,10 +350,12 @@ TEST(a_binary_from_the_checkout_points_into_it_and_an_installed_one_at_the_insta
     CHECK(n > tail && strcmp(site.system_config + n - tail, "/farutech/farutech.conf") == 0);
     CHECK_CONTAINS(site.plugin_dir, "/farutech/products");
     CHECK_CONTAINS(site.migrations_dir, "/farutech/migrations");
+    CHECK_CONTAINS(site.docs_dir, "/farutech/docs");
     /* the plain loader has the installed defaults too */
     CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
     CHECK_STR(site.plugin_dir, c.plugin_dir);
     CHECK_STR(site.migrations_dir, c.migrations_dir);
+    CHECK_STR(site.docs_dir, c.docs_dir);
     ft_config_free(&c);
 }
 

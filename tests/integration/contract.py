@@ -1,0 +1,127 @@
+"""The API's document as a contract the integration suite holds the host to: every response a
+test receives is checked against the OpenAPI document the host serves (status listed for the
+operation, media type, body against the schema). A response the document does not describe
+fails the test that received it.
+
+The document is the one `farutech-host openapi` prints, the same the host serves at
+/api/v1/openapi.json; body schemas are checked with python3-jsonschema (JSON Schema 2020-12,
+OpenAPI 3.1's dialect).
+"""
+import atexit
+import json
+import os
+import re
+import subprocess
+import sys
+
+import jsonschema
+
+_doc = None
+_operations = []  # (method, compiled path regex, operation)
+counts = {"validated": 0}
+
+
+def document(binary):
+    """The OpenAPI document of the host binary (built once per test process)."""
+    global _doc
+    if _doc is None:
+        # with the development routes, which the tests' hosts serve
+        out = subprocess.run([binary, "openapi"], capture_output=True, check=True, timeout=60,
+                             env=dict(os.environ, FT_LOG_LEVEL="error", FT_DEV_ROUTES="1")).stdout
+        _doc = json.loads(out)
+        for path, item in _doc["paths"].items():
+            rx = re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + "$")
+            for method, op in item.items():
+                _operations.append((method.upper(), rx, op, path))
+    return _doc
+
+
+def _schema_errors(schema, value):
+    # the operation's schema, with the document's components beside it so #/components/... resolves
+    root = dict(schema)
+    root["components"] = _doc["components"]
+    validator = jsonschema.Draft202012Validator(root)
+    return sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+
+
+def check(binary, method, path, status, headers, body):
+    """Raises AssertionError naming what the document does not describe about this response. With
+    FT_OPENAPI_CHECK=log:FILE it appends that to FILE instead, so one run lists every mismatch."""
+    log = os.environ.get("FT_OPENAPI_CHECK", "")
+    if not log.startswith("log:"):
+        return _check(binary, method, path, status, headers, body)
+    try:
+        _check(binary, method, path, status, headers, body)
+    except AssertionError as e:
+        with open(log[4:], "a") as f:
+            f.write(str(e).replace("\n", " ") + "\n")
+
+
+def _check(binary, method, path, status, headers, body):
+    document(binary)
+    path = path.split("?", 1)[0]
+    where = f"{method} {path} -> {status}"
+    head = method == "HEAD"
+    method = "GET" if head else method
+    ops = [(m, op, p) for m, rx, op, p in _operations if rx.match(path)]
+    media = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if _router_answer(method, ops, status, media, body, headers):
+        counts["validated"] += 1
+        return
+    if not ops or not any(m == method for m, _, _ in ops):
+        raise AssertionError(f"{where}: not an operation of the OpenAPI document, and not the router's own answer")
+    op, template = next((op, p) for m, op, p in ops if m == method)
+    resp = op["responses"].get(str(status))
+    if resp is None:
+        raise AssertionError(f"{where}: status {status} is not among {template}'s documented responses "
+                             f"{sorted(op['responses'])}; body: {body[:300]!r}")
+    content = resp.get("content")
+    if not content:
+        if body:
+            raise AssertionError(f"{where}: the document says no body, the host sent {body[:200]!r}")
+    elif not head or body:
+        if media not in content:
+            raise AssertionError(f"{where}: content type {media!r}, the document lists {sorted(content)}")
+        if media.endswith("json"):
+            _check_body(where, content[media]["schema"], body)
+    counts["validated"] += 1
+
+
+def _router_answer(method, ops, status, media, body, headers):
+    """The router's answers for any path, which the document's description states once: 404 for
+    a path it does not serve (also a development route on a host without them), 405 for a method
+    a path does not accept, and 204 with Allow to OPTIONS on a path it serves."""
+    if method == "OPTIONS":
+        return bool(ops) and status == 204 and not body and "allow" in headers
+    if status not in (404, 405) or media != "application/problem+json":
+        return False
+    slug = json.loads(body).get("type", "").rsplit("/", 1)[-1]
+    if status == 404 and slug == "not-found":
+        return True
+    return status == 405 and slug == "method-not-allowed" and bool(ops) and "allow" in headers
+
+
+def _check_body(where, schema, body):
+    try:
+        value = json.loads(body)
+    except ValueError as e:
+        raise AssertionError(f"{where}: body is not JSON ({e}): {body[:200]!r}") from None
+    errors = _schema_errors(schema, value)
+    if errors:
+        e = errors[0]
+        at = "/" + "/".join(str(p) for p in e.absolute_path)
+        raise AssertionError(f"{where}: body does not match the document at {at}: {e.message}; body: {body[:400]!r}")
+
+
+@atexit.register
+def _report():
+    """Prints the count, and adds it to openapi-validated.txt in the build directory (one line per
+    test module: name and count), where a whole run's total can be summed."""
+    if not counts["validated"]:
+        return
+    print(f"openapi: {counts['validated']} responses validated against the document", file=sys.stderr)
+    build = os.environ.get("FT_BUILD_DIR")
+    if build and os.path.isdir(build):
+        module = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+        with open(os.path.join(build, "openapi-validated.txt"), "a") as f:
+            f.write(f"{module} {counts['validated']}\n")

@@ -1,0 +1,121 @@
+"""The API as a contract: the OpenAPI 3.1 document a host serves at /api/v1/openapi.json (public,
+with an ETag), the pinned linter finding no error in it, the reference page at /api/v1/docs with
+its renderer from FT_DOCS_DIR, and the response check every other test runs through failing on
+what the document does not describe."""
+import json
+import os
+import subprocess
+import tempfile
+
+import contract
+from harness import HOST_BIN, ROOT, StackTestCase, main
+
+TOOLS = os.path.join(ROOT, "docs", "openapi")
+REDOCLY = os.path.join(TOOLS, "node_modules", ".bin", "redocly")
+
+
+class OpenAPI(StackTestCase):
+
+    def test_the_document_is_public_cacheable_and_the_one_the_binary_prints(self):
+        h = self.host()
+        r = h.get("/api/v1/openapi.json", auth=None)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["content-type"], "application/json")
+        doc = r.json()
+        self.assertEqual(doc["openapi"], "3.1.0")
+        printed = json.loads(subprocess.run([HOST_BIN, "openapi"], capture_output=True, check=True, timeout=60).stdout)
+        self.assertEqual(doc, printed)
+        etag = r.headers["etag"]
+        self.assertRegex(etag, r'^"[0-9a-f]{32}"$')
+        again = h.get("/api/v1/openapi.json", auth=None, headers={"If-None-Match": etag})
+        self.assertEqual(again.status, 304, again)
+        self.assertEqual(again.body, b"")
+        other = h.get("/api/v1/openapi.json", auth=None, headers={"If-None-Match": '"0000"'})
+        self.assertEqual(other.status, 200)
+        print(f"openapi.json: {len(r.body)} bytes, {len(doc['paths'])} paths, "
+              f"{sum(len(v) for v in doc['paths'].values())} operations")
+
+    def test_every_route_is_documented_with_security_and_problem_responses(self):
+        doc = self.host().get("/api/v1/openapi.json", auth=None).json()
+        schemes = doc["components"]["securitySchemes"]
+        self.assertEqual(schemes["bearerJwt"]["bearerFormat"], "JWT")
+        self.assertEqual(schemes["apiKey"]["name"], "X-API-Key")
+        self.assertIn("childAppKey", schemes)
+        customers = doc["paths"]["/api/v1/customers"]
+        self.assertEqual(customers["get"]["x-permission"], "customers:read")
+        self.assertIn({"$ref": "#/components/parameters/Cursor"}, customers["get"]["parameters"])
+        self.assertIn({"$ref": "#/components/parameters/IdempotencyKey"}, customers["post"]["parameters"])
+        self.assertIn("legal_name", customers["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"])
+        entitlements = doc["paths"]["/api/v1/instances/{id}/entitlements"]["get"]
+        self.assertIn({"childAppKey": []}, entitlements["security"])
+        for path, item in doc["paths"].items():
+            for method, op in item.items():
+                self.assertTrue(op["summary"] and op["tags"], (method, path))
+                for status, resp in op["responses"].items():
+                    # OFREP's evaluation errors are that protocol's own JSON
+                    if int(status) >= 400 and "OfrepError" not in json.dumps(resp):
+                        self.assertIn("application/problem+json", resp.get("content", {}), (method, path, status))
+
+    def test_the_pinned_linter_finds_no_error(self):
+        self.assertTrue(os.access(REDOCLY, os.X_OK), f"{REDOCLY} missing: run packaging/install-deps.sh")
+        body = self.host().get("/api/v1/openapi.json", auth=None).body
+        with tempfile.NamedTemporaryFile(suffix=".json", dir=self.stack.dir) as f:
+            f.write(body)
+            f.flush()
+            p = subprocess.run([REDOCLY, "lint", "--format=summary", f.name], capture_output=True, text=True, timeout=300,
+                               cwd=TOOLS, env=dict(os.environ, REDOCLY_TELEMETRY="off", REDOCLY_SUPPRESS_UPDATE_NOTICE="true"))
+        out = p.stdout + p.stderr
+        self.assertEqual(p.returncode, 0, out)
+        self.assertIn("Your API description is valid", out)
+        self.assertNotRegex(out, r"(?m)^error ")
+
+    def test_the_reference_page_and_its_renderer_come_from_the_docs_directory(self):
+        h = self.host()
+        r = h.get("/api/v1/docs", auth=None)
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.headers["content-type"].startswith("text/html"))
+        self.assertIn(b'spec-url="/api/v1/openapi.json"', r.body)
+        self.assertIn(b'src="/api/v1/docs/redoc.standalone.js"', r.body)
+        js = h.get("/api/v1/docs/redoc.standalone.js", auth=None)
+        self.assertEqual(js.status, 200)
+        self.assertTrue(js.headers["content-type"].startswith("text/javascript"))
+        with open(os.path.join(TOOLS, "node_modules", "redoc", "bundles", "redoc.standalone.js"), "rb") as f:
+            self.assertEqual(js.body, f.read())
+
+        # a host whose FT_DOCS_DIR holds no renderer still serves the document, and says why the page is missing
+        empty = tempfile.mkdtemp(dir=self.stack.dir)
+        h2 = self.host(env={"FT_DOCS_DIR": empty})
+        p = self.assertProblem(h2.get("/api/v1/docs", auth=None), 503, "docs-not-installed")
+        self.assertIn(empty, p["detail"])
+        self.assertProblem(h2.get("/api/v1/docs/redoc.standalone.js", auth=None), 404)
+        self.assertEqual(h2.get("/api/v1/openapi.json", auth=None).status, 200)
+
+    def test_a_response_the_document_does_not_describe_fails(self):
+        h = self.host()
+        contract.document(HOST_BIN)
+        customer = {"id": "5f1c8a52-3c44-4e55-9a3f-0d5b7a1c2e3f", "legal_name": "Acme", "tax_id": "X1", "country": "CO",
+                    "contact": {"name": None, "email": None, "phone": None}, "status": "active",
+                    "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+        ok = json.dumps(customer).encode()
+        json_ct = {"content-type": "application/json"}
+        contract.check(HOST_BIN, "GET", f"/api/v1/customers/{customer['id']}", 200, json_ct, ok)
+        cases = [
+            (418, json_ct, ok, "status 418 is not among"),  # a status the operation does not list
+            (200, {"content-type": "text/plain"}, ok, "content type"),  # another media type
+            (200, json_ct, json.dumps(dict(customer, status="gone")).encode(), "does not match"),  # a body off its schema
+            (200, json_ct, json.dumps({k: v for k, v in customer.items() if k != "id"}).encode(), "does not match"),
+        ]
+        for status, headers, body, why in cases:
+            with self.assertRaises(AssertionError) as ctx:
+                contract.check(HOST_BIN, "GET", f"/api/v1/customers/{customer['id']}", status, headers, body)
+            self.assertIn(why, str(ctx.exception))
+        with self.assertRaises(AssertionError):
+            contract.check(HOST_BIN, "GET", "/api/v1/nonesuch", 200, json_ct, b"{}")
+        # and the real thing goes through the same check
+        before = contract.counts["validated"]
+        self.assertEqual(h.get("/api/v1/customers").status, 200)
+        self.assertEqual(contract.counts["validated"], before + 1)
+
+
+if __name__ == "__main__":
+    main()
