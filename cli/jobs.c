@@ -1,6 +1,6 @@
 /*
- * farutech jobs: list, show, and watch (a progress bar fed by the job's event stream, or by
- * polling once a second when the server does not stream).
+ * farutech jobs: list, show, and watch (a progress bar fed by the job's event stream). The CLI
+ * ships with the host, so it expects the host's routes (GET /api/v1/jobs, the job stream).
  */
 #include "cli.h"
 
@@ -38,16 +38,6 @@ static int list(fc_ctx_t *ctx, const fc_args_t *a)
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
         fc_query_add(&path, filters[i][1], fc_arg(a, filters[i][0]));
     int rc = fc_list(ctx, path, columns, sizeof(columns) / sizeof(columns[0]));
-    if (rc == FC_EXIT_NOT_FOUND && fc_arg(a, "instance") != NULL) {
-        /* a server without GET /api/v1/jobs still lists one instance's jobs */
-        free(path);
-        path = fc_sprintf("/api/v1/instances/%s/jobs", fc_arg(a, "instance"));
-        fprintf(stderr, "farutech: this server does not list jobs; showing the instance's jobs instead\n");
-        rc = fc_list(ctx, path, columns, sizeof(columns) / sizeof(columns[0]));
-    } else if (rc == FC_EXIT_NOT_FOUND) {
-        fprintf(stderr, "farutech: this server does not list jobs (GET /api/v1/jobs is not there); "
-                        "use jobs list --instance ID\n");
-    }
     free(path);
     return rc;
 }
@@ -190,24 +180,6 @@ static int on_event(const char *event, const char *id, const char *data, void *a
     return stop;
 }
 
-static int poll_job(watch_t *w, const char *id)
-{
-    char *path = fc_sprintf("/api/v1/jobs/%s", id);
-    int rc = 0;
-    for (;;) {
-        json_t *job = NULL;
-        if ((rc = fc_call(w->ctx, "GET", path, NULL, &job)) != 0)
-            break;
-        int stop = render(w, job);
-        json_decref(job);
-        if (stop)
-            break;
-        sleep(1);
-    }
-    free(path);
-    return rc;
-}
-
 static int watch(fc_ctx_t *ctx, const fc_args_t *a)
 {
     watch_t w = {.ctx = ctx, .tty = isatty(STDOUT_FILENO), .seen = json_object()};
@@ -219,9 +191,9 @@ static int watch(fc_ctx_t *ctx, const fc_args_t *a)
          tries++)
         rc = fc_sse_read(ctx, path, w.last_id, on_event, &w, &status);
     if (rc == 1 || (rc == 0 && !terminal(w.status))) {
-        if (status >= 200 && status < 300)
-            fprintf(stderr, "farutech: the server does not stream job events; polling every second\n");
-        rc = poll_job(&w, a->pos[0]);
+        fprintf(stderr, "error: job %s: %s\n", a->pos[0],
+                rc == 1 ? "the server answered without an event stream" : "the event stream ended before the job did");
+        rc = FC_EXIT_UNAVAILABLE;
     }
     if (w.drawn)
         putchar('\n');
