@@ -120,7 +120,7 @@ static void job_refresh(ft_sse_stream_t *s, void *arg)
     rd->s = s;
     rd->w = arg;
     memcpy(rd->id, rd->w->id, sizeof(rd->id));
-    /* a stream that has sent nothing yet and no Last-Event-ID starts with the job as it is */
+    /* the changes after the client's; with none (a new stream) the job as it is comes alone */
     rd->after = rd->w->seen;
     ft_req_call(ft_sse_req(s), &rd->call); /* borrowed from the request, which the wait holds */
     ft_req_defer_db(ft_sse_req(s), job_read_work, job_read_done, rd);
