@@ -116,6 +116,21 @@ static void draw_bar(watch_t *w, const json_t *job)
     w->drawn = 1;
 }
 
+/* A plain line for a step whose status is not the one last printed for it. */
+static void print_step(watch_t *w, const json_t *s)
+{
+    const char *name = json_string_value(json_object_get(s, "name")), *st = json_string_value(json_object_get(s, "status"));
+    if (name == NULL || st == NULL)
+        return;
+    const char *before = json_string_value(json_object_get(w->seen, name));
+    if (before != NULL && strcmp(before, st) == 0)
+        return;
+    const char *err = json_string_value(json_object_get(s, "last_error"));
+    int failed = err != NULL && strcmp(st, "failed") == 0;
+    printf("step %s: %s%s%s\n", name, st, failed ? ": " : "", failed ? err : "");
+    json_object_set_new(w->seen, name, json_string(st));
+}
+
 /* Plain lines: each step whose status changed, and the job's. */
 static void print_changes(watch_t *w, const json_t *job)
 {
@@ -123,16 +138,7 @@ static void print_changes(watch_t *w, const json_t *job)
     const json_t *s;
     json_array_foreach(json_object_get(job, "steps"), i, s)
     {
-        const char *name = json_string_value(json_object_get(s, "name")), *st = json_string_value(json_object_get(s, "status"));
-        if (name == NULL || st == NULL)
-            continue;
-        const char *before = json_string_value(json_object_get(w->seen, name));
-        if (before != NULL && strcmp(before, st) == 0)
-            continue;
-        const char *err = json_string_value(json_object_get(s, "last_error"));
-        printf("step %s: %s%s%s\n", name, st, err && strcmp(st, "failed") == 0 ? ": " : "",
-               err && strcmp(st, "failed") == 0 ? err : "");
-        json_object_set_new(w->seen, name, json_string(st));
+        print_step(w, s);
     }
     fflush(stdout);
 }
@@ -171,6 +177,13 @@ static int on_event(const char *event, const char *id, const char *data, void *a
     if (id != NULL) {
         free(w->last_id);
         w->last_id = fc_strdup(id);
+    }
+    /* each step change has its own event: plain lines show every one (a running step included) */
+    if (strcmp(event, "step") == 0 && !w->ctx->json && !w->tty) {
+        json_t *change = json_loads(data, 0, NULL);
+        print_step(w, json_object_get(change, "step"));
+        fflush(stdout);
+        json_decref(change);
     }
     if (strcmp(event, "job") != 0)
         return 0;

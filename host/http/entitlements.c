@@ -95,8 +95,12 @@ static void get_entitlements(ft_req_t *r)
     }
     ent_watch_t *w = ft_mem_calloc(1, sizeof(*w));
     snprintf(w->id, sizeof(w->id), "%s", id);
+    /* the id sent is the ETag without quotes; an ETag as the header has it is taken too */
     const char *last = ft_sse_last_event_id(r);
-    if (last != NULL)
+    size_t n = last != NULL ? strlen(last) : 0;
+    if (n >= 2 && last[0] == '"' && last[n - 1] == '"')
+        snprintf(w->etag, sizeof(w->etag), "%.*s", (int)(n - 2), last + 1);
+    else if (last != NULL)
         snprintf(w->etag, sizeof(w->etag), "%s", last);
     ft_sse_open(r, FT_SSE_ENTITLEMENTS, w->id, ent_refresh, w);
 }
@@ -105,10 +109,14 @@ static void get_entitlements(ft_req_t *r)
 static const ft_route_doc_t doc_get_instances_id_entitlements = {
     .tag = "Entitlements",
     .summary = "The resolved entitlements of an instance",
-    .responses = (const ft_route_response_t[]){{200, "Entitlements", NULL, NULL},
-                                               {200, "{\"type\":\"string\",\"description\":\"Server-Sent Events\"}",
-                                                "text/event-stream",
-                                                "with Accept: text/event-stream, events `entitlements` (id: the ETag) on every change"},
+    .responses = (const ft_route_response_t[]){{200, "Entitlements", NULL, "The record; with Accept: text/event-stream, its event stream"},
+                                               {200,
+                                                "{\"type\":\"string\",\"description\":\"Server-Sent Events: `event: entitlements` (id: the"
+                                                " record's ETag without quotes; data: the Entitlements as the plain GET answers them), now"
+                                                " and again after every change of the record. Last-Event-ID naming the current ETag sends"
+                                                " nothing until the next change; a `: keepalive` comment line keeps an idle stream open.\","
+                                                "\"x-events\":{\"entitlements\":{\"$ref\":\"#/components/schemas/Entitlements\"}}}",
+                                                "text/event-stream", NULL},
                                                {304, NULL, NULL, "Unchanged since If-None-Match"},
                                                {410, "Problem", NULL, "The instance was deleted"},
                                                {0}},

@@ -21,11 +21,11 @@ static int get_work(PGconn *c, ft_op_t *op, ft_error_t *err)
     return ft_job_get(c, &op->call, op->id, &op->out, &op->problem, err);
 }
 
-/* --- GET /api/v1/jobs/{id} with Accept: text/event-stream: the job after every change --- */
+/* --- GET /api/v1/jobs/{id} with Accept: text/event-stream: every step change, then the job --- */
 
 typedef struct job_watch {
     char id[40];
-    long long seen; /* the change sequence the client has (Last-Event-ID), or -1 */
+    long long seen; /* the change number the client has (Last-Event-ID), or -1 */
     uint64_t last;  /* a hash of the last job sent: a write that changed nothing shown sends nothing */
 } job_watch_t;
 
@@ -41,8 +41,9 @@ typedef struct job_read {
     ft_sse_stream_t *s; /* valid while the request is alive */
     job_watch_t *w;     /* likewise */
     char id[40];        /* the work's own copy: the stream may go while it runs */
+    long long after;    /* likewise: the change the client had when the read began */
     ft_call_t call;
-    json_t *job;
+    json_t *job, *steps;
     long long seq;
     ft_problem_t problem;
 } job_read_t;
@@ -50,7 +51,25 @@ typedef struct job_read {
 static int job_read_work(PGconn *c, void *p, ft_error_t *err)
 {
     job_read_t *rd = p;
-    return ft_job_watch(c, &rd->call, rd->id, &rd->job, &rd->seq, &rd->problem, err);
+    return ft_job_watch(c, &rd->call, rd->id, rd->after, &rd->job, &rd->seq, &rd->steps, &rd->problem, err);
+}
+
+/* One `step` event per step change the read found, in order, each with its change number. */
+static void send_steps(job_read_t *rd)
+{
+    size_t i;
+    json_t *change;
+    json_array_foreach(rd->steps, i, change)
+    {
+        long long seq = (long long)json_integer_value(json_object_get(change, "seq"));
+        if (seq <= rd->w->seen)
+            continue;
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", seq);
+        char *data = json_dumps(change, JSON_COMPACT | JSON_REAL_PRECISION(10));
+        ft_sse_send(rd->s, id, "step", data, strlen(data));
+        free(data);
+    }
 }
 
 static void job_read_done(ft_req_t *r, void *p, int status, const ft_error_t *err)
@@ -71,6 +90,7 @@ static void job_read_done(ft_req_t *r, void *p, int status, const ft_error_t *er
     const char *st = ft_json_str(rd->job, "status");
     int terminal = st != NULL && (strcmp(st, "succeeded") == 0 || strcmp(st, "failed") == 0);
     if (rd->seq > rd->w->seen) {
+        send_steps(rd);
         char id[24];
         snprintf(id, sizeof(id), "%lld", rd->seq);
         char *data = json_dumps(rd->job, JSON_COMPACT | JSON_REAL_PRECISION(10));
@@ -89,6 +109,7 @@ static void job_read_done(ft_req_t *r, void *p, int status, const ft_error_t *er
     }
 out:
     json_decref(rd->job);
+    json_decref(rd->steps);
     ft_problem_clear(&rd->problem);
     free(rd);
 }
@@ -99,6 +120,8 @@ static void job_refresh(ft_sse_stream_t *s, void *arg)
     rd->s = s;
     rd->w = arg;
     memcpy(rd->id, rd->w->id, sizeof(rd->id));
+    /* the changes after the client's; with none (a new stream) the job as it is comes alone */
+    rd->after = rd->w->seen;
     ft_req_call(ft_sse_req(s), &rd->call); /* borrowed from the request, which the wait holds */
     ft_req_defer_db(ft_sse_req(s), job_read_work, job_read_done, rd);
 }
@@ -230,8 +253,16 @@ static void discard(ft_req_t *r)
         ft_op_run(r, op, discard_work, 204);
 }
 
-/* The API reference's part of each route (see ft_route_doc_t). */
-#define SSE_STREAM "{\"type\":\"string\",\"description\":\"Server-Sent Events\"}"
+/* The API reference's part of each route (see ft_route_doc_t). The event stream's schema says what
+ * its events are (a media type's description is its schema's: a status has one description) and
+ * names their data's schemas in x-events. */
+#define SSE_STREAM                                                                                                                 \
+    "{\"type\":\"string\",\"description\":\"Server-Sent Events until the job ends. `event: step` (id: the change's number;"      \
+    " data: a JobStepEvent): one per change of one of the job's steps, in the order they were made. `event: job` (id: the number"  \
+    " of the last change it shows; data: the Job as the plain GET answers it): first, and after the step events of each read;"     \
+    " the stream ends after the job event whose status is succeeded or failed. Last-Event-ID resumes right after the change it"     \
+    " names (0: from the job's start); a `: keepalive` comment line keeps an idle stream open.\","                                  \
+    "\"x-events\":{\"step\":{\"$ref\":\"#/components/schemas/JobStepEvent\"},\"job\":{\"$ref\":\"#/components/schemas/Job\"}}}"
 static const ft_route_doc_t doc_get_jobs = {
     .tag = "Jobs",
     .summary = "List jobs, newest first",
@@ -249,9 +280,8 @@ static const ft_route_doc_t doc_get_jobs = {
 static const ft_route_doc_t doc_get_jobs_id = {
     .tag = "Jobs",
     .summary = "Get a job with its steps; with Accept: text/event-stream, follow it until it ends",
-    .responses = (const ft_route_response_t[]){{200, "Job", NULL, NULL},
-                                               {200, SSE_STREAM, "text/event-stream",
-                                                "events `job` (id: the job's change number; data: the Job) until the job ends"},
+    .responses = (const ft_route_response_t[]){{200, "Job", NULL, "The job; with Accept: text/event-stream, its event stream"},
+                                               {200, SSE_STREAM, "text/event-stream", NULL},
                                                {204, NULL, NULL, "Last-Event-ID already saw the job's final state"},
                                                {0}},
 };

@@ -540,7 +540,8 @@ static void *heartbeat_main(void *arg)
     return NULL;
 }
 
-/* Subscription periods that ended, archives past their retention, expired idempotency keys. */
+/* Subscription periods that ended, archives past their retention, expired idempotency keys, the
+ * change log of jobs that ended a while ago. */
 static void *sweeper_main(void *arg)
 {
     ft_workers_t *w = arg;
@@ -558,6 +559,9 @@ static void *sweeper_main(void *arg)
         long expired = 0;
         if (c != NULL && ft_idem_sweep(c, &expired, &err) == FT_OK && expired > 0)
             ft_log(FT_LOG_DEBUG, NULL, "sweeper: %ld expired idempotency key(s) forgotten", expired);
+        long pruned = 0;
+        if (c != NULL && ft_job_changes_prune(c, FT_JOB_CHANGES_KEEP_S, &pruned, &err) == FT_OK && pruned > 0)
+            ft_log(FT_LOG_DEBUG, NULL, "sweeper: %ld change(s) of finished jobs pruned", pruned);
     } while (!nap(w, w->cfg.sweep_ms));
     PQfinish(c);
     return NULL;

@@ -434,17 +434,33 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
     return rollback(c, rc);
 }
 
-int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, json_t **out, long long *seq, ft_problem_t *problem,
-                 ft_error_t *err)
+/* A step's change as its event carries it (JobStepEvent): the step as the change left it. */
+#define STEP_EVENT_JSON                                                                                                            \
+    "json_build_object('job_id', c.job_id, 'seq', c.seq, 'at', c.at, 'previous_status', c.from_status,"                            \
+    " 'step', json_build_object('position', c.position, 'name', c.name, 'version', c.version, 'status', c.status,"                 \
+    "   'attempts', c.attempts, 'last_error', c.last_error, 'started_at', c.started_at, 'finished_at', c.finished_at,"             \
+    "   'note', c.note),"                                                                                                          \
+    " 'progress', json_build_object('done', c.done, 'total', c.total))"
+
+int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, long long after, json_t **out, long long *seq, json_t **steps,
+                 ft_problem_t *problem, ft_error_t *err)
 {
-    const char *p[] = {id, call->customer_id, call->instance_id};
+    char from[24];
+    snprintf(from, sizeof(from), "%lld", after);
+    const char *p[] = {id, call->customer_id, call->instance_id, after >= 0 ? from : NULL};
     PGresult *res = NULL;
-    /* one statement: the state and its sequence come from the same snapshot */
+    /* One statement: the state, its number and the changes come from the same snapshot. The
+     * changes after `after` are sent only when they follow on from it (the first one's prev_seq
+     * is at most `after`); pruned rows leave a gap, and then the state alone is sent. */
     int rc = ft_sql_row(c, "reading a job",
                         "SELECT " JOB_JSON ", greatest(j.change_seq, (SELECT max(s.change_seq) FROM ft_job_steps s"
-                        " WHERE s.job_id = j.id)) FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1"
+                        " WHERE s.job_id = j.id)),"
+                        " (SELECT coalesce(json_agg(" STEP_EVENT_JSON " ORDER BY c.seq) FILTER (WHERE c.position IS NOT NULL),"
+                        "   '[]') FROM ft_job_changes c WHERE c.job_id = j.id AND c.seq > $4::bigint"
+                        "   HAVING count(*) = 0 OR (array_agg(c.prev_seq ORDER BY c.seq))[1] <= $4::bigint)::text"
+                        " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1"
                         " AND ($2::uuid IS NULL OR i.customer_id = $2) AND ($3::uuid IS NULL OR i.id = $3)",
-                        3, p, &res, err);
+                        4, p, &res, err);
     if (rc == FT_ENOTFOUND)
         return ft_problem(problem, FT_ENOTFOUND, 404, "job-not-found", "Job not found", json_pack("{s:s}", "job_id", id),
                           "No job %s.", id);
@@ -452,12 +468,33 @@ int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, json_t **out,
         return rc;
     if (seq != NULL)
         *seq = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (steps != NULL)
+        *steps = PQgetisnull(res, 0, 2) ? json_array() : json_loads(PQgetvalue(res, 0, 2), 0, NULL);
+    if (steps != NULL && *steps == NULL)
+        *steps = json_array();
     return ft_sql_take_json(res, "job", out, err);
+}
+
+int ft_job_changes_prune(PGconn *c, int keep_s, long *n, ft_error_t *err)
+{
+    char keep[16];
+    snprintf(keep, sizeof(keep), "%d", keep_s);
+    const char *p[] = {keep};
+    PGresult *res = NULL;
+    int rc = ft_sql(c, "pruning job changes",
+                    "DELETE FROM ft_job_changes c USING ft_jobs j WHERE j.id = c.job_id AND j.status IN ('succeeded', 'failed')"
+                    " AND j.finished_at < now() - $1::int * interval '1 second'",
+                    1, p, &res, err);
+    if (rc == FT_OK) {
+        *n = strtol(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
+    }
+    return rc;
 }
 
 int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err)
 {
-    return ft_job_watch(c, call, id, out, NULL, problem, err);
+    return ft_job_watch(c, call, id, -1, out, NULL, NULL, problem, err);
 }
 
 int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err)

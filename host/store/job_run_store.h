@@ -84,9 +84,17 @@ int ft_job_history(PGconn *c, const char *job_id, json_t **out, ft_error_t *err)
 
 /* API reads and operations. */
 int ft_job_get(PGconn *c, const ft_call_t *call, const char *id, json_t **out, ft_problem_t *problem, ft_error_t *err);
-/* ft_job_get with the job's change sequence: it grows with every change to the job or its steps. */
-int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, json_t **out, long long *seq, ft_problem_t *problem,
-                 ft_error_t *err);
+/* ft_job_get with the job's change number (seq: it grows with every change to the job or its steps)
+ * and, in steps (a new array the caller frees), the events of the step changes after change
+ * `after` in order (JobStepEvent objects): none when after < 0 or when the log no longer holds every
+ * change after it (pruned). */
+int ft_job_watch(PGconn *c, const ft_call_t *call, const char *id, long long after, json_t **out, long long *seq, json_t **steps,
+                 ft_problem_t *problem, ft_error_t *err);
+/* A finished job's change log is kept this long after the job ended: a client that resumes its
+ * stream later gets the job's state without the step changes it missed. */
+#define FT_JOB_CHANGES_KEEP_S 86400
+/* Deletes the change log of jobs that ended more than keep_s seconds ago; n: rows deleted. */
+int ft_job_changes_prune(PGconn *c, int keep_s, long *n, ft_error_t *err);
 int ft_job_list(PGconn *c, const ft_call_t *call, const char *instance_id, json_t **out, ft_problem_t *problem, ft_error_t *err);
 
 typedef struct ft_job_filter {

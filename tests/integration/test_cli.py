@@ -274,6 +274,9 @@ class Commands(CliCase):
         job_id = i["latest_job"]["id"]
         out, err = cli.run("jobs", "watch", job_id, expect=7)
         self.assertIn("job failed", out)
+        # each step change is a line, a run between two failures included
+        self.assertGreaterEqual(out.count("step flaky: running"), 2, out)
+        self.assertGreaterEqual(out.count("step flaky: failed"), 2, out)
         self.assertIn(f"error: job {job_id} failed: ", err)
         [entry] = [d for d in cli.json("dlq", "list", "--all")["items"] if d["job_id"] == job_id]
         out, _ = cli.run("dlq", "list")

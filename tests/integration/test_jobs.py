@@ -8,8 +8,9 @@ import threading
 import time
 import urllib.parse
 
+import contract
 from fixtures import customer, instance, settled
-from harness import FAULTY, StackTestCase, main, plugin_dir, wait_until
+from harness import FAULTY, HOST_BIN, StackTestCase, main, plugin_dir, wait_until
 
 
 class SSE:
@@ -236,37 +237,124 @@ class TestJobStream(JobsCase):
         self.assertEqual(s.headers["cache-control"], "no-store")
         events = []
         while (e := s.event()) is not None:
-            self.assertEqual(e["event"], "job")
+            self.assertIn(e["event"], ("job", "step"))
             events.append(e)
         s.close()
         final = self.job(h, job_id)
         self.assertEqual(final["status"], "succeeded")
-        # the last event is the job exactly as GET answers it, and nothing follows it
+        jobs = [e for e in events if e["event"] == "job"]
+        # the first and the last event are the job, the last exactly as GET answers it, and nothing follows it
+        self.assertEqual(events[0]["event"], "job")
         self.assertEqual(events[-1]["json"], final)
-        self.assertTrue(all(e["json"]["status"] not in TERMINAL for e in events[:-1]), [e["json"]["status"] for e in events])
+        self.assertTrue(all(e["json"]["status"] not in TERMINAL for e in jobs[:-1]), [e["json"]["status"] for e in jobs])
         ids = [int(e["id"]) for e in events]
-        self.assertEqual(ids, sorted(set(ids)), "ids grow")
+        self.assertEqual(ids, sorted(ids), "ids never go back")
+        steps = [e for e in events if e["event"] == "step"]
+        self.assertEqual([int(e["id"]) for e in steps], sorted({int(e["id"]) for e in steps}), "each step change has its own id")
         # every step is seen, its statuses only move forward, and the slow one is seen running
         order = {"pending": 0, "running": 1, "succeeded": 2, "skipped": 2}
         for step in final["steps"]:
-            seen = [next(x for x in e["json"]["steps"] if x["position"] == step["position"])["status"] for e in events]
+            seen = [next(x for x in e["json"]["steps"] if x["position"] == step["position"])["status"] if e["event"] == "job"
+                    else e["json"]["step"]["status"] for e in events
+                    if e["event"] == "job" or e["json"]["step"]["position"] == step["position"]]
             self.assertEqual(seen[-1], "succeeded", (step["name"], seen))
             self.assertEqual([order[x] for x in seen], sorted(order[x] for x in seen), (step["name"], seen))
-        nap = [e["json"]["steps"] for e in events if any(x["name"] == "nap" and x["status"] == "running" for x in e["json"]["steps"])]
-        self.assertTrue(nap, "the nap step is seen running")
-        self.assertGreaterEqual(len(events), 3)
+        self.assertTrue([e for e in steps if e["json"]["step"]["name"] == "nap" and e["json"]["step"]["status"] == "running"],
+                        "the nap step is seen running")
+        self.assertGreaterEqual(len(jobs), 2)
 
         # resuming: after the first event only what changed since comes; after the last, 204
         r = SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=events[0]["id"])
         rest = []
         while (e := r.event()) is not None:
             rest.append(e)
-        self.assertEqual([(e["id"], e["json"]) for e in rest], [(events[-1]["id"], final)])
+        self.assertEqual([(e["id"], e["json"]) for e in rest if e["event"] == "job"], [(events[-1]["id"], final)])
+        self.assertEqual([(e["id"], e["json"]) for e in rest if e["event"] == "step"], [(e["id"], e["json"]) for e in steps])
         done = SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=events[-1]["id"])
         self.assertEqual(done.status, 204)
         r.close()
         # without the Accept header the route answers JSON as before
         self.assertEqual(h.get(f"/api/v1/jobs/{job_id}").headers["content-type"], "application/json")
+
+    def test_every_step_change_of_a_retried_provision_is_an_event_and_a_resume_gets_exactly_the_rest(self):
+        h = self.host(env={"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "1000", "FT_SWEEP_INTERVAL_MS": "200"})
+        c = customer(h)
+        fault = os.path.join(self.stack.dir, "fault-" + os.urandom(4).hex())
+        open(fault, "w").close()
+        i = self.create(h, c, settings={"admin_email": "a@b.test", "sleep_ms": 50, "fail_while_exists": fault})
+        job_id = i["latest_job"]["id"]
+        # Last-Event-ID 0: every change from the job's creation, whenever the client comes
+        s = SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id="0")
+        self.assertEqual(s.status, 200)
+        events = []
+        while (e := s.event()) is not None:
+            events.append(e)
+            st = e["json"].get("step", {})
+            if st.get("name") == "flaky" and st.get("status") == "failed" and os.path.exists(fault):
+                os.unlink(fault)  # the next attempt succeeds
+        s.close()
+        final = self.job(h, job_id)
+        self.assertEqual(final["status"], "succeeded")
+        self.assertEqual(events[-1]["event"], "job")
+        self.assertEqual(events[-1]["json"], final)
+        self.assertGreaterEqual(final["attempts"], 2)
+        ids = [int(e["id"]) for e in events]
+        self.assertEqual(ids, sorted(ids), "ids never go back (a job event has the id of the last change it shows)")
+        # each event body is what the API reference says it is
+        contract.document(HOST_BIN)
+        schemas = {"step": {"$ref": "#/components/schemas/JobStepEvent"}, "job": {"$ref": "#/components/schemas/Job"}}
+        for e in events:
+            self.assertEqual(contract._schema_errors(schemas[e["event"]], e["json"]), [], e)
+        steps = [e for e in events if e["event"] == "step"]
+        self.assertEqual([int(e["id"]) for e in steps], sorted({int(e["id"]) for e in steps}), "step ids strictly increase")
+        self.assertTrue(all(e["json"]["job_id"] == job_id and e["json"]["seq"] == int(e["id"]) for e in steps))
+
+        # exactly the step changes the database recorded, in their order
+        rows = self.stack.psql(f"SELECT string_agg(concat_ws(',', seq, position, coalesce(from_status, '-'), status, attempts), ';'"
+                               f" ORDER BY seq) FROM ft_job_changes WHERE job_id = '{job_id}' AND position IS NOT NULL", h.dbname)
+        got = [f"{e['id']},{x['position']},{e['json']['previous_status'] or '-'},{x['status']},{x['attempts']}"
+               for e in steps for x in [e["json"]["step"]]]
+        self.assertEqual(got, rows.split(";"))
+        # each step: created pending, every transition seen (each starts where the one before ended),
+        # run once per attempt it made, and done at the end; the flaky one failed before it succeeded
+        for step in final["steps"]:
+            mine = [e["json"] for e in steps if e["json"]["step"]["position"] == step["position"]]
+            statuses = [m["step"]["status"] for m in mine]
+            self.assertEqual((mine[0]["previous_status"], statuses[0]), (None, "pending"), (step["name"], statuses))
+            for a, b in zip(mine, mine[1:]):
+                self.assertEqual(b["previous_status"], a["step"]["status"], (step["name"], statuses))
+            self.assertEqual(statuses[-1], "succeeded", (step["name"], statuses))
+            self.assertEqual(statuses.count("running"), step["attempts"], (step["name"], statuses))
+            self.assertEqual(mine[-1]["step"], {k: step[k] for k in mine[-1]["step"]}, step["name"])
+            if step["name"] != "flaky":
+                self.assertEqual([x for x in statuses if x != "pending"], ["running", "succeeded"], (step["name"], statuses))
+        flaky = [e["json"]["step"]["status"] for e in steps if e["json"]["step"]["name"] == "flaky"]
+        self.assertIn("failed", flaky)
+        self.assertGreaterEqual(flaky.count("running"), 2)
+        history = [a for a in final["history"] if a["outcome"] == "failed"]
+        self.assertEqual([a["step"] for a in history], ["flaky"] * flaky.count("failed"))
+        self.assertEqual(steps[-1]["json"]["progress"], {"done": len(final["steps"]), "total": len(final["steps"])})
+
+        # a reconnection in the middle gets exactly the remaining changes, then the job
+        mid = steps[len(steps) // 2]
+        r = SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=mid["id"])
+        rest = []
+        while (e := r.event()) is not None:
+            rest.append(e)
+        self.assertEqual([(e["id"], e["json"]) for e in rest[:-1]],
+                         [(e["id"], e["json"]) for e in steps if int(e["id"]) > int(mid["id"])])
+        self.assertEqual((rest[-1]["event"], rest[-1]["json"]), ("job", final))
+        self.assertEqual(SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=rest[-1]["id"]).status, 204)
+
+        # a day after the job ended its changes are pruned: resuming from before then gets the job alone
+        self.stack.psql(f"UPDATE ft_jobs SET finished_at = finished_at - interval '2 days' WHERE id = '{job_id}'", h.dbname)
+        wait_until(lambda: self.stack.psql(f"SELECT count(*) FROM ft_job_changes WHERE job_id = '{job_id}'", h.dbname) == "0", 30,
+                   what="the sweeper to prune the job's changes")
+        late = SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=mid["id"])
+        only = [e for e in iter(late.event, None)]
+        self.assertEqual([e["event"] for e in only], ["job"])
+        self.assertEqual(only[0]["json"]["status"], "succeeded")
+        self.assertEqual(SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=only[0]["id"]).status, 204)
 
     def test_a_stream_is_scoped_and_a_missing_job_is_a_problem(self):
         h = self.host()
@@ -333,13 +421,14 @@ class TestJobStream(JobsCase):
         a.close()
 
     def test_the_entitlements_stream_sends_the_record_again_when_an_override_changes(self):
-        h = self.host()
+        h = self.host(env={"FT_SSE_HEARTBEAT_MS": "200"})
         c = customer(h)
         i = instance(h, c["id"])
         settled(h, i["id"])
         first = h.get(f"/api/v1/instances/{i['id']}/entitlements")
         s = SSE(h.port, f"/api/v1/instances/{i['id']}/entitlements", self.key(h))
         self.assertEqual(s.status, 200)
+        self.assertEqual(s.headers["content-type"], "text/event-stream")
         e = s.event()
         self.assertEqual(e["event"], "entitlements")
         self.assertEqual('"' + e["id"] + '"', first.headers["etag"])
@@ -351,14 +440,33 @@ class TestJobStream(JobsCase):
         self.assertNotEqual(e2["id"], e["id"])
         self.assertEqual('"' + e2["id"] + '"', now.headers["etag"])
         self.assertTrue(e2["json"]["features"]["telemedicine"]["enabled"])
+        # changes in quick succession: the stream ends up at the record's last state, with its ETag
+        # (the ETag stands for what the record grants, so its version may be a later one's)
+        for enabled in (False, True, False):
+            r = h.request("PUT", f"/api/v1/instances/{i['id']}/overrides/telemedicine", body={"enabled": enabled})
+            self.assertEqual(r.status, 200, r)
+        last = h.get(f"/api/v1/instances/{i['id']}/entitlements")
+        while '"' + (e4 := s.event())["id"] + '"' != last.headers["etag"]:
+            self.assertNotEqual(e4["id"], e2["id"])
+        self.assertEqual(e4["json"]["features"], last.json()["features"])
         s.close()
-        # resuming with the current ETag sends nothing until the next change
-        r2 = SSE(h.port, f"/api/v1/instances/{i['id']}/entitlements", self.key(h), last_event_id=e2["id"])
-        self.assertEqual(r2.status, 200)
+        # resuming with the current ETag (bare, or quoted as the header has it) sends nothing but
+        # heartbeats until the next change
         h.request("DELETE", f"/api/v1/instances/{i['id']}/overrides/telemedicine")
-        e3 = r2.event()
-        self.assertEqual((e3["id"], e3["json"]["features"]), (e["id"], first.json()["features"]))
-        r2.close()
+        now = h.get(f"/api/v1/instances/{i['id']}/entitlements")
+        for last_id in (now.headers["etag"].strip('"'), now.headers["etag"]):
+            r2 = SSE(h.port, f"/api/v1/instances/{i['id']}/entitlements", self.key(h), last_event_id=last_id)
+            self.assertEqual(r2.status, 200)
+            self.assertEqual(r2.record(), {"comment": "keepalive"})  # the stream's start, then one per period
+            self.assertEqual(r2.record(), {"comment": "keepalive"})
+            h.request("PUT", f"/api/v1/instances/{i['id']}/overrides/telemedicine", body={"enabled": True})
+            e3 = r2.event()
+            self.assertTrue(e3["json"]["features"]["telemedicine"]["enabled"])
+            self.assertEqual('"' + e3["id"] + '"', h.get(f"/api/v1/instances/{i['id']}/entitlements").headers["etag"])
+            h.request("DELETE", f"/api/v1/instances/{i['id']}/overrides/telemedicine")
+            e5 = r2.event()
+            self.assertEqual((e5["id"], e5["json"]["features"]), (now.headers["etag"].strip('"'), now.json()["features"]))
+            r2.close()
 
     def test_a_drain_ends_open_streams(self):
         h = self.host(env={"FT_ROLES": "api", "FT_SHUTDOWN_TIMEOUT_MS": "60000"})
@@ -372,8 +480,9 @@ class TestJobStream(JobsCase):
         self.assertIsNone(s.event())
 
     def test_delivery_delay_from_commit_to_client(self):
-        """Times a few hundred changes from their commit (clock_timestamp() in the changing
-        statement) to their event at the client, on one machine's clock; prints p50 and p99."""
+        """Times a few hundred step changes from their commit (clock_timestamp() in the changing
+        statement) to their event at the client, on one machine's clock; prints p50 and p99. Every
+        change is an event of its own, however close together they commit."""
         h = self.host(env={"FT_ROLES": "api"})
         c = customer(h)
         job_id = self.create(h, c)["latest_job"]["id"]
@@ -384,13 +493,15 @@ class TestJobStream(JobsCase):
         def read():
             while len(arrived) < n:
                 e = s.event()
-                tag = e["json"]["last_error"] or ""
+                tag = (e["json"]["step"]["last_error"] if e["event"] == "step" else None) or ""
                 if tag.startswith("bench-"):
                     arrived[int(tag[6:])] = e["arrived"]
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        script = "".join(f"UPDATE ft_jobs SET last_error = 'bench-{k}' WHERE id = '{job_id}'"
-                         f" RETURNING {k}, extract(epoch FROM clock_timestamp());\nSELECT pg_sleep(0.02);\n" for k in range(n))
+        step = f"job_id = '{job_id}' AND position = (SELECT min(position) FROM ft_job_steps WHERE job_id = '{job_id}')"
+        script = "".join(f"UPDATE ft_job_steps SET last_error = 'bench-{k}' WHERE {step}"
+                         f" RETURNING {k}, extract(epoch FROM clock_timestamp());\n"
+                         f"{'SELECT pg_sleep(0.02);' if k % 10 else ''}\n" for k in range(n))
         out = subprocess.run(["psql", "-X", "-Atq", "-v", "ON_ERROR_STOP=1", self.stack.url_for(h.dbname)], input=script.encode(),
                              capture_output=True, timeout=120, check=True)
         committed = {}
@@ -401,7 +512,7 @@ class TestJobStream(JobsCase):
         reader.join(60)
         s.close()
         self.assertEqual(len(committed), n)
-        self.assertGreaterEqual(len(arrived), n * 0.95, "events merged or lost")
+        self.assertEqual(sorted(arrived), list(range(n)), "every change is an event")
         delays = sorted((arrived[k] - committed[k]) * 1000 for k in arrived)
         p50, p99 = delays[len(delays) // 2], delays[int(len(delays) * 0.99) - 1]
         print(f"\nSSE delivery delay over {len(delays)} changes: p50 {p50:.1f} ms, p99 {p99:.1f} ms", flush=True)
