@@ -87,6 +87,28 @@ def _check(binary, method, path, status, headers, body):
     counts["validated"] += 1
 
 
+def check_raw(binary, method, path, head, body):
+    """check() for a response read off a raw socket (a test that writes HTTP by hand): head is the
+    status line and the header lines, as bytes, body the (de-chunked) body."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:] if ":" in x)}
+    check(binary, method, path, int(lines[0].split()[1]), headers, body)
+
+
+def check_value(binary, schema_name, value, where):
+    """Raises AssertionError if value does not match the document's component schema_name: for
+    what a response carries inside another format (the JSON of a server-sent event)."""
+    document(binary)
+    if schema_name not in _doc["components"]["schemas"]:
+        raise AssertionError(f"{where}: the document has no schema {schema_name}")
+    errors = _schema_errors({"$ref": f"#/components/schemas/{schema_name}"}, value)
+    if errors:
+        e = errors[0]
+        at = "/" + "/".join(str(p) for p in e.absolute_path)
+        raise AssertionError(f"{where}: {schema_name} does not match the document at {at}: {e.message}")
+    counts["validated"] += 1
+
+
 def _router_answer(method, ops, status, media, body, headers):
     """The router's answers for any path, which the document's description states once: 404 for
     a path it does not serve (also a development route on a host without them), 405 for a method
