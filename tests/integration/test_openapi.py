@@ -2,10 +2,13 @@
 with an ETag), the pinned linter finding no error in it, the reference page at /api/v1/docs with
 its renderer from FT_DOCS_DIR, and the response check every other test runs through failing on
 what the document does not describe."""
+import http.client
+import http.server
 import json
 import os
 import subprocess
 import tempfile
+import threading
 
 import contract
 from harness import HOST_BIN, ROOT, StackTestCase, main
@@ -161,6 +164,33 @@ class OpenAPI(StackTestCase):
             self.assertIn(why, str(ctx.exception))
         with self.assertRaises(AssertionError):
             contract.check(HOST_BIN, "GET", "/api/v1/nonesuch", 200, json_ct, b"{}")
+        # a client the harness does not drive goes through a checking proxy: it gets the answer all
+        # the same, and the proxy keeps what the document does not describe
+        class Teapot(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(418)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        upstream = http.server.HTTPServer(("127.0.0.1", 0), Teapot)
+        threading.Thread(target=upstream.serve_forever, daemon=True).start()
+        proxy = contract.Proxy(HOST_BIN, upstream.server_address[1])
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+            conn.request("GET", "/api/v1/customers")
+            self.assertEqual(conn.getresponse().status, 418)
+            conn.close()
+        finally:
+            proxy.close()
+            upstream.shutdown()
+            upstream.server_close()
+        self.assertEqual(len(proxy.mismatches), 1, proxy.mismatches)
+        self.assertIn("status 418 is not among", proxy.mismatches[0])
         # and the real thing goes through the same check
         before = contract.counts["validated"]
         self.assertEqual(h.get("/api/v1/customers").status, 200)
