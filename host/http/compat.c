@@ -331,17 +331,17 @@ static void replace_features(ft_req_t *r)
 static const ft_route_doc_t doc_post_api_provisioning_provision = {
     .tag = "Compatibility",
     .summary = "Provision (compatibility API)",
-    .responses = (const ft_route_response_t[]){{202, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{202, "CompatProvisioned", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_delete_api_provisioning_tenantinstanceid = {
     .tag = "Compatibility",
     .summary = "Deprovision (compatibility API)",
-    .responses = (const ft_route_response_t[]){{202, "Object", NULL, NULL}, {410, "Problem", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{202, "CompatRemoved", NULL, NULL}, {410, "Problem", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_put_api_provisioning_tenantinstanceid_features = {
     .tag = "Compatibility",
     .summary = "Replace feature overrides (compatibility API)",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "CompatFeatures", NULL, NULL}, {0}},
 };
 
 void ft_routes_compat(ft_router_t *router)

@@ -110,11 +110,18 @@ static void post_echo(ft_req_t *r)
 }
 
 /* The API reference's part of each route (see ft_route_doc_t). */
+static const char slept_schema[] = "{\"type\":\"object\",\"required\":[\"slept_ms\"],\"additionalProperties\":false,"
+                                   "\"properties\":{\"slept_ms\":{\"type\":\"integer\"}}}";
+static const char held_schema[] = "{\"type\":\"object\",\"required\":[\"product\",\"generation\",\"version\"],"
+                                  "\"additionalProperties\":false,\"properties\":{\"product\":{\"type\":\"string\"},"
+                                  "\"generation\":{\"type\":\"integer\"},\"version\":{\"type\":\"string\"}}}";
+static const char echo_schema[] = "{\"type\":\"object\",\"required\":[\"echo\"],\"additionalProperties\":false,"
+                                  "\"properties\":{\"echo\":{\"type\":\"object\",\"description\":\"the body as received: open\"}}}";
 static const ft_route_doc_t doc_get_dev_sleep = {
     .tag = "Development",
     .summary = "Sleep on a worker thread (FT_DEV_ROUTES only)",
     .query = (const ft_route_query_t[]){{"ms", "{\"type\":\"string\",\"pattern\":\"^[0-9]+$\"}", NULL}, {0}},
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, slept_schema, NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_get_dev_hold = {
     .tag = "Development",
@@ -122,12 +129,12 @@ static const ft_route_doc_t doc_get_dev_hold = {
     .query = (const ft_route_query_t[]){{"ms", "{\"type\":\"string\",\"pattern\":\"^[0-9]+$\"}", NULL},
                                         {"product", "{\"type\":\"string\"}", NULL},
                                         {0}},
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, held_schema, NULL, "The generation that served the request"}, {0}},
 };
 static const ft_route_doc_t doc_post_dev_echo = {
     .tag = "Development",
     .summary = "Echo the body (FT_DEV_ROUTES only)",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, echo_schema, NULL, NULL}, {0}},
 };
 
 void ft_routes_dev(ft_router_t *router)

@@ -252,8 +252,9 @@ static const ft_route_doc_t doc_get_instances_id = {
 static const ft_route_doc_t doc_delete_instances_id = {
     .tag = "Instances",
     .summary = "Deprovision an instance: runs as a job",
-    .responses =
-        (const ft_route_response_t[]){{202, "JobAccepted", NULL, NULL}, {410, "Problem", NULL, "The instance was deleted"}, {0}},
+    .responses = (const ft_route_response_t[]){{202, "Instance", NULL, "Accepted; deprovisioning runs as a job (`latest_job`)"},
+                                               {410, "Problem", NULL, "The instance was deleted"},
+                                               {0}},
 };
 
 void ft_routes_instances(ft_router_t *router)

@@ -299,7 +299,7 @@ static const ft_route_doc_t doc_get_dlq = {
 static const ft_route_doc_t doc_post_dlq_id_replay = {
     .tag = "Jobs",
     .summary = "Replay a dead letter",
-    .responses = (const ft_route_response_t[]){{202, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{202, "DeadLetterReplay", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_delete_dlq_id = {
     .tag = "Jobs",

@@ -213,7 +213,7 @@ static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags_key = {
 static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags = {
     .tag = "OpenFeature",
     .summary = "Evaluate every flag of the instance (OFREP bulk)",
-    .responses = (const ft_route_response_t[]){{200, "FlagEvaluation", NULL, NULL},
+    .responses = (const ft_route_response_t[]){{200, "BulkEvaluation", NULL, NULL},
                                                {304, NULL, NULL, "Unchanged since If-None-Match"},
                                                OFREP_ERRORS,
                                                {0}},

@@ -381,12 +381,18 @@ static void get_renderer(ft_req_t *r)
 static const ft_route_doc_t doc_document = {
     .tag = "Reference",
     .summary = "This API's OpenAPI 3.1 document (public)",
-    .responses = (const ft_route_response_t[]){{200,
-                                                "{\"type\":\"object\",\"required\":[\"openapi\",\"paths\"],\"properties\":{"
-                                                "\"openapi\":{\"type\":\"string\"},\"paths\":{\"type\":\"object\"}}}",
-                                                NULL, "The OpenAPI 3.1 document"},
-                                               {304, NULL, NULL, "The document is the one named by If-None-Match."},
-                                               {0}},
+    .responses =
+        (const ft_route_response_t[]){
+            {200,
+             "{\"type\":\"object\",\"description\":\"open: an OpenAPI 3.1 document, its structure the "
+             "specification's\",\"required\":[\"openapi\",\"info\",\"paths\",\"components\"],"
+             "\"properties\":{\"openapi\":{\"const\":\"3.1.0\"},\"info\":{\"type\":\"object\",\"description\":"
+             "\"the Info Object: open\"},\"paths\":{\"type\":\"object\",\"description\":\"the Paths "
+             "Object: open\"},\"components\":{\"type\":\"object\",\"description\":\"the Components "
+             "Object: open\"}}}",
+             NULL, "The OpenAPI 3.1 document"},
+            {304, NULL, NULL, "The document is the one named by If-None-Match."},
+            {0}},
 };
 static const ft_route_doc_t doc_reference = {
     .tag = "Reference",

@@ -143,6 +143,13 @@ static void reload_product(ft_req_t *r)
 }
 
 /* The API reference's part of each route (see ft_route_doc_t). */
+static const ft_route_query_t reload_query[] = {
+    {"force", "{\"type\":\"string\",\"enum\":[\"true\",\"false\",\"1\",\"0\"]}", "reload even an unchanged file"},
+    {"canary", "{\"type\":\"string\",\"enum\":[\"true\",\"false\",\"1\",\"0\"]}", "load on this host first, then the others"},
+    {"rollback", "{\"type\":\"string\",\"enum\":[\"true\",\"false\",\"1\",\"0\"]}",
+     "let a file that was an earlier release become current again"},
+    {0},
+};
 static const ft_route_doc_t doc_get_plugins = {
     .tag = "Plugins",
     .summary = "List loaded product plugins",
@@ -151,12 +158,14 @@ static const ft_route_doc_t doc_get_plugins = {
 static const ft_route_doc_t doc_post_plugins_reload = {
     .tag = "Plugins",
     .summary = "Reload every product plugin on every host",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .query = reload_query,
+    .responses = (const ft_route_response_t[]){{200, "PluginReload", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_plugins_product_reload = {
     .tag = "Plugins",
     .summary = "Reload one product's plugin on every host",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .query = reload_query,
+    .responses = (const ft_route_response_t[]){{200, "PluginReload", NULL, NULL}, {0}},
 };
 
 void ft_routes_plugins(ft_router_t *router)

@@ -279,24 +279,26 @@ static const ft_route_doc_t doc_post_instances_id_subscription_trial = {
 };
 static const ft_route_doc_t doc_get_instances_id_overrides = {
     .tag = "Subscriptions",
-    .summary = "List the instance's feature overrides",
-    .query = (const ft_route_query_t[]){{"include_expired", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", NULL}, {0}},
+    .summary = "List the instance's feature overrides (expired ones too, marked `expired`)",
     .responses = (const ft_route_response_t[]){{200, "OverrideList", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_put_instances_id_overrides_feature = {
     .tag = "Subscriptions",
     .summary = "Set a feature override",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "OverrideList", NULL, "The instance's overrides after the change"}, {0}},
 };
 static const ft_route_doc_t doc_delete_instances_id_overrides_feature = {
     .tag = "Subscriptions",
     .summary = "Remove a feature override",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "OverrideList", NULL, "The instance's overrides after the change"}, {0}},
 };
 static const ft_route_doc_t doc_get_products_code_features_feature_overrides = {
     .tag = "Subscriptions",
     .summary = "Instances overriding a feature",
-    .responses = (const ft_route_response_t[]){{200, "Object", NULL, NULL}, {0}},
+    .query =
+        (const ft_route_query_t[]){
+            {"include_expired", "{\"type\":\"string\",\"enum\":[\"true\",\"false\"]}", "also list expired overrides"}, {0}},
+    .responses = (const ft_route_response_t[]){{200, "FeatureOverrides", NULL, NULL}, {0}},
 };
 
 void ft_routes_subscriptions(ft_router_t *router)

@@ -8,11 +8,14 @@ The document is the one `farutech-host openapi` prints, the same the host serves
 OpenAPI 3.1's dialect).
 """
 import atexit
+import http.client
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 
 import jsonschema
 
@@ -85,6 +88,102 @@ def _check(binary, method, path, status, headers, body):
         if media.endswith("json"):
             _check_body(where, content[media]["schema"], body)
     counts["validated"] += 1
+
+
+def check_raw(binary, method, path, head, body):
+    """check() for a response read off a raw socket (a test that writes HTTP by hand): head is the
+    status line and the header lines, as bytes, body the (de-chunked) body."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:] if ":" in x)}
+    check(binary, method, path, int(lines[0].split()[1]), headers, body)
+
+
+def check_value(binary, schema_name, value, where):
+    """Raises AssertionError if value does not match the document's component schema_name: for
+    what a response carries inside another format (the JSON of a server-sent event)."""
+    document(binary)
+    if schema_name not in _doc["components"]["schemas"]:
+        raise AssertionError(f"{where}: the document has no schema {schema_name}")
+    errors = _schema_errors({"$ref": f"#/components/schemas/{schema_name}"}, value)
+    if errors:
+        e = errors[0]
+        at = "/" + "/".join(str(p) for p in e.absolute_path)
+        raise AssertionError(f"{where}: {schema_name} does not match the document at {at}: {e.message}")
+    counts["validated"] += 1
+
+
+class Proxy:
+    """A loopback HTTP proxy in front of a host that checks every response passing through it,
+    for a client the harness does not drive (the CLI). An event stream passes through as it
+    comes, its status and media type checked. What the document does not describe is kept in
+    mismatches (the client still gets the host's answer), for the test to assert on."""
+
+    HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade", "proxy-connection"}
+
+    def __init__(self, binary, port):
+        self.mismatches = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                n = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(n) if n else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in Proxy.HOP}
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    r = conn.getresponse()
+                except (OSError, http.client.HTTPException):
+                    self.close_connection = True  # as the host's own failure would look
+                    conn.close()
+                    return
+                got = {k.lower(): v for k, v in r.getheaders()}
+                self.send_response_only(r.status, r.reason)
+                for k, v in r.getheaders():
+                    if k.lower() not in Proxy.HOP:
+                        self.send_header(k, v)
+                if got.get("content-type", "").startswith("text/event-stream"):
+                    proxy.check(self.command, self.path, r.status, got, b"")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.close_connection = True
+                    try:
+                        while data := r.read1(65536):
+                            self.wfile.write(data)
+                            self.wfile.flush()
+                    except (OSError, http.client.HTTPException):
+                        pass
+                else:
+                    data = r.read()
+                    proxy.check(self.command, self.path, r.status, got, data)
+                    if r.status not in (204, 304):
+                        self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data if self.command != "HEAD" else b"")
+                conn.close()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = forward
+
+        self.binary = binary
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def check(self, method, path, status, headers, body):
+        try:
+            check(self.binary, method, path, status, headers, body)
+        except AssertionError as e:
+            self.mismatches.append(str(e))
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _router_answer(method, ops, status, media, body, headers):

@@ -11,8 +11,9 @@ import subprocess
 import tempfile
 import uuid
 
+import contract
 from fixtures import customer
-from harness import BUILD, SANITIZER_MARKERS, free_port, main, wait_until
+from harness import BUILD, HOST_BIN, OPENAPI_CHECK, SANITIZER_MARKERS, free_port, main, wait_until
 from test_pipeline import PipelineCase
 
 CLI = os.path.join(BUILD, "cli", "farutech")
@@ -29,7 +30,14 @@ class Cli:
         self.env.update({"XDG_CONFIG_HOME": self.config, "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1",
                          "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
         if host is not None:
-            self.env["FARUTECH_URL"] = f"http://127.0.0.1:{host.port}"
+            port = host.port
+            if OPENAPI_CHECK and host.openapi_check:
+                # what the CLI receives goes through the contract check on its way
+                proxy = contract.Proxy(HOST_BIN, host.port)
+                test.addCleanup(lambda: test.assertEqual(proxy.mismatches, [], "responses the OpenAPI document does not describe"))
+                test.addCleanup(proxy.close)
+                port = proxy.port
+            self.env["FARUTECH_URL"] = f"http://127.0.0.1:{port}"
         if api_key is not None:
             self.env["FARUTECH_API_KEY"] = api_key
 

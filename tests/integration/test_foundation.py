@@ -6,8 +6,9 @@ import signal
 import socket
 import time
 
+import contract
 from fixtures import customer
-from harness import LISTENING, StackTestCase, in_thread, main, wait_until
+from harness import HOST_BIN, LISTENING, OPENAPI_CHECK, StackTestCase, in_thread, main, wait_until
 
 
 class Foundation(StackTestCase):
@@ -102,6 +103,8 @@ class Foundation(StackTestCase):
             data += part
         s.close()
         head, _, body = data.partition(b"\r\n\r\n")
+        if OPENAPI_CHECK:
+            contract.check_raw(HOST_BIN, "POST", "/api/v1/_dev/echo", head, body)
         self.assertIn(b" 413 ", head.split(b"\r\n")[0])
         self.assertIn(b"content-type: application/problem+json", head.lower())
         self.assertIn(b'"status":413', body)

@@ -10,14 +10,18 @@ import urllib.parse
 
 import contract
 from fixtures import customer, instance, settled
-from harness import FAULTY, HOST_BIN, StackTestCase, main, plugin_dir, wait_until
+from harness import FAULTY, HOST_BIN, OPENAPI_CHECK, StackTestCase, main, plugin_dir, wait_until
 
 
 class SSE:
     """A Server-Sent Events client on a raw socket: sends the request, reads the status and the
     headers, then decodes the chunked body into records (an event, or a comment line)."""
 
+    # what each event carries, checked against the OpenAPI document as Host.request checks answers
+    SCHEMAS = {"job": "Job", "step": "JobStepEvent", "entitlements": "Entitlements"}
+
     def __init__(self, port, path, token, last_event_id=None, timeout=60):
+        self.path = path
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n"
         if last_event_id is not None:
@@ -39,6 +43,8 @@ class SSE:
         elif self.status in (204, 304):
             self.body, self.ended = b"", True
             self.sock.close()
+        if OPENAPI_CHECK:
+            contract.check_raw(HOST_BIN, "GET", path, head, self.body if self.ended else b"")
 
     def _recv(self):
         data = self.sock.recv(65536)
@@ -81,6 +87,8 @@ class SSE:
         if "data" in rec:
             rec["arrived"] = time.time()
             rec["json"] = json.loads(rec["data"])
+            if OPENAPI_CHECK and rec.get("event") in self.SCHEMAS:
+                contract.check_value(HOST_BIN, self.SCHEMAS[rec["event"]], rec["json"], f"GET {self.path} event {rec['event']}")
         return rec
 
     def event(self):

@@ -17,7 +17,8 @@ import time
 import urllib.parse
 import uuid
 
-from harness import FAULTY, ROOT, StackTestCase, main, plugin_dir, wait_until
+import contract
+from harness import FAULTY, HOST_BIN, OPENAPI_CHECK, ROOT, StackTestCase, main, plugin_dir, wait_until
 
 FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
         "FT_SWEEP_INTERVAL_MS": "1000"}
@@ -668,7 +669,11 @@ class Security(SecurityCase):
         conn = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10, source_address=("127.0.0.2", 0))
         try:
             conn.request("GET", "/api/v1/customers", headers={"Authorization": "Bearer " + keys[3]})
-            self.assertEqual(conn.getresponse().status, 200)
+            r = conn.getresponse()
+            body = r.read()
+            if OPENAPI_CHECK:
+                contract.check(HOST_BIN, "GET", "/api/v1/customers", r.status, {k.lower(): v for k, v in r.getheaders()}, body)
+            self.assertEqual(r.status, 200)
         finally:
             conn.close()
 
