@@ -255,13 +255,15 @@ static void discard(ft_req_t *r)
 
 /* The API reference's part of each route (see ft_route_doc_t). The event stream's schema says what
  * its events are (a media type's description is its schema's: a status has one description) and
- * names their data's schemas in x-events. */
+ * names their data's schemas in x-events (event name → schema); contentSchema (JSON Schema 2020-12) says
+ * the same for tools that read only standard keywords: each event's data is one of them. */
 #define SSE_STREAM                                                                                                                 \
     "{\"type\":\"string\",\"description\":\"Server-Sent Events until the job ends. `event: step` (id: the change's number;"      \
     " data: a JobStepEvent): one per change of one of the job's steps, in the order they were made. `event: job` (id: the number"  \
     " of the last change it shows; data: the Job as the plain GET answers it): first, and after the step events of each read;"     \
     " the stream ends after the job event whose status is succeeded or failed. Last-Event-ID resumes right after the change it"     \
     " names (0: from the job's start); a `: keepalive` comment line keeps an idle stream open.\","                                  \
+    "\"contentSchema\":{\"oneOf\":[{\"$ref\":\"#/components/schemas/JobStepEvent\"},{\"$ref\":\"#/components/schemas/Job\"}]},"    \
     "\"x-events\":{\"step\":{\"$ref\":\"#/components/schemas/JobStepEvent\"},\"job\":{\"$ref\":\"#/components/schemas/Job\"}}}"
 static const ft_route_doc_t doc_get_jobs = {
     .tag = "Jobs",

@@ -204,6 +204,7 @@ static void configuration(ft_req_t *r)
 static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags_key = {
     .tag = "OpenFeature",
     .summary = "Evaluate one flag (OFREP)",
+    .request = "OfrepEvaluationRequest",
     .responses = (const ft_route_response_t[]){{200, "FlagEvaluation", NULL, NULL},
                                                {304, NULL, NULL, "Unchanged since If-None-Match"},
                                                {404, "OfrepError", NULL, "Flag not found"},
@@ -213,6 +214,7 @@ static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags_key = {
 static const ft_route_doc_t doc_post_ofrep_v1_evaluate_flags = {
     .tag = "OpenFeature",
     .summary = "Evaluate every flag of the instance (OFREP bulk)",
+    .request = "OfrepEvaluationRequest",
     .responses = (const ft_route_response_t[]){{200, "BulkEvaluation", NULL, NULL},
                                                {304, NULL, NULL, "Unchanged since If-None-Match"},
                                                OFREP_ERRORS,

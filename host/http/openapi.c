@@ -215,6 +215,15 @@ static json_t *operation_of(const ft_route_t *r, json_t *schemas, ft_error_t *er
         json_object_set_new(op, "requestBody",
                             json_pack("{s:b, s:{s:{s:o}}}", "required", (r->flags & FT_ROUTE_JSON_BODY) != 0, "content",
                                       "application/json", "schema", schema != NULL ? schema : json_object()));
+    } else if (d->request != NULL) {
+        json_t *schema = schema_of(d->request, schemas, r, err);
+        if (schema == NULL) {
+            json_decref(op);
+            op = NULL;
+            goto out;
+        }
+        json_object_set_new(op, "requestBody", json_pack("{s:b, s:{s:{s:o}}}", "required", 0, "content", "application/json",
+                                                         "schema", schema));
     }
 out:
     json_decref(params);

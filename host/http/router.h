@@ -54,6 +54,8 @@ typedef struct ft_route_doc {
     const ft_route_query_t *query;         /* terminated by a NULL name; may be NULL */
     const ft_route_response_t *responses;  /* terminated by status 0: the successes and the route's own
                                             * problems; the generic ones (auth, body, 5xx) are added from flags */
+    const char *request; /* an optional body the handler reads itself (no FT_ROUTE_JSON_BODY: a protocol
+                          * with errors of its own, such as OFREP): a component name or inline JSON Schema */
 } ft_route_doc_t;
 
 typedef struct ft_route {
