@@ -13,6 +13,7 @@ libargon2-dev libcurl4-openssl-dev uuid-dev libsystemd-dev
 python3 python3-yaml python3-jsonschema curl ca-certificates procps util-linux iproute2 json-schema-test-suite
 wrk nginx-light stress-ng prometheus
 debhelper dpkg-dev fakeroot lintian
+chromium
 "
 
 missing=""
@@ -34,18 +35,25 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# The API reference's renderer (Redoc, served at /api/v1/docs) and the OpenAPI linter the tests
-# run, at the exact versions docs/openapi/package-lock.json pins; Node.js 20.19+ runs them.
-# Skipped when node_modules already holds what the lock file names.
-tools="$(cd "$(dirname "$0")/../docs/openapi" && pwd)"
 if ! command -v npm >/dev/null 2>&1; then
-    echo "install-deps: npm not found; the API reference page and the OpenAPI lint test need Node.js 20.19+ with npm" >&2
+    echo "install-deps: npm not found; the API reference page, the OpenAPI lint test and the console's browser tests need Node.js 20.19+ with npm" >&2
     exit 1
 fi
-if cmp -s "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"; then
-    echo "install-deps: docs/openapi tools present"
-else
-    echo "install-deps: installing docs/openapi tools (npm ci)"
-    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-    cp "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"
-fi
+
+# npm_tools DIR WHAT: `npm ci` in DIR at the exact versions its package-lock.json pins, skipped
+# when node_modules already holds what the lock file names.
+npm_tools() {
+    if cmp -s "$1/package-lock.json" "$1/node_modules/.farutech-lock"; then
+        echo "install-deps: $2 present"
+    else
+        echo "install-deps: installing $2 (npm ci)"
+        (cd "$1" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        cp "$1/package-lock.json" "$1/node_modules/.farutech-lock"
+    fi
+}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# The API reference's renderer (Redoc, served at /api/v1/docs) and the OpenAPI linter the tests run.
+npm_tools "$root/docs/openapi" "docs/openapi tools"
+# playwright-core, which drives Debian's chromium (above) in the console's browser tests; it
+# downloads no browser of its own (--ignore-scripts).
+npm_tools "$root/tests/browser" "tests/browser tools"
