@@ -6,7 +6,8 @@ import {accessToken, ApiError, refresh} from './api.js';
 
 // Opens `path` (under /api/v1) and calls onEvent({id, event, data}) per event, data parsed as
 // JSON when it is JSON. onState('open' | 'reconnecting' | 'closed', error?) follows the stream.
-// Returns {close()}. A 4xx other than 401 ends the stream with its ApiError.
+// Returns {close()}. A 4xx other than 401 ends the stream with its ApiError; 204 (the server's
+// "nothing more", as for a finished job) ends it quietly.
 export function stream(path, {onEvent, onState = () => {}} = {}) {
   let closed = false;
   let lastId = null;
@@ -36,6 +37,11 @@ export function stream(path, {onEvent, onState = () => {}} = {}) {
         res = null;
       }
       if (closed) return;
+      if (res && res.status === 204) { // the server has nothing more for this stream (a finished job)
+        closed = true;
+        onState('closed');
+        return;
+      }
       if (res && res.status === 401 && !refreshed) {
         refreshed = true;
         await refresh();

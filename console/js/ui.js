@@ -65,6 +65,24 @@ export function table(columns, rows, {empty = 'Nothing here yet.', caption} = {}
       h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', {'data-label': c.label}, c.value(r))))))));
 }
 
+// A table of cursor pages in `slot`, with previous and next buttons: fetchPage(cursor) answers
+// {items, next_cursor}. Returns first(), which shows the first page (again, after a filter changed).
+export function pagedTable(slot, fetchPage, columns, empty) {
+  const cursors = [];
+  const show = async (cursor) => {
+    try {
+      const page = await fetchPage(cursor);
+      slot.replaceChildren(table(columns, page.items, {empty}), h('div', {class: 'buttons pager'},
+        cursors.length ? h('button', {type: 'button', onclick: () => show(cursors.pop() || undefined)}, 'Previous page') : null,
+        page.next_cursor ? h('button', {type: 'button', onclick: () => { cursors.push(cursor || ''); show(page.next_cursor); }},
+          'Next page') : null));
+    } catch (e) {
+      showProblem(slot, e);
+    }
+  };
+  return () => { cursors.length = 0; return show(); };
+}
+
 // A definition list from [label, value] pairs.
 export function facts(pairs) {
   return h('dl', {class: 'facts'}, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v ?? '—')]));
@@ -120,7 +138,7 @@ export function form({fields, submit = 'Save', onSubmit, cls = '', secondary = n
     errs[fd.name] = err;
     f.append(h('div', {class: 'field field-' + (fd.type || 'text')},
       h('label', {for: id}, fd.label, fd.required ? h('span', {class: 'req', 'aria-hidden': 'true'}, ' *') : null),
-      input, fd.help ? h('p', {class: 'help'}, fd.help) : null, err));
+      input, err, fd.help ? h('p', {class: 'help'}, fd.help) : null));
   }
   const general = h('div', {class: 'form-problem'});
   const button = h('button', {type: 'submit', class: 'primary'}, submit);
@@ -148,7 +166,8 @@ export function form({fields, submit = 'Save', onSubmit, cls = '', secondary = n
       const parts = String(e.pointer || e.parameter || '').replace(/^#?\//, '').split('/');
       const name = errs[parts.join('_')] ? parts.join('_') : parts[0];
       if (errs[name]) {
-        errs[name].textContent = e.detail || e.message || 'is not valid';
+        const text = e.detail || e.message || 'is not valid';
+        errs[name].textContent = errs[name].textContent ? `${errs[name].textContent}; ${text}` : text;
         inputs[name].setAttribute('aria-invalid', 'true');
         placed = true;
       }

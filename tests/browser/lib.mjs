@@ -84,6 +84,21 @@ export async function run(name, scenario, {allowConsoleErrors = false, blocked =
   process.exitCode = failed ? 1 : 0;
 }
 
+// Fills and sends the sign-in form (the page must show it).
+export async function signIn(page, email, password) {
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', {name: 'Sign in'}).click();
+}
+
+// Opens the console and signs in; resolves once the navigation shows.
+export async function openSignedIn(page, email, password) {
+  await page.goto(BASE + '/console/');
+  await page.getByRole('heading', {name: 'Sign in'}).waitFor();
+  await signIn(page, email, password);
+  await page.getByRole('button', {name: 'Sign out'}).waitFor();
+}
+
 export function assert(cond, what) {
   if (!cond) throw new Error('assertion failed: ' + what);
 }

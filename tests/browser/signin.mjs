@@ -1,16 +1,10 @@
 // Sign in: a wrong password shows the API's problem, a locked address its Retry-After, the right
 // one signs in; the session page refreshes the tokens; signing out returns to the sign-in page;
 // a session the server ends (the user disabled) says why on the sign-in page.
-import {BASE, api, assert, run} from './lib.mjs';
+import {BASE, api, assert, run, signIn} from './lib.mjs';
 
 const email = process.env.FT_EMAIL;
 const password = process.env.FT_PASSWORD;
-
-async function signIn(page, who, pw) {
-  await page.getByLabel('E-mail').fill(who);
-  await page.getByLabel('Password').fill(pw);
-  await page.getByRole('button', {name: 'Sign in'}).click();
-}
 
 run('signin', async ({page, shot, step}) => {
   step('open the console');

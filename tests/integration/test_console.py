@@ -104,6 +104,15 @@ class Console(ProductsTestCase):
         email, password = self.admin(h)
         self.browse("signin.mjs", h, FT_EMAIL=email, FT_PASSWORD=password, FT_LOGIN_MAX_FAILURES="3")
 
+    def test_browser_customer_instance_to_active_override_and_the_subscription_actions(self):
+        h = self.console_host()
+        email, password = self.admin(h)
+        out = self.browse("tenancy.mjs", h, FT_EMAIL=email, FT_PASSWORD=password)
+        self.assertIn('provision click -> "active" on screen', out)
+
+    def test_browser_a_read_only_user_sees_no_write_controls_and_a_forced_403(self):
+        self.browse("readonly.mjs", self.console_host())
+
     def test_browser_the_api_reference_renders_with_no_policy_violation(self):
         self.browse("docs.mjs", self.host())
 
