@@ -46,6 +46,13 @@ run('signin', async ({page, shot, step}) => {
   await page.getByText('Session refreshed').waitFor();
   await shot('session');
 
+  step('the access token is refreshed before it expires, unasked');
+  const before = await page.locator('#access-expiry').textContent();
+  const ttl = Number(process.env.FT_ACCESS_TOKEN_TTL_S || 900);
+  await page.waitForFunction((t) => document.getElementById('access-expiry').textContent !== t, before,
+    {timeout: (ttl + 10) * 1000});
+  await page.getByRole('heading', {name: 'Session'}).waitFor();
+
   step('signing out returns to the sign-in page');
   await page.getByRole('button', {name: 'Sign out'}).click();
   await page.getByRole('heading', {name: 'Sign in'}).waitFor();

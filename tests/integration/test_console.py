@@ -97,12 +97,27 @@ class Console(ProductsTestCase):
         self.assertNotIn("unsafe-eval", csp)
         self.assertEqual(r.headers["x-content-type-options"], "nosniff")
 
+    def test_who_am_i_lists_the_permissions_the_roles_grant(self):
+        """What the console shows or hides follows GET /api/v1/auth/me's permissions."""
+        h = self.console_host()
+        admin = h.get("/api/v1/auth/me").json()
+        self.assertIn("customers:delete", admin["permissions"])
+        self.assertEqual(len(admin["permissions"]), len(set(admin["permissions"])))
+        viewer = h.make_key("product-manager", name="pm")
+        perms = h.get("/api/v1/auth/me", auth=viewer).json()["permissions"]
+        self.assertIn("overrides:write", perms)
+        self.assertIn("self:read", perms)
+        for p in ("customers:create", "instances:delete", "subscriptions:manage", "dlq:write", "plugins:reload"):
+            self.assertNotIn(p, perms)
+
     # ---- in the browser
 
     def test_browser_sign_in_lockout_refresh_sign_out_and_an_ended_session(self):
-        h = self.console_host(FT_LOGIN_MAX_FAILURES="3")
+        # access tokens of 10 s: the console refreshes them 5 s in (its floor), before they expire
+        h = self.console_host(FT_LOGIN_MAX_FAILURES="3", FT_ACCESS_TOKEN_TTL_S="10")
         email, password = self.admin(h)
-        self.browse("signin.mjs", h, FT_EMAIL=email, FT_PASSWORD=password, FT_LOGIN_MAX_FAILURES="3")
+        self.browse("signin.mjs", h, FT_EMAIL=email, FT_PASSWORD=password, FT_LOGIN_MAX_FAILURES="3",
+                    FT_ACCESS_TOKEN_TTL_S="10")
 
     def test_browser_customer_instance_to_active_override_and_the_subscription_actions(self):
         h = self.console_host()
