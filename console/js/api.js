@@ -85,8 +85,7 @@ export async function request(method, path, opts = {}) {
   if (method !== 'GET' && method !== 'HEAD' && !headers['Idempotency-Key']) headers['Idempotency-Key'] = idempotencyKey();
   let res = await send(method, path, {...opts, headers});
   if (res.status === 401 && session && opts.auth !== false) {
-    await refresh();
-    if (!session) throw await problemOf(res);
+    if (!(await refresh())) throw await problemOf(res);
     res = await send(method, path, {...opts, headers});
   }
   return decode(res);
@@ -128,7 +127,8 @@ export async function login(email, password) {
 }
 
 // Exchanges the refresh token for new tokens. When that is refused (expired, revoked, reused)
-// the session ends and listeners hear why. Concurrent callers share one exchange.
+// the session ends and listeners hear why; when the host cannot answer (network, 5xx, 429) the
+// session stays and the exchange is tried again shortly. Concurrent callers share one exchange.
 export function refresh() {
   if (!session) return Promise.resolve(null);
   if (!refreshing) {
@@ -137,7 +137,12 @@ export function refresh() {
         const res = await send('POST', '/auth/refresh', {body: {refresh_token: session.refresh}, auth: false});
         return await adopt(await decode(res));
       } catch (e) {
-        end(e);
+        if (e.status === 400 || e.status === 401) {
+          end(e);
+        } else {
+          clearTimeout(refreshTimer);
+          refreshTimer = setTimeout(() => { refresh().catch(() => {}); }, 5000);
+        }
         return null;
       } finally {
         refreshing = null;
