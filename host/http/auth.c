@@ -344,6 +344,25 @@ static void logout(ft_req_t *r)
 
 /* ---- GET /api/v1/auth/me */
 
+/* The permissions the routes name that the credential's roles grant, each once, in route order: what
+ * a client (the console) needs to show only the controls it may use. Scope narrows them further. */
+static json_t *permissions_of(ft_req_t *r)
+{
+    json_t *perms = json_array();
+    const ft_router_t *rt = r->app->router;
+    for (size_t i = 0; i < ft_router_count(rt); i++) {
+        const char *p = ft_router_at(rt, i)->permission;
+        if (p == NULL || !ft_rbac_allows(r->principal.roles, p))
+            continue;
+        int seen = 0;
+        for (size_t j = 0; j < json_array_size(perms) && !seen; j++)
+            seen = strcmp(json_string_value(json_array_get(perms, j)), p) == 0;
+        if (!seen)
+            json_array_append_new(perms, json_string(p));
+    }
+    return perms;
+}
+
 static void me(ft_req_t *r)
 {
     json_t *roles = json_array();
@@ -353,9 +372,9 @@ static void me(ft_req_t *r)
         if (r->principal.roles & all[i])
             json_array_append_new(roles, json_string(ft_role_name(all[i])));
     ft_respond_json(r, 200,
-                    json_pack("{s:s, s:o, s:s?, s:s?}", "subject", r->principal.subject, "roles", roles, "customer_id",
-                              r->principal.customer_id[0] ? r->principal.customer_id : NULL, "instance_id",
-                              r->principal.instance_id[0] ? r->principal.instance_id : NULL));
+                    json_pack("{s:s, s:o, s:o, s:s?, s:s?}", "subject", r->principal.subject, "roles", roles, "permissions",
+                              permissions_of(r), "customer_id", r->principal.customer_id[0] ? r->principal.customer_id : NULL,
+                              "instance_id", r->principal.instance_id[0] ? r->principal.instance_id : NULL));
 }
 
 /* ---- signing keys */

@@ -291,6 +291,8 @@ ft_openapi_t *ft_openapi_create(const ft_router_t *router, const char *docs_dir,
                          r->doc->tag);
             goto out;
         }
+        if (r->doc->flags & FT_DOC_UNLISTED)
+            continue;
         json_t *op = operation_of(r, schemas, err);
         if (op == NULL)
             goto out;
@@ -363,6 +365,7 @@ static void get_reference(ft_req_t *r)
 {
     static const char page[] = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                                "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                               "<link rel=\"icon\" href=\"data:,\">"
                                "<title>Farutech Orchestrator API</title></head><body>"
                                "<redoc spec-url=\"/api/v1/openapi.json\"></redoc>"
                                "<script src=\"/api/v1/docs/" RENDERER_FILE "\"></script></body></html>\n";
@@ -373,6 +376,14 @@ static void get_reference(ft_req_t *r)
             r->app->config.docs_dir);
         return;
     }
+    /* Redoc styles its page with inline <style> elements and runs its search in a blob: worker;
+     * nothing may come from elsewhere (its bundle names a CDN logo and web fonts: blocked) */
+    ft_req_add_header(r, "content-security-policy",
+                      "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                      "font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; form-action 'none'; base-uri 'none'; "
+                      "frame-ancestors 'none'");
+    ft_req_add_header(r, "x-content-type-options", "nosniff");
+    ft_req_add_header(r, "referrer-policy", "no-referrer");
     ft_respond_raw(r, 200, "text/html; charset=utf-8", page, sizeof(page) - 1);
 }
 
@@ -384,6 +395,7 @@ static void get_renderer(ft_req_t *r)
         return;
     }
     ft_req_add_header(r, "cache-control", "public, max-age=86400");
+    ft_req_add_header(r, "x-content-type-options", "nosniff");
     ft_respond_borrowed(r, 200, "text/javascript; charset=utf-8", doc->renderer, doc->renderer_len, release_nothing, NULL);
 }
 

@@ -45,6 +45,9 @@ typedef struct ft_route_query {
 enum {
     FT_DOC_PAGE = 1u << 0, /* a list: `limit` and `cursor` query parameters, and the 200 response's schema
                             * names the item inside the {items, next_cursor} envelope */
+    FT_DOC_UNLISTED = 1u << 1, /* served but left out of the document: a second path for what a listed
+                                * route serves (/console/ is /console/index.html; an OpenAPI path
+                                * may not end in a slash) */
 };
 
 typedef struct ft_route_doc {

@@ -4,6 +4,7 @@
 #include "http/routes.h"
 
 #include "http/openapi.h"
+#include "http/static.h"
 
 #include "auth/rbac.h"
 #include "domain/jsonschema.h"
@@ -38,6 +39,7 @@ int ft_routes_register_all(ft_app_t *app)
         ft_routes_audit(rt);
         ft_routes_tenant_databases(rt);
         ft_routes_openapi(rt);
+        ft_routes_console(rt);
         if (app->config.dev_routes)
             ft_routes_dev(rt);
     }

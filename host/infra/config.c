@@ -27,6 +27,9 @@
 #ifndef FT_INSTALL_DOCS_DIR
 #define FT_INSTALL_DOCS_DIR "/usr/local/share/farutech/docs"
 #endif
+#ifndef FT_INSTALL_CONSOLE_DIR
+#define FT_INSTALL_CONSOLE_DIR "/usr/local/share/farutech/console"
+#endif
 #ifndef FT_SYSTEM_CONFIG
 #define FT_SYSTEM_CONFIG "/usr/local/etc/farutech/farutech.conf"
 #endif
@@ -91,6 +94,8 @@ static const setting_t settings[] = {
     {"FT_MIGRATIONS_DIR", K_STRING, OFF(migrations_dir), FT_INSTALL_MIGRATIONS_DIR, 0, 0, "directory of NNNN_name.sql migrations"},
     {"FT_DOCS_DIR", K_STRING, OFF(docs_dir), FT_INSTALL_DOCS_DIR, 0, 0,
      "directory of the API reference's renderer (redoc.standalone.js), served at /api/v1/docs"},
+    {"FT_CONSOLE_DIR", K_STRING, OFF(console_dir), FT_INSTALL_CONSOLE_DIR, 0, 0,
+     "directory of the operator console's files (index.html, console.css, js/), served at /console/"},
     {"FT_ROLES", K_ROLES, OFF(roles), "api,relay,worker", 0, 0, "roles this process runs: api, relay, worker (all: every one)"},
     {"FT_THREADS", K_UINT, OFF(threads), "0", 0, 256, "HTTP loop threads (0 = one per CPU)"},
     {"FT_DB_POOL_SIZE", K_UINT, OFF(db_pool_size), "8", 1, 512, "PostgreSQL connections for request work"},
@@ -531,11 +536,13 @@ void ft_config_site(const char *exe, ft_config_site_t *site)
         site->plugin_dir = FT_BUILD_DIR "/products";
         site->migrations_dir = FT_SOURCE_DIR "/migrations";
         site->docs_dir = FT_SOURCE_DIR "/docs/openapi/node_modules/redoc/bundles";
+        site->console_dir = FT_SOURCE_DIR "/console";
         site->stack_env = site->buf;
     } else {
         site->plugin_dir = FT_INSTALL_PLUGIN_DIR;
         site->migrations_dir = FT_INSTALL_MIGRATIONS_DIR;
         site->docs_dir = FT_INSTALL_DOCS_DIR;
+        site->console_dir = FT_INSTALL_CONSOLE_DIR;
         site->system_config = FT_SYSTEM_CONFIG;
     }
 }
@@ -554,6 +561,8 @@ int ft_config_load_site(ft_config_t *cfg, const char *file, const ft_config_site
         apply(cfg, find_setting("FT_MIGRATIONS_DIR", sizeof("FT_MIGRATIONS_DIR") - 1), site->migrations_dir, "default", &eb);
         if (site->docs_dir != NULL)
             apply(cfg, find_setting("FT_DOCS_DIR", sizeof("FT_DOCS_DIR") - 1), site->docs_dir, "default", &eb);
+        if (site->console_dir != NULL)
+            apply(cfg, find_setting("FT_CONSOLE_DIR", sizeof("FT_CONSOLE_DIR") - 1), site->console_dir, "default", &eb);
     }
     if (eb.count != 0)
         return FT_EINVAL; /* a default that does not parse is a programming error, reported as such */

@@ -25,6 +25,7 @@ typedef struct ft_config {
     char *plugin_dir;
     char *migrations_dir;
     char *docs_dir;
+    char *console_dir;
     unsigned roles;
     unsigned threads;
     unsigned db_pool_size;
@@ -77,6 +78,7 @@ typedef struct ft_config_site {
     const char *plugin_dir;     /* default of FT_PLUGIN_DIR */
     const char *migrations_dir; /* default of FT_MIGRATIONS_DIR */
     const char *docs_dir;       /* default of FT_DOCS_DIR */
+    const char *console_dir;    /* default of FT_CONSOLE_DIR */
     const char *stack_env;      /* the local stack's settings file, or NULL */
     const char *system_config;  /* the system config file, or NULL */
     char buf[4096];             /* holds stack_env */

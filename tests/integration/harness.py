@@ -36,6 +36,17 @@ OPENAPI_CHECK = os.environ.get("FT_OPENAPI_CHECK", "1") != "0"
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
+CONSOLE_DIR = os.path.join(ROOT, "console")
+
+
+def console_files():
+    """The operator console's files as installed under share/farutech/console (relative paths)."""
+    out = []
+    for top, _, files in os.walk(CONSOLE_DIR):
+        out += [os.path.relpath(os.path.join(top, f), CONSOLE_DIR) for f in files if f.endswith((".html", ".css", ".js"))]
+    return sorted(out)
+
+
 def plugin_dir(parent, *extra):
     """A new directory under parent holding the first-party products and the plugin files extra."""
     d = tempfile.mkdtemp(prefix="plugins-", dir=parent)

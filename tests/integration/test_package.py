@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from harness import BUILD, ROOT, StackTestCase, main, run, wait_until
+from harness import BUILD, ROOT, StackTestCase, console_files, main, run, wait_until
 
 PACKAGES = ("farutech-host", "farutech-products", "farutech-plugin-dev")
 PRODUCTS = ("vet", "erp", "crm", "pos")
@@ -101,7 +101,8 @@ class Package(StackTestCase):
                               "usr/share/farutech/events", "usr/share/man/man1/farutech-host.1.gz", "usr/bin/farutech",
                               "usr/share/bash-completion/completions/farutech", "usr/share/man/man1/farutech.1.gz",
                               "usr/share/farutech/prometheus/alerts.yml", "usr/share/farutech/grafana/farutech.json",
-                              "usr/share/farutech/docs/redoc.standalone.js"],
+                              "usr/share/farutech/docs/redoc.standalone.js", "usr/share/farutech/console/index.html",
+                              "usr/share/farutech/console/js/app.js"],
             "farutech-products": [f"usr/lib/farutech/products/{p}.so" for p in PRODUCTS],
             "farutech-plugin-dev": ["usr/include/farutech/plugin.h", "usr/bin/farutech-plugin-lint",
                                     "usr/lib/cmake/FarutechPlugin/FarutechPluginConfig.cmake",
@@ -121,6 +122,9 @@ class Package(StackTestCase):
         self.assertEqual(sorted(os.listdir(self.path("usr/share/farutech/events"))),
                          sorted(f for f in os.listdir(os.path.join(ROOT, "docs", "events")) if f.endswith(".schema.json")))
         self.assertEqual(sorted(os.listdir(self.path("usr/lib/farutech/products"))), sorted(f"{p}.so" for p in PRODUCTS))
+        console = self.path("usr/share/farutech/console")
+        self.assertEqual(sorted(os.path.relpath(os.path.join(t, f), console) for t, _, fs in os.walk(console) for f in fs),
+                         console_files())
         out = run(self.path("usr/bin/farutech-plugin-lint"), *glob.glob(self.path("usr/lib/farutech/products/*.so")))
         self.assertEqual(out.count(": ok"), 4, out)
 
@@ -157,7 +161,8 @@ class Package(StackTestCase):
             f.write(f"# the scratch root's copies, since the defaults point at /usr\n"
                     f"FT_PLUGIN_DIR={self.path('usr/lib/farutech/products')}\n"
                     f"FT_MIGRATIONS_DIR={self.path('usr/share/farutech/migrations')}\n"
-                    f"FT_DOCS_DIR={self.path('usr/share/farutech/docs')}\n")
+                    f"FT_DOCS_DIR={self.path('usr/share/farutech/docs')}\n"
+                    f"FT_CONSOLE_DIR={self.path('usr/share/farutech/console')}\n")
         # FT_CONFIG too, so the harness's own create-api-key call reads the same file
         h = self.host(start=False, binary=self.bin, env={"FT_CONFIG": conf})
         h.start(args=("--config", conf, "serve"))
@@ -172,6 +177,8 @@ class Package(StackTestCase):
         # the API reference, its renderer from the package
         self.assertEqual(h.get("/api/v1/docs", auth=None).status, 200)
         self.assertEqual(h.get("/api/v1/docs/redoc.standalone.js", auth=None).status, 200)
+        # the operator console, from the package
+        self.assertEqual(h.get("/console/index.html", auth=None).status, 200)
         # the operator CLI beside it talks to it
         out = run(self.path("usr/bin/farutech"), "--server", f"http://127.0.0.1:{h.port}", "plugins", "list",
                   env={**os.environ, "FARUTECH_API_KEY": h.admin_key})

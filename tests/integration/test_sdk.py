@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from fixtures import customer, instance
-from harness import BUILD, ROOT, StackTestCase, main, run, wait_until
+from harness import BUILD, ROOT, StackTestCase, console_files, main, run, wait_until
 
 
 def cache_value(name):
@@ -50,7 +50,8 @@ class Sdk(StackTestCase):
              "bin/farutech", "share/bash-completion/completions/farutech",
              "share/farutech/prometheus/alerts.yml", "share/farutech/grafana/farutech.json"]
             + [f"lib/farutech/products/{p}.so" for p in ("vet", "erp", "crm", "pos")]
-            + [f"share/farutech/migrations/{m}" for m in migrations] + [f"share/farutech/events/{e}" for e in events])
+            + [f"share/farutech/migrations/{m}" for m in migrations] + [f"share/farutech/events/{e}" for e in events]
+            + [f"share/farutech/console/{c}" for c in console_files()])
         self.assertEqual(files_under(self.prefix), expected)
 
         # the installed binary's defaults: the configured prefix's paths, never the build tree
@@ -60,6 +61,7 @@ class Sdk(StackTestCase):
         self.assertIn(f"FT_PLUGIN_DIR={prefix}/lib/farutech/products\n", out)
         self.assertIn(f"FT_MIGRATIONS_DIR={prefix}/share/farutech/migrations\n", out)
         self.assertIn(f"FT_DOCS_DIR={prefix}/share/farutech/docs\n", out)
+        self.assertIn(f"FT_CONSOLE_DIR={prefix}/share/farutech/console\n", out)
         self.assertNotIn(BUILD, out)
         self.assertNotIn("local stack", out)
 

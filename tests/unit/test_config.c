@@ -342,6 +342,9 @@ TEST(a_binary_from_the_checkout_points_into_it_and_an_installed_one_at_the_insta
     CHECK_STR(site.migrations_dir, c.migrations_dir);
     CHECK_STR(site.docs_dir, c.docs_dir);
     CHECK_CONTAINS(c.docs_dir, "/docs/openapi/");
+    CHECK_STR(site.console_dir, c.console_dir);
+    CHECK_CONTAINS(c.console_dir, "/console");
+    CHECK_INT(0, access(c.console_dir, R_OK));
     ft_config_free(&c);
 
     ft_config_site("/bin/sh", &site);
@@ -351,6 +354,7 @@ TEST(a_binary_from_the_checkout_points_into_it_and_an_installed_one_at_the_insta
     CHECK_CONTAINS(site.plugin_dir, "/farutech/products");
     CHECK_CONTAINS(site.migrations_dir, "/farutech/migrations");
     CHECK_CONTAINS(site.docs_dir, "/farutech/docs");
+    CHECK_CONTAINS(site.console_dir, "/farutech/console");
     /* the plain loader has the installed defaults too */
     CHECK_INT(0, ft_config_load(&c, NULL, errors, sizeof(errors)));
     CHECK_STR(site.plugin_dir, c.plugin_dir);
