@@ -47,18 +47,22 @@ function overridesTable(answer) {
     {label: 'Expires', value: (o) => fmtTime(o.override.expires_at)},
     {label: 'Reason', value: (o) => o.override.reason || '—'},
     {label: 'Set by', value: (o) => h('code', {}, o.override.set_by || '—')},
-  ], answer.overrides, {empty: 'No subscription overrides this feature.', caption: `Overrides of ${answer.feature}`});
+  ], answer.overrides, {empty: `No subscription overrides ${answer.feature}.`, caption: `Overrides of ${answer.feature}`});
 }
 
+// The module's features; a feature's overrides open below the table (a table inside a cell
+// would not read on a phone).
 function featureRows(code, module) {
-  return table([
+  const slots = h('div', {class: 'overrides-slots'});
+  const rows = table([
     {label: 'Feature', value: (f) => h('span', {}, f.name, ' ', h('code', {}, f.code))},
     {label: 'Kind', value: (f) => f.kind},
     {label: 'Default', value: defaultOf},
     {label: 'Requires', value: (f) => (f.requires && f.requires.length ? f.requires.join(', ') : '—')},
     {label: 'Description', value: (f) => f.description || '—'},
     {label: 'Overrides', value: (f) => {
-      const slot = h('div', {class: 'overrides', id: `overrides-${f.code}`});
+      const slot = h('div', {class: 'overrides', id: `overrides-${f.code}`, 'aria-live': 'polite'});
+      slots.append(slot);
       const b = guarded('overrides:read', `Who overrides ${f.code}`, async () => {
         b.disabled = true;
         try {
@@ -69,9 +73,10 @@ function featureRows(code, module) {
           b.disabled = false;
         }
       }, {cls: 'small'});
-      return h('div', {}, b || '—', slot);
+      return b || '—';
     }},
   ], module.features, {empty: 'This module declares no feature.'});
+  return [rows, slots];
 }
 
 function planCard(plan) {
@@ -106,7 +111,7 @@ export async function product(main, {product: code}) {
       ['Actions', (p.actions || []).map((a) => a.name || a.code).join(', ') || '—'],
     ]),
     h('h2', {}, 'Modules and features'),
-    (p.modules || []).map((m) => h('section', {class: 'module', 'aria-label': `Module ${m.name}`},
+    ...(p.modules || []).map((m) => h('section', {class: 'module', 'aria-label': `Module ${m.name}`},
       h('h3', {}, `${m.name} (${m.code})`, m.depends && m.depends.length ? h('span', {class: 'muted small'}, ` needs ${m.depends.join(', ')}`) : null),
       m.description ? h('p', {class: 'muted'}, m.description) : null,
       featureRows(p.code, m))),
