@@ -3,9 +3,10 @@
 // given an override of online_booking through the API shows up with its reason); an unknown
 // product shows the API's 404 problem.
 import {api, assert, run} from './lib.mjs';
-import {signIn} from './ops.mjs';
+import {checked, signIn} from './ops.mjs';
 
-run('catalog', async ({page, shot, step}) => {
+run('catalog', async ({page, shot: raw, step}) => {
+  const shot = checked(page, raw);
   const c = await api('POST', '/api/v1/customers', {legal_name: 'Catalog clinic ' + Date.now(), tax_id: String(Date.now()), country: 'CO'});
   const i = await api('POST', `/api/v1/customers/${c.id}/instances`,
     {code: 'cat' + Date.now(), product: 'vet', plan: 'essentials', settings: {admin_email: 'vet@example.test'}});

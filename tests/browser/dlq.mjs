@@ -5,7 +5,7 @@
 // time, finds the replay and the discard.
 import fs from 'node:fs';
 import {api, assert, run} from './lib.mjs';
-import {faultyInstance, localMinute, signIn, until} from './ops.mjs';
+import {checked, faultyInstance, localMinute, signIn, until} from './ops.mjs';
 
 const fault = process.env.FT_FAULT;
 const short = (id) => id.slice(0, 8);
@@ -19,7 +19,8 @@ async function confirm(page, code, action) {
   await ok.click();
 }
 
-run('dlq', async ({page, shot, step}) => {
+run('dlq', async ({page, shot: raw, step}) => {
+  const shot = checked(page, raw);
   const since = localMinute(new Date(Date.now() - 60000));
   step('two jobs fail into the DLQ');
   fs.writeFileSync(fault, '');
@@ -63,11 +64,15 @@ run('dlq', async ({page, shot, step}) => {
   await page.locator('#job .job-progress').getByText(/100%/).waitFor();
   await shot('replayed-job');
 
-  step('discard the other');
+  step('discard the other, by keyboard');
   await page.goto(page.url().replace(/#.*/, '#/dlq'));
   const row = page.locator('tr', {has: page.getByRole('link', {name: `Inspect ${short(b.id)}`})});
-  await row.getByRole('button', {name: 'Discard'}).click();
-  await confirm(page, short(b.id), 'Discard');
+  // by keyboard only: focus the button, Enter, type the code, Enter
+  await row.getByRole('button', {name: 'Discard'}).focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('dialog').waitFor();
+  await page.keyboard.type(short(b.id));
+  await page.keyboard.press('Enter');
   await page.getByText(`Dead letter ${short(b.id)} discarded.`).waitFor();
   await page.getByText('No open dead letter').waitFor();
   await page.getByLabel('Show replayed and discarded').check();

@@ -4,11 +4,12 @@
 // 100% with no reload of the page.
 import fs from 'node:fs';
 import {assert, run} from './lib.mjs';
-import {faultyInstance, signIn} from './ops.mjs';
+import {checked, faultyInstance, signIn} from './ops.mjs';
 
 const fault = process.env.FT_FAULT;
 
-run('jobs', async ({page, shot, step}) => {
+run('jobs', async ({page, shot: raw, step}) => {
+  const shot = checked(page, raw);
   step('a job that fails while the fault file exists');
   fs.writeFileSync(fault, '');
   const inst = await faultyInstance({fail_while_exists: fault});

@@ -34,3 +34,14 @@ export async function faultyInstance(settings) {
   return api('POST', `/api/v1/customers/${c.id}/instances`,
     {code: 'c' + Math.random().toString(16).slice(2, 10), product: 'faulty', plan: 'basic', tier: 'standard', settings});
 }
+
+// `shot` that first checks the page shows no value rendered by mistake (an object, undefined,
+// NaN, or a bare null among the page's own elements).
+export function checked(page, shot) {
+  return async (label) => {
+    const text = await page.locator('main').innerText();
+    const bad = text.match(/\[object \w+\]|\bundefined\b|\bNaN\b|^null$/m);
+    if (bad) throw new Error(`the page shows "${bad[0]}" (${label})`);
+    await shot(label);
+  };
+}

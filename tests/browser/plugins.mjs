@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {api, assert, run} from './lib.mjs';
-import {localMinute, signIn} from './ops.mjs';
+import {checked, localMinute, signIn} from './ops.mjs';
 
 const dir = process.env.FT_PLUGIN_DIR_A;
 
@@ -15,7 +15,8 @@ async function reload(page) {
   await page.locator('#reload-results').waitFor();
 }
 
-run('plugins', async ({page, shot, step}) => {
+run('plugins', async ({page, shot: raw, step}) => {
+  const shot = checked(page, raw);
   const since = localMinute(new Date(Date.now() - 60000));
   step('each host and the generation it serves');
   await signIn(page, '/plugins');

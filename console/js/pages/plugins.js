@@ -172,7 +172,7 @@ export async function overview(main) {
 
   main.append(heading('Plugins & hosts', h('button', {type: 'button', onclick: () => load()}, 'Refresh')),
     problems,
-    reloadForm ? h('section', {'aria-label': 'Reload'}, h('h2', {}, 'Reload'), reloadForm, resultSlot) : null,
+    ...(reloadForm ? [h('section', {'aria-label': 'Reload'}, h('h2', {}, 'Reload'), reloadForm, resultSlot)] : []),
     fleetSlot, localSlot);
   await load();
 }
