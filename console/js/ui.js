@@ -239,8 +239,3 @@ export function notice(text) {
   main.prepend(n);
   setTimeout(() => n.remove(), 6000);
 }
-
-// The stand-in for a page not built yet (replace the page module's view).
-export function notBuilt(main, what) {
-  main.append(h('h1', {}, what), h('p', {class: 'muted'}, 'This page is not built yet.'));
-}
