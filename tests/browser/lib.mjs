@@ -102,3 +102,17 @@ export async function openSignedIn(page, email, password) {
 export function assert(cond, what) {
   if (!cond) throw new Error('assertion failed: ' + what);
 }
+
+// Waits (at most WAIT_MS) until the texts of every element `locator` matches equal `expected`,
+// joined by commas: a page that re-renders a list (a search replacing the first page) shows the
+// old rows for a moment, and a list read once may be that old one.
+export async function textsBecome(locator, expected, what) {
+  const deadline = Date.now() + WAIT_MS;
+  let seen;
+  for (;;) {
+    seen = (await locator.allTextContents()).join();
+    if (seen === expected) return;
+    if (Date.now() > deadline) throw new Error(`assertion failed: ${what} (expected ${expected}, saw ${seen})`);
+    await locator.page().waitForTimeout(50);
+  }
+}

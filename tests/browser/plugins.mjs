@@ -5,7 +5,7 @@
 // the reload, no DLQ or audit in the navigation, and the API's 403 when opening the DLQ anyway.
 import fs from 'node:fs';
 import path from 'node:path';
-import {api, assert, run} from './lib.mjs';
+import {api, assert, run, textsBecome} from './lib.mjs';
 import {checked, localMinute, signIn} from './ops.mjs';
 
 const dir = process.env.FT_PLUGIN_DIR_A;
@@ -61,8 +61,7 @@ run('plugins', async ({page, shot: raw, step}) => {
   await page.getByLabel('Since').fill(since);
   await page.getByRole('button', {name: 'Search'}).click();
   const cells = page.locator('.results td[data-label="Result"]');
-  await cells.nth(1).waitFor();
-  assert((await cells.allTextContents()).join() === 'failure,success', `the failed reload, then the first (${await cells.allTextContents()})`);
+  await textsBecome(cells, 'failure,success', 'the failed reload, then the first');
   await page.getByLabel('Result').selectOption('failure');
   await page.getByRole('button', {name: 'Search'}).click();
   await page.locator('.results td[data-label="Reason"]').getByText(/refuses/).waitFor();
