@@ -7,12 +7,10 @@
 
 #include "core/mem.h"
 
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define REASON_MAX 160
 
@@ -193,8 +191,6 @@ void ft_entitlements_release(ft_entitlements_t *e)
 {
     if (e == NULL || atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
         return;
-    free(atomic_load(&e->json));
-    free(atomic_load(&e->bulk));
     free(e);
 }
 
@@ -223,53 +219,3 @@ int ft_entitlements_value(void *arg, const char *code, int64_t *value)
     return 1;
 }
 
-static json_t *time_json(int64_t us)
-{
-    char buf[40], base[32];
-    time_t s = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, sizeof(buf), "%s.%06lldZ", base, (long long)(us % 1000000));
-    return json_string(buf);
-}
-
-static const char *source_name(int s)
-{
-    return s == FT_ENT_SOURCE_PLAN ? "plan" : s == FT_ENT_SOURCE_OVERRIDE ? "override" : "none";
-}
-
-const char *ft_entitlements_json(ft_entitlements_t *e, size_t *len)
-{
-    char *text = atomic_load_explicit(&e->json, memory_order_acquire);
-    if (text == NULL) {
-        json_t *features = json_object();
-        for (size_t i = 0; i < e->nfeatures; i++) {
-            const ft_ent_feature_t *f = &e->features[i];
-            json_t *item = json_pack("{s:s, s:b, s:o, s:s, s:s}", "kind", f->kind == FTP_FEATURE_FLAG ? "flag" : "limit", "enabled",
-                                     f->enabled, "value", f->kind == FTP_FEATURE_FLAG ? json_boolean(f->enabled) : json_integer(f->value),
-                                     "source", source_name(f->source), "reason", f->reason);
-            if (f->expires_us != 0)
-                json_object_set_new(item, "expires_at", time_json(f->expires_us));
-            json_object_set_new(features, f->code, item);
-        }
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:{s:s, s:i}, s:s, s:s, s:I, s:o, s:o, s:o}", "instance_id", e->instance_id,
-                                "customer_id", e->customer_id, "product", e->product, "plan", "code", e->plan, "version",
-                                (int)e->plan_version, "subscription_status", e->subscription_status, "instance_status",
-                                e->instance_status, "version", (json_int_t)e->version, "resolved_at", time_json(e->resolved_us),
-                                "valid_until", e->valid_until_us == INT64_MAX ? json_null() : time_json(e->valid_until_us),
-                                "features", features);
-        char *fresh = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        json_decref(doc);
-        char *expected = NULL;
-        if (atomic_compare_exchange_strong(&e->json, &expected, fresh))
-            text = fresh;
-        else {
-            free(fresh); /* another thread rendered it first */
-            text = expected;
-        }
-    }
-    if (len != NULL)
-        *len = strlen(text);
-    return text;
-}

@@ -66,8 +66,6 @@ typedef struct ft_entitlements {
     int64_t valid_until_us; /* an override expiry, trial end or due change: re-resolve after; INT64_MAX: none */
     size_t nfeatures;
     ft_ent_feature_t *features; /* sorted by code */
-    char *_Atomic json;         /* rendered on first use; see ft_entitlements_json */
-    char *_Atomic bulk;         /* OFREP bulk body, rendered on first use */
 } ft_entitlements_t;
 
 /* Resolves against the product's current definitions. The result has one reference. */
@@ -78,8 +76,5 @@ const ft_ent_feature_t *ft_entitlements_find(const ft_entitlements_t *e, const c
 /* The plugin ABI's entitlement lookup (arg: an ft_entitlements_t, or NULL: nothing is on):
  * 1 with *value when the feature is on, 0 otherwise. */
 int ft_entitlements_value(void *arg, const char *code, int64_t *value);
-
-/* The REST representation (rendered once, kept with the record; owned by it). */
-const char *ft_entitlements_json(ft_entitlements_t *e, size_t *len);
 
 #endif
