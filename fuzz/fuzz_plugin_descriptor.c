@@ -362,7 +362,7 @@ static void serve(const ft_product_t *p)
             ft_entitlements_t *e = ft_entitlements_resolve(p, &in);
             size_t len = 0;
             char *json = ft_entitlements_json(e, &len);
-            if (json == NULL || e->nfeatures != p->nfeatures)
+            if (json == NULL || ft_entitlements_count(e) != p->nfeatures)
                 abort();
             free(json);
             for (size_t k = 0; k < p->nfeatures; k++)

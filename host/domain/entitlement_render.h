@@ -20,4 +20,10 @@ size_t ft_entitlements_ofrep_flag(const ft_entitlements_t *e, const ft_ent_featu
 /* The OFREP bulk body, NUL-terminated, *len its length; the caller frees it with free(). */
 char *ft_entitlements_ofrep_bulk(const ft_entitlements_t *e, size_t *len);
 
+/* For the resolver: the parts a base or a difference keeps, rendered as the REST document has
+ * them (one feature's "code":{...}; a base's "product":...,"instance_status":"..."). The caller
+ * frees them with free(). */
+char *ft_ent_render_fragment(const ft_ent_feature_t *f, size_t *len);
+char *ft_ent_render_head(const ft_ent_base_t *b, size_t *len);
+
 #endif

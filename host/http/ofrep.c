@@ -80,7 +80,7 @@ static void found_single(ft_req_t *r, ft_entitlements_t *e, void *arg)
     const ft_ent_feature_t *f = ft_entitlements_find(e, key);
     if (f == NULL) {
         char detail[200];
-        snprintf(detail, sizeof(detail), "product %s has no feature with this key", e->product);
+        snprintf(detail, sizeof(detail), "product %s has no feature with this key", e->base->product);
         ofrep_error(r, 404, key, "FLAG_NOT_FOUND", detail);
         return;
     }

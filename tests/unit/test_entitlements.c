@@ -221,6 +221,36 @@ static ft_ent_input_t at(const char *id, const ft_ent_override_t *ov, size_t nov
     return in;
 }
 
+TEST(subscribers_in_the_same_state_share_one_base_and_keep_only_their_differences)
+{
+    ft_product_t p = product();
+    size_t before = ft_entitlements_bases();
+    ft_ent_input_t in = input(NULL, 0);
+    ft_entitlements_t *a = ft_entitlements_resolve(&p, &in);
+    in.instance_id = "33333333-3333-4333-8333-333333333333";
+    ft_entitlements_t *b = ft_entitlements_resolve(&p, &in);
+    CHECK(a->base == b->base);
+    CHECK_INT(0, a->ndiff);
+    CHECK_INT(before + 1, ft_entitlements_bases());
+    ft_ent_override_t ov[] = {{.feature = "seats", .enabled = 1, .has_limit = 1, .limit = 42}};
+    in.overrides = ov;
+    in.noverrides = 1;
+    ft_entitlements_t *c = ft_entitlements_resolve(&p, &in);
+    CHECK(c->base == a->base);
+    CHECK_INT(1, c->ndiff);
+    CHECK_INT(42, get(c, "seats")->value);
+    CHECK_INT(10, get(a, "seats")->value);
+    in.subscription_status = "suspended"; /* another state: another base */
+    ft_entitlements_t *d = ft_entitlements_resolve(&p, &in);
+    CHECK(d->base != a->base);
+    CHECK_INT(before + 2, ft_entitlements_bases());
+    ft_entitlements_release(a);
+    ft_entitlements_release(b);
+    ft_entitlements_release(c);
+    ft_entitlements_release(d);
+    CHECK_INT(before, ft_entitlements_bases()); /* a base goes with its last record */
+}
+
 typedef struct golden {
     char *text;
     size_t len, cap;
@@ -396,4 +426,5 @@ RUN_TESTS(TEST_ENTRY(plan_features_are_on_with_their_values_and_others_off),
           TEST_ENTRY(expired_override_is_ignored_and_a_future_expiry_bounds_validity),
           TEST_ENTRY(suspension_cancellation_and_ended_trials_switch_everything_off), TEST_ENTRY(etag_follows_content_only),
           TEST_ENTRY(json_lists_every_feature_with_typed_values),
+          TEST_ENTRY(subscribers_in_the_same_state_share_one_base_and_keep_only_their_differences),
           TEST_ENTRY(answers_match_the_golden_file_byte_for_byte))
