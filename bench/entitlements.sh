@@ -9,8 +9,9 @@
 # memory: the host's RSS with no instance and with 100,000 instances of the four products
 #   resolved (bytes per record); then a database of 1,000,000 instances: start-up time, the
 #   bounded cache's RSS, and the latency of cold reads (instances the cache does not hold: read
-#   from PostgreSQL and resolved) and warm reads (the same again, from memory), p50/p99 over
-#   FT_BENCH_READS sequential requests on one keep-alive connection.
+#   from PostgreSQL and resolved) and warm reads (the same again, from memory) beside GET /health
+#   (the run's baseline), p50/p99 over FT_BENCH_READS instances read in FT_BENCH_ROUNDS rounds,
+#   one request at a time on one keep-alive connection.
 # Usage: bench/entitlements.sh
 #   (FT_BENCH_INSTANCES=10000 FT_BENCH_RSS_INSTANCES=100000 FT_BENCH_BIG_INSTANCES=1000000
 #    FT_BENCH_READS=2000 FT_BENCH_DURATION=10s FT_BENCH_ROUNDS=3 FT_BENCH_PART=all)
@@ -214,30 +215,49 @@ start_timed() {
     echo "start-up: /health answered after $((_t1 - _t0)) ms, /ready after $((_t2 - _t0)) ms"
 }
 
-# reads IDS_FILE: GET entitlements of each id once (cold: the cache does not hold it), then again
-# (warm), one request at a time on one keep-alive connection; p50/p99 of each pass
+# reads IDS_FILE ROUNDS: GET entitlements of each id twice, one request at a time on one keep-alive
+# connection: cold (the cache does not hold it: read from PostgreSQL and resolved), then warm (from
+# memory), each pair followed by GET /health, the run's own baseline (the cheapest route: what
+# the client, the loop and the box's noise cost). The ids are split into ROUNDS rounds; p50/p99
+# of each round, then the medians over rounds.
 reads() {
-    FT_BENCH_PORT=$port FT_BENCH_KEY=$key python3 - "$1" <<'PY'
-import http.client, os, sys, time
+    FT_BENCH_PORT=$port FT_BENCH_KEY=$key python3 - "$1" "$2" <<'PY'
+import http.client, os, statistics, sys, time
 ids = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+rounds = int(sys.argv[2])
+if len(ids) < rounds:
+    sys.exit("no instance outside the cache to read cold: the database holds fewer than the bound")
 conn = http.client.HTTPConnection("127.0.0.1", int(os.environ["FT_BENCH_PORT"]))
 auth = {"Authorization": "Bearer " + os.environ["FT_BENCH_KEY"]}
-def get(i):
+def get(path, headers):
     t = time.perf_counter()
-    conn.request("GET", "/api/v1/instances/%s/entitlements" % i, headers=auth)
+    conn.request("GET", path, headers=headers)
     r = conn.getresponse()
     r.read()
     if r.status != 200:
-        sys.exit("GET %s: %d" % (i, r.status))
+        sys.exit("GET %s: %d" % (path, r.status))
     return (time.perf_counter() - t) * 1000
-if not ids:
-    sys.exit("no instance outside the cache to read cold: the database holds fewer than the bound")
 def pct(v, p):
     v = sorted(v)
     return v[min(len(v) - 1, int(len(v) * p / 100))]
-for name in ("cold", "warm"):
-    ms = [get(i) for i in ids]
-    print("%s reads: %d, p50 %.3f ms, p99 %.3f ms, max %.3f ms" % (name, len(ms), pct(ms, 50), pct(ms, 99), max(ms)))
+get("/health", {})
+kinds = ("cold", "warm", "/health")
+per = {k: [] for k in kinds}
+n = len(ids) // rounds
+for r in range(rounds):
+    ms = {k: [] for k in kinds}
+    for i in ids[r * n:(r + 1) * n]:
+        path = "/api/v1/instances/%s/entitlements" % i
+        ms["cold"].append(get(path, auth))
+        ms["warm"].append(get(path, auth))
+        ms["/health"].append(get("/health", {}))
+    print("round %d (%d instances):" % (r + 1, n) + ",".join(
+        " %s p50 %.3f p99 %.3f ms" % (k, pct(ms[k], 50), pct(ms[k], 99)) for k in kinds))
+    for k in kinds:
+        per[k].append((pct(ms[k], 50), pct(ms[k], 99)))
+for k in kinds:
+    print("%-8s reads: median over %d rounds: p50 %.3f ms, p99 %.3f ms" % (
+        k, rounds, statistics.median(a for a, _ in per[k]), statistics.median(b for _, b in per[k])))
 PY
 }
 
@@ -260,7 +280,9 @@ if [ "$part" = all ] || [ "$part" = memory ]; then
         "$(awk "BEGIN {print $rss / 1024}")" "$have" "$(awk "BEGIN {print $rss_empty / 1024}")" \
         "$(awk "BEGIN {print ($rss - $rss_empty) * 1024 / ($cached - $have)}")"
     stop_host
+fi
 
+if { [ "$part" = all ] || [ "$part" = memory ]; } && [ "$big_instances" -gt 0 ]; then
     t0=$(now_ms)
     seed_fleet "$big_instances"
     echo "seeded up to $big_instances instances in $(($(now_ms) - t0)) ms"
@@ -277,8 +299,8 @@ if [ "$part" = all ] || [ "$part" = memory ]; then
     sql -c "SELECT id FROM (SELECT i.id FROM ft_instances i JOIN ft_subscriptions s ON s.instance_id = i.id
             ORDER BY i.id OFFSET ${cap:-250000} + 10000) x ORDER BY random() LIMIT $reads" >"$work/cold"
     misses=$(metric ft_entitlements_cache_misses_total)
-    reads "$work/cold"
-    echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (the cold pass: $reads)"
+    reads "$work/cold" "$rounds"
+    echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (cold reads: $reads)"
     printf 'RSS after the reads: %.1f MiB; evictions %s\n' "$(awk "BEGIN {print $(rss_kib) / 1024}")" \
         "$(metric ft_entitlements_evictions_total)"
 fi

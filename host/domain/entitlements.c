@@ -8,6 +8,7 @@
  */
 #include "domain/entitlements.h"
 
+#include "core/append.h"
 #include "core/mem.h"
 #include "domain/entitlement_render.h"
 
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #define REASON_MAX 160
+#define FT_ENT_CODE_MAX 64 /* a feature code: at most 63 characters (plugins/validate.c) */
 #define NBUCKETS 1024
 
 typedef struct work {
@@ -71,6 +73,11 @@ static void resolve_work(const ft_product_t *p, const ft_ent_input_t *in, int wi
 {
     size_t n = p->nfeatures;
     const char *gated = gate(in);
+    /* the texts most features share, written once */
+    char in_plan[REASON_MAX], not_in_plan[REASON_MAX], off[REASON_MAX];
+    snprintf(in_plan, REASON_MAX, "included in plan %s v%u", in->plan, in->plan_version);
+    snprintf(not_in_plan, REASON_MAX, "not in plan %s v%u", in->plan, in->plan_version);
+    snprintf(off, REASON_MAX, "off: %s", gated != NULL ? gated : "");
     for (size_t i = 0; i < n; i++) {
         const ft_feature_t *f = &p->features[i];
         const ft_ent_plan_item_t *item = find_plan_item(in, f->code);
@@ -79,9 +86,9 @@ static void resolve_work(const ft_product_t *p, const ft_ent_input_t *in, int wi
             w[i].enabled = 1;
             w[i].source = FT_ENT_SOURCE_PLAN;
             w[i].value = f->kind == FTP_FEATURE_LIMIT ? item->value : 1;
-            snprintf(w[i].reason, REASON_MAX, "included in plan %s v%u", in->plan, in->plan_version);
+            memcpy(w[i].reason, in_plan, REASON_MAX);
         } else {
-            snprintf(w[i].reason, REASON_MAX, "not in plan %s v%u", in->plan, in->plan_version);
+            memcpy(w[i].reason, not_in_plan, REASON_MAX);
         }
         if (o != NULL) {
             w[i].source = FT_ENT_SOURCE_OVERRIDE;
@@ -97,7 +104,7 @@ static void resolve_work(const ft_product_t *p, const ft_ent_input_t *in, int wi
         /* an expired override is simply absent, but its expiry may still wake a re-resolve */
         if (gated != NULL) {
             w[i].enabled = 0;
-            snprintf(w[i].reason, REASON_MAX, "off: %s", gated);
+            memcpy(w[i].reason, off, REASON_MAX);
         }
     }
     /* requirements: switch off, until nothing changes, whatever needs something that is off */
@@ -310,10 +317,29 @@ static void set_etag(ft_entitlements_t *e)
                      b->instance_status);
     EVP_DigestUpdate(md, line, (size_t)n);
     for (size_t i = 0; i < b->nfeatures; i++) {
+        /* "code=enabled:value:source:expires:reason\n", at most 255 bytes of it */
         const ft_ent_feature_t *f = ft_entitlements_at(e, i);
-        n = snprintf(line, sizeof(line), "%s=%d:%lld:%d:%lld:%s\n", f->code, f->enabled, (long long)f->value, f->source,
-                     (long long)f->expires_us, f->reason);
-        EVP_DigestUpdate(md, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        char feature[FT_ENT_CODE_MAX + REASON_MAX + 80], *o = feature;
+        if (strlen(f->code) >= FT_ENT_CODE_MAX) { /* not from a validated product: the slow way */
+            n = snprintf(line, sizeof(line), "%s=%d:%lld:%d:%lld:%s\n", f->code, f->enabled, (long long)f->value, f->source,
+                         (long long)f->expires_us, f->reason);
+            EVP_DigestUpdate(md, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+            continue;
+        }
+        o = ft_put_str(o, f->code);
+        *o++ = '=';
+        o = ft_put_i64(o, f->enabled);
+        *o++ = ':';
+        o = ft_put_i64(o, f->value);
+        *o++ = ':';
+        o = ft_put_i64(o, f->source);
+        *o++ = ':';
+        o = ft_put_i64(o, f->expires_us);
+        *o++ = ':';
+        o = ft_put_str(o, f->reason);
+        *o++ = '\n';
+        size_t len = (size_t)(o - feature);
+        EVP_DigestUpdate(md, feature, len < sizeof(line) ? len : sizeof(line) - 1);
     }
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int dl = 0;

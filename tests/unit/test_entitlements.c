@@ -12,6 +12,7 @@
 #include "ft_test.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,54 @@ static ft_ent_input_t at(const char *id, const ft_ent_override_t *ov, size_t nov
     return in;
 }
 
+/* The ETag as first defined: SHA-256 over "id|product|plan|version|statuses" and one line per
+ * feature in code order, each cut at 255 bytes; its first 8 bytes in hex, quoted. */
+static void reference_etag(const ft_entitlements_t *e, const ft_ent_input_t *in, char out[19])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%s|%s|%s|%u|%s|%s\n", in->instance_id, e->base->product, in->plan, in->plan_version,
+                     in->subscription_status, in->instance_status);
+    EVP_DigestUpdate(md, line, (size_t)n);
+    for (size_t i = 0; i < ft_entitlements_count(e); i++) {
+        const ft_ent_feature_t *f = ft_entitlements_at(e, i);
+        n = snprintf(line, sizeof(line), "%s=%d:%lld:%d:%lld:%s\n", f->code, f->enabled, (long long)f->value, f->source,
+                     (long long)f->expires_us, f->reason);
+        EVP_DigestUpdate(md, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dl = 0;
+    EVP_DigestFinal_ex(md, d, &dl);
+    EVP_MD_CTX_free(md);
+    out[0] = '"';
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 1 + 2 * i, 3, "%02x", d[i]);
+    out[17] = '"';
+    out[18] = '\0';
+}
+
+TEST(etag_hashes_each_feature_line_cut_at_255_bytes)
+{
+    /* a 63-character code, the longest a product may have, with the widest numbers and reason */
+    static ft_feature_t wide[] = {{.code = "a_limit_with_the_longest_code_a_product_may_declare_for_one_fea", .module = "m",
+                                   .name = "Wide", .kind = FTP_FEATURE_LIMIT, .default_value = 1}};
+    ft_product_t p = {.code = "demo", .features = wide, .nfeatures = 1};
+    char reason[200];
+    memset(reason, 'r', sizeof(reason) - 1);
+    reason[sizeof(reason) - 1] = '\0';
+    ft_ent_override_t ov[] = {{.feature = wide[0].code, .enabled = 1, .has_limit = 1, .limit = INT64_MIN + 1,
+                               .expires_us = INT64_MAX - 1, .reason = reason}};
+    ft_ent_input_t in = input(ov, 1);
+    ft_entitlements_t *e = ft_entitlements_resolve(&p, &in);
+    char want[19];
+    reference_etag(e, &in, want);
+    CHECK_STR(want, e->etag);
+    CHECK_INT(159, strlen(ft_entitlements_at(e, 0)->reason)); /* reasons are cut at 159 bytes */
+    CHECK_INT(63, strlen(wide[0].code));
+    ft_entitlements_release(e);
+}
+
 TEST(subscribers_in_the_same_state_share_one_base_and_keep_only_their_differences)
 {
     ft_product_t p = product();
@@ -426,5 +475,6 @@ RUN_TESTS(TEST_ENTRY(plan_features_are_on_with_their_values_and_others_off),
           TEST_ENTRY(expired_override_is_ignored_and_a_future_expiry_bounds_validity),
           TEST_ENTRY(suspension_cancellation_and_ended_trials_switch_everything_off), TEST_ENTRY(etag_follows_content_only),
           TEST_ENTRY(json_lists_every_feature_with_typed_values),
+          TEST_ENTRY(etag_hashes_each_feature_line_cut_at_255_bytes),
           TEST_ENTRY(subscribers_in_the_same_state_share_one_base_and_keep_only_their_differences),
           TEST_ENTRY(answers_match_the_golden_file_byte_for_byte))
