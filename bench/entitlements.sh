@@ -300,7 +300,7 @@ if { [ "$part" = all ] || [ "$part" = memory ]; } && [ "$big_instances" -gt 0 ];
             ORDER BY i.id OFFSET ${cap:-250000} + 10000) x ORDER BY random() LIMIT $reads" >"$work/cold"
     misses=$(metric ft_entitlements_cache_misses_total)
     reads "$work/cold" "$rounds"
-    echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (cold reads: $reads)"
+    echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (cold reads: $((reads / rounds * rounds)))"
     printf 'RSS after the reads: %.1f MiB; evictions %s\n' "$(awk "BEGIN {print $(rss_kib) / 1024}")" \
         "$(metric ft_entitlements_evictions_total)"
 fi

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/uuid.h"
 #include "plugins/product.h"
 
 enum { FT_ENT_SOURCE_NONE, FT_ENT_SOURCE_PLAN, FT_ENT_SOURCE_OVERRIDE };
@@ -103,12 +104,8 @@ const ft_ent_feature_t *ft_entitlements_find(const ft_entitlements_t *e, const c
 /* The record's features in code order: count, and the i-th (its base's, or its own difference). */
 size_t ft_entitlements_count(const ft_entitlements_t *e);
 const ft_ent_feature_t *ft_entitlements_at(const ft_entitlements_t *e, size_t i);
-/* Bases interned now (for tests and the metrics). */
+/* Bases interned now. */
 size_t ft_entitlements_bases(void);
-
-/* UUIDs in their 16 bytes and their lower-case text: parse returns 0 unless text is a UUID. */
-int ft_uuid_parse(const char *text, uint8_t out[16]);
-void ft_uuid_format(const uint8_t id[16], char out[37]);
 /* The plugin ABI's entitlement lookup (arg: an ft_entitlements_t, or NULL: nothing is on):
  * 1 with *value when the feature is on, 0 otherwise. */
 int ft_entitlements_value(void *arg, const char *code, int64_t *value);
