@@ -70,7 +70,7 @@ char *ft_ent_render_head(const ft_ent_base_t *b, size_t *len)
 char *ft_entitlements_json(const ft_entitlements_t *e, size_t *len)
 {
     const ft_ent_base_t *b = e->base;
-    size_t cap = 256 + b->head_len + b->fragments_len + b->nfeatures;
+    size_t cap = 320 + b->head_len + b->fragments_len + b->nfeatures; /* 320: every other part at its longest */
     for (uint32_t i = 0; i < e->ndiff; i++)
         cap += e->diff[i].fragment_len;
     char *out = ft_mem_alloc(cap), *o = out, id[37];
