@@ -82,8 +82,8 @@ typedef struct ft_ent_diff {
     size_t fragment_len;
 } ft_ent_diff_t;
 
-/* One instance's record: its base, the features where it differs, and what is its own. About
- * 100 bytes for an instance without overrides. Immutable once resolved. */
+/* One instance's record: its base, the features where it differs, and what is its own: 96 bytes
+ * for an instance without overrides. Immutable once resolved. */
 typedef struct ft_entitlements {
     atomic_int refs;
     uint32_t ndiff;
@@ -95,6 +95,10 @@ typedef struct ft_entitlements {
     char etag[19]; /* "\"<16 hex>\"": a hash of everything a client sees */
     ft_ent_diff_t diff[]; /* sorted by index */
 } ft_entitlements_t;
+
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(ft_entitlements_t) == 96, "a record without differences is 96 bytes (the README says so)");
+#endif
 
 /* Resolves against the product's current definitions. The result has one reference. */
 ft_entitlements_t *ft_entitlements_resolve(const ft_product_t *product, const ft_ent_input_t *in);
