@@ -1,41 +1,64 @@
 #!/bin/sh
-# Entitlements served from memory: with 10,000 instances resolved, wrk on
-# GET /api/v1/instances/{id}/entitlements and on the OFREP single-flag POST (random instances,
-# each request with its instance's own child-app API key, as child apps send them),
-# against nginx serving static files of the same sizes in the same run; then the host's RSS
-# with 100,000 instances resolved. Host and nginx take turns over several rounds, so both see
-# the same noise; the figures are the medians. Usage: bench/entitlements.sh
-#   (FT_BENCH_INSTANCES=10000 FT_BENCH_RSS_INSTANCES=100000 FT_BENCH_DURATION=10s FT_BENCH_ROUNDS=3)
+# Entitlements served from memory, in two parts (FT_BENCH_PART=throughput, memory, or both by
+# default).
+# throughput: with 10,000 instances resolved, wrk on GET /api/v1/instances/{id}/entitlements
+#   and on the OFREP single-flag POST (random instances, each request with its instance's own
+#   child-app API key, as child apps send them), against nginx serving static files of the same
+#   sizes in the same run. Host and nginx take turns over several rounds, so both see the same
+#   noise; the figures are the medians.
+# memory: the host's RSS with no instance and with 100,000 instances of the four products
+#   resolved (bytes per record); then a database of 1,000,000 instances: start-up time, the
+#   bounded cache's RSS, and the latency of cold reads (instances the cache does not hold: read
+#   from PostgreSQL and resolved) and warm reads (the same again, from memory) beside GET /health
+#   (the run's baseline), p50/p99 over FT_BENCH_READS instances read in FT_BENCH_ROUNDS rounds,
+#   one request at a time on one keep-alive connection.
+# Usage: bench/entitlements.sh
+#   (FT_BENCH_INSTANCES=10000 FT_BENCH_RSS_INSTANCES=100000 FT_BENCH_BIG_INSTANCES=1000000
+#    FT_BENCH_READS=2000 FT_BENCH_DURATION=10s FT_BENCH_ROUNDS=3 FT_BENCH_PART=all)
 set -eu
 . "$(dirname "$0")/lib.sh"
 
 instances=${FT_BENCH_INSTANCES:-10000}
 rss_instances=${FT_BENCH_RSS_INSTANCES:-100000}
+big_instances=${FT_BENCH_BIG_INSTANCES:-1000000}
+reads=${FT_BENCH_READS:-2000}
 duration=${FT_BENCH_DURATION:-10s}
 rounds=${FT_BENCH_ROUNDS:-3}
 conns=${FT_BENCH_CONNECTIONS:-50}
+part=${FT_BENCH_PART:-all}
 
 build_release
 start_stack
 port=$(free_port)
 products="$root/build/release/products"
 
-# seed_instances N: N active vet instances on plan professional, spread over 1,000 customers
+# seed_instances N: N active vet instances on plan professional, spread over 1,000 customers,
+# placed on the default pooled database as the API places them (the placement trigger is off
+# while seeding: one counter row updated once per inserted row would take minutes; the count is
+# set after)
 seed_instances() {
     psql -X -q "$FT_DATABASE_URL" <<SQL
+ALTER TABLE ft_instances DISABLE TRIGGER ft_instances_placed;
 INSERT INTO ft_customers (legal_name, tax_id, country)
 SELECT 'Bench ' || g, 'B' || g, 'CO' FROM generate_series(1, 1000) g
 ON CONFLICT DO NOTHING;
 WITH c AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM ft_customers WHERE legal_name LIKE 'Bench %'),
      have AS (SELECT count(*) AS n FROM ft_instances WHERE code LIKE 'b-%')
-INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, status)
-SELECT c.id, 'b-' || g, 'vet', 'standard', 'production', '{"admin_email":"a@b.test"}', 'active'
+INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, status, tenant_database_id)
+SELECT c.id, 'b-' || g, 'vet', 'standard', 'production', '{"admin_email":"a@b.test"}', 'active',
+       (SELECT id FROM ft_tenant_databases WHERE name = 'default')
 FROM have, generate_series(have.n + 1, $1) g JOIN c ON c.rn = 1 + (g % 1000);
 INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status)
 SELECT i.customer_id, i.id, 'vet', 'professional', 1, 'active' FROM ft_instances i
 WHERE i.code LIKE 'b-%' AND NOT EXISTS (SELECT 1 FROM ft_subscriptions s WHERE s.instance_id = i.id);
+$placed
 SQL
 }
+
+# after a seed: the placement counter as the trigger would have kept it, and the trigger back on
+placed="UPDATE ft_tenant_databases d SET placed = (SELECT count(*) FROM ft_instances i
+    WHERE i.tenant_database_id = d.id AND i.status <> 'deleted');
+ALTER TABLE ft_instances ENABLE TRIGGER ft_instances_placed;"
 
 wait_warm() {
     for _ in $(seq 1 600); do
@@ -51,6 +74,8 @@ start_host "$port" FT_PLUGIN_DIR="$products"
 kill $pids 2>/dev/null || true
 wait 2>/dev/null || true
 pids=""
+
+if [ "$part" = all ] || [ "$part" = throughput ]; then
 seed_instances "$instances"
 # one child-app key per instance, as each child app holds its own: "ftk_<prefix>_<secret>" with
 # the secret's SHA-256 stored, the same format the API issues (hex digits are base64url too)
@@ -127,26 +152,155 @@ lat() { # lat URL MODE [PATH]: p50 and p99 in ms
 echo "at 4 connections: nginx static   $(lat "http://127.0.0.1:$nport" static /ent.json)"
 echo "at 4 connections: entitlements   $(lat "http://127.0.0.1:$port" entitlements)"
 echo "at 4 connections: OFREP flag     $(lat "http://127.0.0.1:$port" ofrep)"
+fi
 
-# memory: the same host with rss_instances resolved
-kill $pids 2>/dev/null || true
-wait 2>/dev/null || true
-pids=""
-: >"$work/host.log"
-start_host "$port" FT_PLUGIN_DIR="$products"
-wait_warm
-hostpid=$(pgrep -f "$root/build/release/host/farutech-host" -n)
-rss_small=$(awk '/VmRSS/ {print $2}' /proc/"$hostpid"/status)
-kill $pids 2>/dev/null || true
-wait 2>/dev/null || true
-pids=""
-seed_instances "$rss_instances"
-: >"$work/host.log"
-start_host "$port" FT_PLUGIN_DIR="$products"
-wait_warm
-hostpid=$(pgrep -f "$root/build/release/host/farutech-host" -n)
-grep -o '"entitlements: [^"]*' "$work/host.log" | tail -1 | sed 's/^"/host: /'
-rss_big=$(awk '/VmRSS/ {print $2}' /proc/"$hostpid"/status)
-printf 'RSS with %s instances resolved: %.1f MiB (with %s: %.1f MiB; %.2f KiB per record)\n' "$rss_instances" \
-    "$(awk "BEGIN {print $rss_big / 1024}")" "$instances" "$(awk "BEGIN {print $rss_small / 1024}")" \
-    "$(awk "BEGIN {print ($rss_big - $rss_small) / ($rss_instances - $instances)}")"
+# ---- memory, start-up and cold reads
+
+# seed_fleet N: instances (codes f-<n>) until the database holds N, over every plan of the four
+# products, spread over 1,000 customers: 1 in 10 trialing, 1 in 50 suspended, 1 in 20 with an
+# override (the product's first feature switched off). The entitlement and placement triggers are
+# off while seeding (no host listens; each would update a row and notify once per seeded row).
+seed_fleet() {
+    sql <<SQL
+ALTER TABLE ft_instances DISABLE TRIGGER ft_instances_placed;
+ALTER TABLE ft_subscriptions DISABLE TRIGGER ft_subscriptions_entitlements;
+ALTER TABLE ft_feature_overrides DISABLE TRIGGER ft_feature_overrides_entitlements;
+INSERT INTO ft_customers (legal_name, tax_id, country)
+SELECT 'Bench ' || g, 'B' || g, 'CO' FROM generate_series(1, 1000) g
+ON CONFLICT DO NOTHING;
+CREATE TEMP TABLE plans AS
+SELECT product_code, code, current_version, (row_number() OVER (ORDER BY product_code, code) - 1)::int AS k
+FROM ft_plans WHERE product_code IN ('vet', 'erp', 'crm', 'pos') AND retired_at IS NULL;
+WITH c AS (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM ft_customers WHERE legal_name LIKE 'Bench %'),
+     have AS (SELECT count(*) AS n, (SELECT count(*) FROM ft_instances WHERE code LIKE 'f-%') AS f FROM ft_instances)
+INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, status, tenant_database_id)
+SELECT c.id, 'f-' || g, p.product_code, 'standard', 'production', '{"admin_email":"a@b.test"}', 'active',
+       (SELECT id FROM ft_tenant_databases WHERE name = 'default')
+FROM have, generate_series(have.f + 1, have.f + $1 - have.n) g
+JOIN c ON c.rn = 1 + (g % 1000) JOIN plans p ON p.k = g % (SELECT count(*) FROM plans);
+INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status, trial_ends_at)
+SELECT i.customer_id, i.id, p.product_code, p.code, p.current_version,
+       CASE WHEN x.g % 10 = 0 THEN 'trialing' WHEN x.g % 50 = 1 THEN 'suspended' ELSE 'active' END,
+       CASE WHEN x.g % 10 = 0 THEN now() + interval '14 days' END
+FROM ft_instances i CROSS JOIN LATERAL (SELECT substr(i.code, 3)::int AS g) x
+JOIN plans p ON p.k = x.g % (SELECT count(*) FROM plans)
+WHERE i.code LIKE 'f-%' AND NOT EXISTS (SELECT 1 FROM ft_subscriptions s WHERE s.instance_id = i.id);
+INSERT INTO ft_feature_overrides (subscription_id, product_code, feature_code, enabled, reason, set_by)
+SELECT s.id, s.product_code, f.code, false, 'bench', 'bench'
+FROM ft_subscriptions s JOIN ft_instances i ON i.id = s.instance_id
+CROSS JOIN LATERAL (SELECT code FROM ft_features WHERE product_code = s.product_code ORDER BY code LIMIT 1) f
+WHERE i.code LIKE 'f-%' AND substr(i.code, 3)::int % 20 = 3
+  AND NOT EXISTS (SELECT 1 FROM ft_feature_overrides o WHERE o.subscription_id = s.id);
+ALTER TABLE ft_subscriptions ENABLE TRIGGER ft_subscriptions_entitlements;
+ALTER TABLE ft_feature_overrides ENABLE TRIGGER ft_feature_overrides_entitlements;
+$placed
+ANALYZE ft_instances;
+ANALYZE ft_subscriptions;
+ANALYZE ft_feature_overrides;
+SQL
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' /proc/"$host_pid"/status; }
+metric() { curl -fs "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+# start_timed: starts the host (no rate limit: one credential sends every read) and prints how
+# long it took to answer /health and /ready
+start_timed() {
+    : >"$work/host.log"
+    _t0=$(now_ms)
+    start_host "$port" FT_PLUGIN_DIR="$products" FT_RATE_LIMIT_RPS=0 "$@"
+    _t1=$(now_ms)
+    until curl -fs "http://127.0.0.1:$port/ready" >/dev/null 2>&1; do sleep 0.05; done
+    _t2=$(now_ms)
+    echo "start-up: /health answered after $((_t1 - _t0)) ms, /ready after $((_t2 - _t0)) ms"
+}
+
+# reads IDS_FILE ROUNDS: GET entitlements of each id twice, one request at a time on one keep-alive
+# connection: cold (the cache does not hold it: read from PostgreSQL and resolved), then warm (from
+# memory), each pair followed by GET /health, the run's own baseline (the cheapest route: what
+# the client, the loop and the box's noise cost). The ids are split into ROUNDS rounds; p50/p99
+# of each round, then the medians over rounds.
+reads() {
+    FT_BENCH_PORT=$port FT_BENCH_KEY=$key python3 - "$1" "$2" <<'PY'
+import http.client, os, statistics, sys, time
+ids = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+rounds = int(sys.argv[2])
+if len(ids) < rounds:
+    sys.exit("no instance outside the cache to read cold: the database holds fewer than the bound")
+conn = http.client.HTTPConnection("127.0.0.1", int(os.environ["FT_BENCH_PORT"]))
+auth = {"Authorization": "Bearer " + os.environ["FT_BENCH_KEY"]}
+def get(path, headers):
+    t = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    r = conn.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit("GET %s: %d" % (path, r.status))
+    return (time.perf_counter() - t) * 1000
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(len(v) * p / 100))]
+get("/health", {})
+kinds = ("cold", "warm", "/health")
+per = {k: [] for k in kinds}
+n = len(ids) // rounds
+for r in range(rounds):
+    ms = {k: [] for k in kinds}
+    for i in ids[r * n:(r + 1) * n]:
+        path = "/api/v1/instances/%s/entitlements" % i
+        ms["cold"].append(get(path, auth))
+        ms["warm"].append(get(path, auth))
+        ms["/health"].append(get("/health", {}))
+    print("round %d (%d instances):" % (r + 1, n) + ",".join(
+        " %s p50 %.3f p99 %.3f ms" % (k, pct(ms[k], 50), pct(ms[k], 99)) for k in kinds))
+    for k in kinds:
+        per[k].append((pct(ms[k], 50), pct(ms[k], 99)))
+for k in kinds:
+    print("%-8s reads: median over %d rounds: p50 %.3f ms, p99 %.3f ms" % (
+        k, rounds, statistics.median(a for a, _ in per[k]), statistics.median(b for _, b in per[k])))
+PY
+}
+
+if [ "$part" = all ] || [ "$part" = memory ]; then
+    stop_host
+    start_timed
+    wait_warm
+    rss_empty=$(rss_kib)
+    have=$(sql -c "SELECT count(*) FROM ft_instances")
+    stop_host
+    t0=$(now_ms)
+    seed_fleet "$rss_instances"
+    echo "seeded $rss_instances instances of the four products in $(($(now_ms) - t0)) ms"
+    start_timed
+    wait_warm
+    grep -o '"entitlements: [^"]*' "$work/host.log" | tail -1 | sed 's/^"/host: /'
+    rss=$(rss_kib)
+    cached=$(metric ft_entitlements_cached)
+    printf 'RSS with %s instances resolved: %.1f MiB (with %s: %.1f MiB); %.0f bytes per record\n' "$cached" \
+        "$(awk "BEGIN {print $rss / 1024}")" "$have" "$(awk "BEGIN {print $rss_empty / 1024}")" \
+        "$(awk "BEGIN {print ($rss - $rss_empty) * 1024 / ($cached - $have)}")"
+    stop_host
+fi
+
+if { [ "$part" = all ] || [ "$part" = memory ]; } && [ "$big_instances" -gt 0 ]; then
+    t0=$(now_ms)
+    seed_fleet "$big_instances"
+    echo "seeded up to $big_instances instances in $(($(now_ms) - t0)) ms"
+    start_timed
+    key=$(admin_key)
+    wait_warm
+    grep -o '"entitlements: [^"]*' "$work/host.log" | tail -1 | sed 's/^"/host: /'
+    cap=$(env FT_PLUGIN_DIR="$products" "$root/build/release/host/farutech-host" config 2>/dev/null |
+        awk -F= '$1 == "FT_ENTITLEMENT_CACHE_MAX" {print $2}')
+    printf 'RSS with %s instances in the database, %s cached (FT_ENTITLEMENT_CACHE_MAX=%s): %.1f MiB\n' \
+        "$(sql -c "SELECT count(*) FROM ft_instances")" "$(metric ft_entitlements_cached)" "$cap" \
+        "$(awk "BEGIN {print $(rss_kib) / 1024}")"
+    # instances the warm-up did not reach (it reads in id order, as far as the bound)
+    sql -c "SELECT id FROM (SELECT i.id FROM ft_instances i JOIN ft_subscriptions s ON s.instance_id = i.id
+            ORDER BY i.id OFFSET ${cap:-250000} + 10000) x ORDER BY random() LIMIT $reads" >"$work/cold"
+    misses=$(metric ft_entitlements_cache_misses_total)
+    reads "$work/cold" "$rounds"
+    echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (cold reads: $((reads / rounds * rounds)))"
+    printf 'RSS after the reads: %.1f MiB; evictions %s\n' "$(awk "BEGIN {print $(rss_kib) / 1024}")" \
+        "$(metric ft_entitlements_evictions_total)"
+fi

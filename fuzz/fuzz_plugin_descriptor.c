@@ -22,6 +22,7 @@
  * The descriptor is freed before validation, so the product must not point into it.
  */
 #include "domain/entitlements.h"
+#include "domain/entitlement_render.h"
 #include "domain/jsonschema.h"
 #include "plugins/loader.h"
 #include "plugins/product.h"
@@ -360,8 +361,10 @@ static void serve(const ft_product_t *p)
                                  .now_us = 1};
             ft_entitlements_t *e = ft_entitlements_resolve(p, &in);
             size_t len = 0;
-            if (ft_entitlements_json(e, &len) == NULL || e->nfeatures != p->nfeatures)
+            char *json = ft_entitlements_json(e, &len);
+            if (json == NULL || ft_entitlements_count(e) != p->nfeatures)
                 abort();
+            free(json);
             for (size_t k = 0; k < p->nfeatures; k++)
                 if (ft_entitlements_find(e, p->features[k].code) == NULL)
                     abort();

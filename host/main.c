@@ -320,7 +320,7 @@ static int serve(ft_app_t *app)
     if (app->config.roles & (FT_ROLE_RELAY | FT_ROLE_WORKER))
         backlog = ft_backlog_sampler_start(app->config.database_url, app->nats, app->config.metrics_sample_ms);
     if (app->config.roles & FT_ROLE_API) {
-        app->entitlements = ft_ent_service_start(app->config.database_url, app->registry);
+        app->entitlements = ft_ent_service_start(app->config.database_url, app->registry, app->config.entitlement_cache_max);
         warming = pthread_create(&warmer, NULL, warm_entitlements, app) == 0;
     }
 

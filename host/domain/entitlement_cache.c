@@ -1,9 +1,17 @@
 /*
- * The sharded map. Keys are instance ids in their lower-case text form (36 characters), hashed
- * with FNV-1a; each shard is an open-addressing table (linear probing, backward-shift deletion)
- * of one-cache-line slots that hold the key, the record's validity and the record: a lookup
- * reads one slot where a chained table read a bucket, a node and the record. A shard doubles
- * when it is half full.
+ * The sharded map. Keys are instance ids in their 16 bytes; each shard is an open-addressing
+ * table (linear probing, backward-shift deletion) of 32-byte slots that hold the key, the
+ * record's validity and the record: a lookup reads one slot, inside one cache line, before the
+ * record. A shard doubles when it is half full, up to what its share of the bound needs.
+ *
+ * Bounded by CLOCK (second chance), per shard: a lookup that finds a record sets the slot's
+ * referenced byte, which it does under the shard's mutex it already holds; an insert into a
+ * full shard sweeps the hand, clearing referenced bytes, and evicts the first record that was not
+ * read since the hand last passed. We chose it over LRU because an LRU list costs two pointers
+ * per record and a list update (more cache lines written) on every hit, where CLOCK writes one
+ * byte beside the slot the lookup reads anyway; its victim is found in amortised O(1) under the
+ * same short lock; and cold records (warmed at start and never asked for, or asked for once) go
+ * first while records read again survive.
  */
 #include "domain/entitlement_cache.h"
 
@@ -19,69 +27,71 @@
 
 FT_COUNTER(invalidations_total, "ft_entitlements_invalidations_total",
            "Entitlement cache invalidations received (changes committed anywhere).", FT_NO_LABELS);
+FT_COUNTER(evictions_total, "ft_entitlements_evictions_total",
+           "Entitlement records evicted, the cache being full (FT_ENTITLEMENT_CACHE_MAX), to make room for another.", FT_NO_LABELS);
 
-#define KEY_LEN 36
-#define SLOT_SIZE 64
+#define KEY_LEN 16
+#define SLOT_SIZE 32
 #define MIN_SLOTS 16
 
 typedef struct slot {
-    char key[KEY_LEN];
-    uint32_t home;          /* the key's hash bits that pick its slot (& mask) */
-    int64_t valid_until_us; /* the record's, copied: the lookup reads this line only */
+    uint8_t key[KEY_LEN];
     ft_entitlements_t *e;   /* NULL: an empty slot */
-    char pad[SLOT_SIZE - KEY_LEN - 4 - 8 - sizeof(void *)];
+    int64_t valid_until_us; /* the record's, copied: the lookup reads this slot only */
 } slot_t;
 
-_Static_assert(sizeof(slot_t) == SLOT_SIZE, "a slot is one cache line");
+_Static_assert(sizeof(slot_t) == SLOT_SIZE, "a slot is half a cache line");
 
 typedef struct shard {
     pthread_mutex_t mutex;
     slot_t *slots;
-    size_t nslots, count; /* nslots: a power of two */
+    uint8_t *referenced; /* per slot: read since the hand last passed */
+    size_t nslots, count, hand; /* nslots: a power of two */
     uint64_t epoch;
 } shard_t;
 
 struct ft_ent_cache {
     shard_t shards[NSHARDS];
-    atomic_ullong invalidations;
+    size_t shard_max; /* records a shard keeps */
+    atomic_ullong invalidations, evictions;
 };
 
-static uint64_t hash_key(const char *k)
+static uint64_t hash_key(const uint8_t k[KEY_LEN])
 {
-    uint64_t h = 14695981039346656037ull;
-    for (int i = 0; i < KEY_LEN; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ull;
-    }
+    uint64_t a, b;
+    memcpy(&a, k, 8);
+    memcpy(&b, k + 8, 8);
+    uint64_t h = a ^ (b * 0x9e3779b97f4a7c15ull);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
     return h;
 }
 
-/* Lower-cases a UUID's text into k; 0 when id is not 36 characters long. */
-static int make_key(const char *id, char k[KEY_LEN])
+static size_t home_of(const shard_t *s, const uint8_t k[KEY_LEN])
 {
-    for (int i = 0; i < KEY_LEN; i++) {
-        if (id[i] == '\0')
-            return 0;
-        k[i] = id[i] >= 'A' && id[i] <= 'Z' ? (char)(id[i] - 'A' + 'a') : id[i];
-    }
-    return id[KEY_LEN] == '\0';
+    return (size_t)(hash_key(k) >> 8) & (s->nslots - 1);
 }
 
-static shard_t *shard_of(ft_ent_cache_t *c, const char *k, uint64_t *h)
+static shard_t *shard_of(ft_ent_cache_t *c, const uint8_t k[KEY_LEN])
 {
-    *h = hash_key(k);
-    return &c->shards[*h % NSHARDS];
+    return &c->shards[hash_key(k) % NSHARDS];
 }
 
-static slot_t *slots_new(size_t n)
+static void table_new(shard_t *s, size_t n)
 {
-    return ft_mem_calloc_aligned(SLOT_SIZE, n * sizeof(slot_t));
+    s->nslots = n;
+    s->slots = ft_mem_calloc_aligned(SLOT_SIZE * 2, n * sizeof(slot_t));
+    s->referenced = ft_mem_calloc(n, 1);
+    s->hand = 0;
 }
 
 /* The slot holding k, or the empty slot where it would go. The shard's mutex is held. */
-static size_t probe(const shard_t *s, const char *k, uint32_t home)
+static size_t probe(const shard_t *s, const uint8_t k[KEY_LEN])
 {
-    size_t mask = s->nslots - 1, i = home & mask;
+    size_t mask = s->nslots - 1, i = home_of(s, k);
     while (s->slots[i].e != NULL && memcmp(s->slots[i].key, k, KEY_LEN) != 0)
         i = (i + 1) & mask;
     return i;
@@ -95,37 +105,63 @@ static void remove_at(shard_t *s, size_t i)
         j = (j + 1) & mask;
         if (s->slots[j].e == NULL)
             break;
-        size_t want = s->slots[j].home & mask;
+        size_t want = home_of(s, s->slots[j].key);
         /* the entry at j may move to i unless its home lies cyclically in (i, j] */
         int stays = i <= j ? (i < want && want <= j) : (i < want || want <= j);
         if (!stays) {
             s->slots[i] = s->slots[j];
+            s->referenced[i] = s->referenced[j];
             i = j;
         }
     }
     memset(&s->slots[i], 0, sizeof(slot_t));
+    s->referenced[i] = 0;
     s->count--;
 }
 
 static void grow(shard_t *s)
 {
     slot_t *old = s->slots;
+    uint8_t *old_ref = s->referenced;
     size_t n = s->nslots;
-    s->nslots = n * 2;
-    s->slots = slots_new(s->nslots);
+    table_new(s, n * 2);
     for (size_t i = 0; i < n; i++)
-        if (old[i].e != NULL)
-            s->slots[probe(s, old[i].key, old[i].home)] = old[i];
+        if (old[i].e != NULL) {
+            size_t j = probe(s, old[i].key);
+            s->slots[j] = old[i];
+            s->referenced[j] = old_ref[i];
+        }
     free(old);
+    free(old_ref);
 }
 
-ft_ent_cache_t *ft_ent_cache_create(void)
+/* CLOCK: the first record the hand finds unread since its last pass, removed; the caller
+ * releases it after the lock. The shard is not empty. */
+static ft_entitlements_t *evict_one(shard_t *s)
+{
+    size_t mask = s->nslots - 1;
+    for (;;) {
+        size_t i = s->hand;
+        s->hand = (s->hand + 1) & mask;
+        if (s->slots[i].e == NULL)
+            continue;
+        if (s->referenced[i]) {
+            s->referenced[i] = 0;
+            continue;
+        }
+        ft_entitlements_t *victim = s->slots[i].e;
+        remove_at(s, i);
+        return victim;
+    }
+}
+
+ft_ent_cache_t *ft_ent_cache_create(size_t max_records)
 {
     ft_ent_cache_t *c = ft_mem_calloc(1, sizeof(*c));
+    c->shard_max = max_records == 0 ? SIZE_MAX : (max_records + NSHARDS - 1) / NSHARDS;
     for (int i = 0; i < NSHARDS; i++) {
         pthread_mutex_init(&c->shards[i].mutex, NULL);
-        c->shards[i].nslots = MIN_SLOTS;
-        c->shards[i].slots = slots_new(MIN_SLOTS);
+        table_new(&c->shards[i], MIN_SLOTS);
     }
     return c;
 }
@@ -139,6 +175,7 @@ void ft_ent_cache_destroy(ft_ent_cache_t *c)
         for (size_t j = 0; j < s->nslots; j++)
             ft_entitlements_release(s->slots[j].e);
         free(s->slots);
+        free(s->referenced);
         pthread_mutex_destroy(&s->mutex);
     }
     free(c);
@@ -146,16 +183,17 @@ void ft_ent_cache_destroy(ft_ent_cache_t *c)
 
 ft_entitlements_t *ft_ent_cache_get(ft_ent_cache_t *c, const char *instance_id, int64_t now_us)
 {
-    char k[KEY_LEN];
-    if (!make_key(instance_id, k))
+    uint8_t k[KEY_LEN];
+    if (!ft_uuid_parse(instance_id, k))
         return NULL;
-    uint64_t h;
-    shard_t *s = shard_of(c, k, &h);
+    shard_t *s = shard_of(c, k);
     ft_entitlements_t *found = NULL;
     pthread_mutex_lock(&s->mutex);
-    const slot_t *sl = &s->slots[probe(s, k, (uint32_t)(h >> 8))];
+    size_t i = probe(s, k);
+    const slot_t *sl = &s->slots[i];
     if (sl->e != NULL && sl->valid_until_us > now_us) {
         found = sl->e;
+        s->referenced[i] = 1;
         ft_entitlements_hold(found);
     }
     pthread_mutex_unlock(&s->mutex);
@@ -164,11 +202,11 @@ ft_entitlements_t *ft_ent_cache_get(ft_ent_cache_t *c, const char *instance_id, 
 
 uint64_t ft_ent_cache_epoch(ft_ent_cache_t *c, const char *instance_id)
 {
-    char k[KEY_LEN];
-    if (!make_key(instance_id, k))
+    uint8_t k[KEY_LEN];
+    if (!ft_uuid_parse(instance_id, k))
         return 0;
-    uint64_t h, epoch;
-    shard_t *s = shard_of(c, k, &h);
+    uint64_t epoch;
+    shard_t *s = shard_of(c, k);
     pthread_mutex_lock(&s->mutex);
     epoch = s->epoch;
     pthread_mutex_unlock(&s->mutex);
@@ -186,34 +224,38 @@ void ft_ent_cache_epochs(ft_ent_cache_t *c, uint64_t out[FT_ENT_CACHE_SHARDS])
 
 uint64_t ft_ent_cache_epoch_in(const uint64_t snapshot[FT_ENT_CACHE_SHARDS], const char *instance_id)
 {
-    char k[KEY_LEN];
-    if (!make_key(instance_id, k))
+    uint8_t k[KEY_LEN];
+    if (!ft_uuid_parse(instance_id, k))
         return 0;
     return snapshot[hash_key(k) % NSHARDS];
 }
 
-int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
+int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch, int used)
 {
-    char k[KEY_LEN];
-    if (!make_key(e->instance_id, k))
-        return 0;
-    uint64_t h;
-    shard_t *s = shard_of(c, k, &h);
+    const uint8_t *k = e->instance_id;
+    shard_t *s = shard_of(c, k);
     ft_entitlements_t *old = NULL;
     int inserted = 0;
     pthread_mutex_lock(&s->mutex);
     if (s->epoch == epoch) {
-        uint32_t home = (uint32_t)(h >> 8);
-        slot_t *sl = &s->slots[probe(s, k, home)];
+        size_t i = probe(s, k);
+        if (s->slots[i].e == NULL && s->count >= c->shard_max) {
+            old = evict_one(s); /* moves entries: find the place again */
+            i = probe(s, k);
+            atomic_fetch_add(&c->evictions, 1);
+            ft_counter_inc(ft_metric_series(&evictions_total));
+        }
+        slot_t *sl = &s->slots[i];
         if (sl->e == NULL || sl->e->version <= e->version) {
-            old = sl->e;
             if (sl->e == NULL) {
                 memcpy(sl->key, k, KEY_LEN);
-                sl->home = home;
                 s->count++;
+            } else {
+                old = sl->e;
             }
             sl->e = e;
             sl->valid_until_us = e->valid_until_us;
+            s->referenced[i] = (uint8_t)(used != 0);
             ft_entitlements_hold(e);
             inserted = 1;
             if (s->count * 2 > s->nslots)
@@ -227,15 +269,14 @@ int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch)
 
 void ft_ent_cache_invalidate(ft_ent_cache_t *c, const char *instance_id)
 {
-    char k[KEY_LEN];
-    if (!make_key(instance_id, k))
+    uint8_t k[KEY_LEN];
+    if (!ft_uuid_parse(instance_id, k))
         return;
-    uint64_t h;
-    shard_t *s = shard_of(c, k, &h);
+    shard_t *s = shard_of(c, k);
     ft_entitlements_t *gone = NULL;
     pthread_mutex_lock(&s->mutex);
     s->epoch++;
-    size_t i = probe(s, k, (uint32_t)(h >> 8));
+    size_t i = probe(s, k);
     if (s->slots[i].e != NULL) {
         gone = s->slots[i].e;
         remove_at(s, i);
@@ -254,15 +295,18 @@ void ft_ent_cache_invalidate_all(ft_ent_cache_t *c, const char *product)
         s->epoch++;
         /* the survivors go into a fresh table; the dropped records are released after the lock */
         slot_t *old = s->slots;
+        uint8_t *old_ref = s->referenced;
         size_t n = s->nslots;
-        s->slots = slots_new(n);
+        table_new(s, n);
         s->count = 0;
         for (size_t j = 0; j < n; j++) {
             if (old[j].e == NULL)
                 continue;
-            if (product == NULL || strcmp(old[j].e->product, product) == 0)
+            if (product == NULL || strcmp(old[j].e->base->product, product) == 0)
                 continue;
-            s->slots[probe(s, old[j].key, old[j].home)] = old[j];
+            size_t at = probe(s, old[j].key);
+            s->slots[at] = old[j];
+            s->referenced[at] = old_ref[j];
             old[j].e = NULL;
             s->count++;
         }
@@ -270,6 +314,7 @@ void ft_ent_cache_invalidate_all(ft_ent_cache_t *c, const char *product)
         for (size_t j = 0; j < n; j++)
             ft_entitlements_release(old[j].e);
         free(old);
+        free(old_ref);
     }
     atomic_fetch_add(&c->invalidations, 1);
     ft_counter_inc(ft_metric_series(&invalidations_total));
@@ -286,7 +331,17 @@ size_t ft_ent_cache_count(ft_ent_cache_t *c)
     return n;
 }
 
+size_t ft_ent_cache_capacity(ft_ent_cache_t *c)
+{
+    return c->shard_max == SIZE_MAX ? 0 : c->shard_max * NSHARDS;
+}
+
 uint64_t ft_ent_cache_invalidations(ft_ent_cache_t *c)
 {
     return atomic_load(&c->invalidations);
+}
+
+uint64_t ft_ent_cache_evictions(ft_ent_cache_t *c)
+{
+    return atomic_load(&c->evictions);
 }

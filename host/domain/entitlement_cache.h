@@ -3,7 +3,7 @@
  * is split in shards, each behind one mutex held for a lookup or an insert only; the records
  * themselves are immutable and reference counted. Each shard has an epoch that every
  * invalidation bumps: a resolution that started before an invalidation cannot put its
- * (possibly stale) record in.
+ * (possibly stale) record in. Bounded: past its size, an insert evicts a cold record.
  */
 #ifndef FT_ENTITLEMENT_CACHE_H
 #define FT_ENTITLEMENT_CACHE_H
@@ -14,7 +14,8 @@
 
 typedef struct ft_ent_cache ft_ent_cache_t;
 
-ft_ent_cache_t *ft_ent_cache_create(void);
+/* Holds at most about max_records (rounded up to a multiple of FT_ENT_CACHE_SHARDS; 0: no bound). */
+ft_ent_cache_t *ft_ent_cache_create(size_t max_records);
 void ft_ent_cache_destroy(ft_ent_cache_t *c);
 
 /* The record for instance_id with one reference for the caller, or NULL when absent or past
@@ -30,14 +31,18 @@ void ft_ent_cache_epochs(ft_ent_cache_t *c, uint64_t out[FT_ENT_CACHE_SHARDS]);
 uint64_t ft_ent_cache_epoch_in(const uint64_t snapshot[FT_ENT_CACHE_SHARDS], const char *instance_id);
 
 /* Inserts (taking its own reference) unless the shard was invalidated since `epoch`; returns 1
- * if inserted. A newer version already present wins. */
-int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch);
+ * if inserted. A newer version already present wins. In a full shard a cold record makes room.
+ * used: the record is being read now (a request's miss), not only warmed. */
+int ft_ent_cache_put(ft_ent_cache_t *c, ft_entitlements_t *e, uint64_t epoch, int used);
 
 void ft_ent_cache_invalidate(ft_ent_cache_t *c, const char *instance_id);
 /* Drops every record of `product`, or every record when product is NULL. */
 void ft_ent_cache_invalidate_all(ft_ent_cache_t *c, const char *product);
 
 size_t ft_ent_cache_count(ft_ent_cache_t *c);
+/* The bound (0: none). */
+size_t ft_ent_cache_capacity(ft_ent_cache_t *c);
 uint64_t ft_ent_cache_invalidations(ft_ent_cache_t *c);
+uint64_t ft_ent_cache_evictions(ft_ent_cache_t *c);
 
 #endif

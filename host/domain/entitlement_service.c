@@ -12,6 +12,9 @@
 #include "store/instance_store.h"
 
 #include <stdatomic.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,10 +82,10 @@ static double read_cached(void *arg)
     return (double)ft_ent_cache_count(arg);
 }
 
-ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry)
+ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry, size_t max_records)
 {
     ft_ent_service_t *s = ft_mem_calloc(1, sizeof(*s));
-    s->cache = ft_ent_cache_create();
+    s->cache = ft_ent_cache_create(max_records);
     s->registry = registry;
     static const char *const channels[] = {"ft_entitlements", NULL};
     s->listener = ft_listener_start(database_url, channels, on_notify, s);
@@ -111,10 +114,16 @@ int ft_ent_service_listening(ft_ent_service_t *s)
     return ft_listener_connected(s->listener);
 }
 
+/* 1 when id (NULL: anyone) names the UUID `is`. */
+static int names(const char *id, const uint8_t is[16])
+{
+    uint8_t b[16];
+    return id == NULL || (ft_uuid_parse(id, b) && memcmp(b, is, 16) == 0);
+}
+
 static int in_scope(const ft_call_t *call, const ft_entitlements_t *e)
 {
-    return (call->customer_id == NULL || strcasecmp(call->customer_id, e->customer_id) == 0) &&
-           (call->instance_id == NULL || strcasecmp(call->instance_id, e->instance_id) == 0);
+    return names(call->customer_id, e->customer_id) && names(call->instance_id, e->instance_id);
 }
 
 ft_entitlements_t *ft_ent_service_cached(ft_ent_service_t *s, const ft_call_t *call, const char *instance_id, int64_t now_us)
@@ -129,13 +138,13 @@ ft_entitlements_t *ft_ent_service_cached(ft_ent_service_t *s, const ft_call_t *c
 }
 
 static int resolve_row(ft_ent_service_t *s, const ft_catalog_t *catalog, ft_ent_row_t *row, uint64_t epoch, ft_entitlements_t **out,
-                       int *inserted, ft_error_t *err)
+                       int *inserted, int used, ft_error_t *err)
 {
     ft_generation_t *g = ft_catalog_find(catalog, row->product);
     if (g == NULL)
         return ft_error_set(err, FT_EUNAVAILABLE, "product %s is not loaded; its entitlements cannot be resolved", row->product);
     *out = ft_entitlements_resolve(g->product, &row->in);
-    int put = ft_ent_cache_put(s->cache, *out, epoch);
+    int put = ft_ent_cache_put(s->cache, *out, epoch, used);
     if (inserted != NULL)
         *inserted = put;
     return FT_OK;
@@ -151,7 +160,7 @@ int ft_ent_service_resolve(ft_ent_service_t *s, PGconn *c, const ft_catalog_t *c
         return ft_instance_missing(c, call, instance_id, problem, err);
     if (rc != FT_OK)
         return rc;
-    rc = resolve_row(s, catalog, &row, epoch, out, NULL, err);
+    rc = resolve_row(s, catalog, &row, epoch, out, NULL, 1, err);
     ft_ent_row_free(&row);
     return rc;
 }
@@ -160,7 +169,7 @@ size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err)
 {
     ft_catalog_t *catalog = ft_catalog_acquire(s->registry);
     char after[37] = "";
-    size_t cached = 0;
+    size_t cached = 0, limit = ft_ent_cache_capacity(s->cache);
     for (;;) {
         ft_ent_row_t *rows = NULL;
         size_t n = 0;
@@ -174,7 +183,7 @@ size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err)
             ft_entitlements_t *e = NULL;
             int inserted = 0;
             uint64_t epoch = ft_ent_cache_epoch_in(epochs, rows[i].in.instance_id);
-            if (resolve_row(s, catalog, &rows[i], epoch, &e, &inserted, err) == FT_OK) {
+            if (resolve_row(s, catalog, &rows[i], epoch, &e, &inserted, 0, err) == FT_OK) {
                 cached += (size_t)inserted;
                 ft_entitlements_release(e);
             }
@@ -183,9 +192,12 @@ size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err)
             ft_ent_row_free(&rows[i]);
         }
         free(rows);
-        if (n < WARM_PAGE)
+        if (n < WARM_PAGE || (limit != 0 && cached >= limit))
             break;
     }
     ft_catalog_release(catalog);
+#ifdef __GLIBC__
+    malloc_trim(0); /* the pages' rows are gone: give their memory back, between the records that stay */
+#endif
     return cached;
 }

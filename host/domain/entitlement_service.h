@@ -2,7 +2,7 @@
  * Entitlements as the API serves them: from the cache when a fresh record is there, otherwise
  * read (store), resolved (domain) against the product's current definitions and cached. Also
  * keeps every cache fresh: PostgreSQL notifications (channel ft_entitlements) from any host's
- * committed change drop the record, and the cache can be warmed with every instance at start.
+ * committed change drop the record, and the cache can be warmed at start (as far as its bound).
  */
 #ifndef FT_ENTITLEMENT_SERVICE_H
 #define FT_ENTITLEMENT_SERVICE_H
@@ -16,7 +16,8 @@
 
 typedef struct ft_ent_service ft_ent_service_t; /* also named struct ft_ent_service in app.h */
 
-ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry);
+/* max_records bounds the cache (0: no bound). */
+ft_ent_service_t *ft_ent_service_start(const char *database_url, ft_registry_t *registry, size_t max_records);
 void ft_ent_service_stop(ft_ent_service_t *s);
 ft_ent_cache_t *ft_ent_service_cache(ft_ent_service_t *s);
 
@@ -28,7 +29,8 @@ ft_entitlements_t *ft_ent_service_cached(ft_ent_service_t *s, const ft_call_t *c
 int ft_ent_service_resolve(ft_ent_service_t *s, PGconn *c, const ft_catalog_t *catalog, const ft_call_t *call,
                            const char *instance_id, ft_entitlements_t **out, ft_problem_t *problem, ft_error_t *err);
 
-/* Resolves every instance into the cache, in pages. Blocking. Returns how many were cached. */
+/* Resolves instances into the cache, in pages in id order, until every one is or the cache is
+ * full. Blocking. Returns how many were cached. */
 size_t ft_ent_service_warm(ft_ent_service_t *s, PGconn *c, ft_error_t *err);
 
 /* fn(arg, instance_id) runs on the listener thread after each committed change has dropped the

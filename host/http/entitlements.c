@@ -4,18 +4,15 @@
  * event stream of the record: now, then after every change.
  */
 #include "core/mem.h"
+#include "domain/entitlement_render.h"
 #include "http/ent_lookup.h"
 #include "http/op.h"
 #include "http/routes.h"
 #include "http/sse.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-
-static void release_record(void *e)
-{
-    ft_entitlements_release(e);
-}
 
 static void found(ft_req_t *r, ft_entitlements_t *e, void *arg)
 {
@@ -26,10 +23,8 @@ static void found(ft_req_t *r, ft_entitlements_t *e, void *arg)
         return;
     }
     size_t len;
-    const char *json = ft_entitlements_json(e, &len);
-    /* the record's own text, held until the response has been written: no copy */
-    ft_entitlements_hold(e);
-    ft_respond_borrowed(r, 200, "application/json", json, len, release_record, e);
+    char *json = ft_entitlements_json(e, &len);
+    ft_respond_borrowed(r, 200, "application/json", json, len, free, json);
 }
 
 static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, void *arg)
@@ -60,8 +55,9 @@ static void watch_found(ft_req_t *r, ft_entitlements_t *e, void *arg)
     snprintf(etag, sizeof(etag), "%.*s", n >= 2 ? (int)(n - 2) : 0, e->etag + 1);
     if (strcmp(etag, rd->w->etag) != 0) {
         size_t len;
-        const char *json = ft_entitlements_json(e, &len);
+        char *json = ft_entitlements_json(e, &len);
         ft_sse_send(rd->s, etag, "entitlements", json, len);
+        free(json);
         memcpy(rd->w->etag, etag, sizeof(etag));
     }
     ft_sse_begin(rd->s);

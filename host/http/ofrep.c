@@ -5,8 +5,8 @@
  * context says; for other credentials, context.targetingKey names it (within their scope).
  * Evaluation errors follow the protocol's body, not problem+json.
  */
-#include "core/append.h"
 #include "core/mem.h"
+#include "domain/entitlement_render.h"
 #include "domain/ofrep_context.h"
 #include "http/ent_lookup.h"
 #include "http/routes.h"
@@ -51,42 +51,6 @@ static int target(ft_req_t *r, const char *key, char instance[40])
     return 0;
 }
 
-static const char *reason_of(const ft_ent_feature_t *f)
-{
-    return f->enabled ? "TARGETING_MATCH" : "DISABLED";
-}
-
-static const char *source_of(const ft_ent_feature_t *f)
-{
-    return f->source == FT_ENT_SOURCE_PLAN ? "plan" : f->source == FT_ENT_SOURCE_OVERRIDE ? "override" : "none";
-}
-
-/* One evaluation, into out (at least RENDER_MAX bytes): codes and plan codes are [a-z0-9_],
- * at most 63 characters, and need no escaping. Returns the length written. */
-#define RENDER_MAX 512
-static int render_flag(char *out, const ft_entitlements_t *e, const ft_ent_feature_t *f)
-{
-    char *o = ft_put_str(out, "{\"key\":\"");
-    o = ft_put_str(o, f->code);
-    o = ft_put_str(o, "\",\"value\":");
-    if (f->kind == FTP_FEATURE_FLAG)
-        o = ft_put_str(o, f->enabled ? "true" : "false");
-    else
-        o = ft_put_i64(o, f->value);
-    o = ft_put_str(o, ",\"reason\":\"");
-    o = ft_put_str(o, reason_of(f));
-    o = ft_put_str(o, f->enabled ? "\",\"variant\":\"on\",\"metadata\":{\"kind\":\"" : "\",\"variant\":\"off\",\"metadata\":{\"kind\":\"");
-    o = ft_put_str(o, f->kind == FTP_FEATURE_FLAG ? "flag" : "limit");
-    o = ft_put_str(o, "\",\"source\":\"");
-    o = ft_put_str(o, source_of(f));
-    o = ft_put_str(o, "\",\"plan\":\"");
-    o = ft_put_str(o, e->plan);
-    o = ft_put_str(o, "\",\"entitlementsVersion\":");
-    o = ft_put_u64(o, e->version);
-    o = ft_put(o, "}}", 2);
-    return (int)(o - out);
-}
-
 static void failed(ft_req_t *r, ft_problem_t *problem, const ft_error_t *err, void *arg)
 {
     const char *key = arg; /* NULL for bulk */
@@ -116,7 +80,7 @@ static void found_single(ft_req_t *r, ft_entitlements_t *e, void *arg)
     const ft_ent_feature_t *f = ft_entitlements_find(e, key);
     if (f == NULL) {
         char detail[200];
-        snprintf(detail, sizeof(detail), "product %s has no feature with this key", e->product);
+        snprintf(detail, sizeof(detail), "product %s has no feature with this key", e->base->product);
         ofrep_error(r, 404, key, "FLAG_NOT_FOUND", detail);
         return;
     }
@@ -125,9 +89,9 @@ static void found_single(ft_req_t *r, ft_entitlements_t *e, void *arg)
         ft_respond_empty(r, 304);
         return;
     }
-    char body[RENDER_MAX];
-    int n = render_flag(body, e, f);
-    ft_respond_raw(r, 200, "application/json", body, (size_t)n);
+    char body[FT_ENT_OFREP_FLAG_MAX];
+    size_t n = ft_entitlements_ofrep_flag(e, f, body);
+    ft_respond_raw(r, 200, "application/json", body, n);
 }
 
 static void evaluate_flag(ft_req_t *r)
@@ -139,36 +103,6 @@ static void evaluate_flag(ft_req_t *r)
     ft_ent_lookup(r, instance, found_single, failed, ft_mem_strdup(key));
 }
 
-/* The bulk body, rendered once per record and kept with it. */
-static const char *bulk_body(ft_entitlements_t *e)
-{
-    char *text = atomic_load_explicit(&e->bulk, memory_order_acquire);
-    if (text != NULL)
-        return text;
-    size_t cap = RENDER_MAX + e->nfeatures * RENDER_MAX, used = 0;
-    char *buf = ft_mem_alloc(cap);
-    used += (size_t)snprintf(buf, cap, "{\"flags\":[");
-    for (size_t i = 0; i < e->nfeatures; i++) {
-        if (i > 0)
-            buf[used++] = ',';
-        used += (size_t)render_flag(buf + used, e, &e->features[i]);
-    }
-    snprintf(buf + used, cap - used,
-             "],\"metadata\":{\"instanceId\":\"%s\",\"product\":\"%s\",\"plan\":\"%s\",\"planVersion\":%u,"
-             "\"entitlementsVersion\":%llu}}",
-             e->instance_id, e->product, e->plan, e->plan_version, (unsigned long long)e->version);
-    char *expected = NULL;
-    if (atomic_compare_exchange_strong(&e->bulk, &expected, buf))
-        return buf;
-    free(buf);
-    return expected;
-}
-
-static void release_record(void *e)
-{
-    ft_entitlements_release(e);
-}
-
 static void found_bulk(ft_req_t *r, ft_entitlements_t *e, void *arg)
 {
     ft_req_add_header(r, "etag", e->etag);
@@ -176,9 +110,9 @@ static void found_bulk(ft_req_t *r, ft_entitlements_t *e, void *arg)
         ft_respond_empty(r, 304);
         return;
     }
-    const char *body = bulk_body(e);
-    ft_entitlements_hold(e); /* the record's own text, until the response is written */
-    ft_respond_borrowed(r, 200, "application/json", body, strlen(body), release_record, e);
+    size_t len;
+    char *body = ft_entitlements_ofrep_bulk(e, &len);
+    ft_respond_borrowed(r, 200, "application/json", body, len, free, body);
 }
 
 static void evaluate_all(ft_req_t *r)

@@ -57,6 +57,7 @@ typedef struct ft_config {
     unsigned rate_limit_rps, rate_limit_burst, rate_limit_ip_rps, rate_limit_ip_burst;
     unsigned idempotency_ttl_s;
     unsigned sse_heartbeat_ms, sse_max_per_credential, sse_max_streams;
+    unsigned entitlement_cache_max; /* resolved records kept in memory */
     char *stack_env;     /* the local stack's file these settings were completed from, or NULL */
     char *system_config; /* the system config file these settings were read from, or NULL */
 } ft_config_t;

@@ -1,15 +1,37 @@
 """Entitlement resolution over REST against real PostgreSQL: plan features, overrides that beat
-the plan both ways, limits, expiry, dependencies, suspension and trials, ETag/304, and a second
-host process seeing a change within a second."""
+the plan both ways, limits, expiry, dependencies, suspension and trials, ETag/304, a second
+host process seeing a change within a second, every answer agreeing with its ETag and with OFREP
+across the four products, and a bounded cache that evicts and still answers."""
+import calendar
 import datetime
+import hashlib
+import json
 import time
 
-from fixtures import customer, entitlements, instance
+from fixtures import customer, entitlements, instance, settled
 from harness import ProductsTestCase, main, wait_until
 
 
 def iso(dt):
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def etag_of(doc):
+    """The ETag the REST document should carry: SHA-256 over the instance line and one line per
+    feature in code order (each cut at 255 bytes), its first 8 bytes in hex, quoted."""
+    sources = {"none": 0, "plan": 1, "override": 2}
+    text = (f"{doc['instance_id']}|{doc['product']}|{doc['plan']['code']}|{doc['plan']['version']}|"
+            f"{doc['subscription_status']}|{doc['instance_status']}\n").encode()
+    for code in sorted(doc["features"]):
+        f = doc["features"][code]
+        value = int(f["enabled"]) if f["kind"] == "flag" else f["value"]
+        expires = 0
+        if "expires_at" in f:
+            t = datetime.datetime.strptime(f["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            expires = calendar.timegm(t.timetuple()) * 1000000 + t.microsecond
+        line = f"{code}={int(f['enabled'])}:{value}:{sources[f['source']]}:{expires}:{f['reason']}\n".encode()
+        text += line[:255]
+    return '"' + hashlib.sha256(text).hexdigest()[:16] + '"'
 
 
 class Entitlements(ProductsTestCase):
@@ -108,6 +130,7 @@ class Entitlements(ProductsTestCase):
 
     def test_etag_and_if_none_match(self):
         i = instance(self.h, self.c["id"])
+        settled(self.h, i["id"])  # provisioning's end changes the instance's status, and so the ETag
         r = self.h.get(f"/api/v1/instances/{i['id']}/entitlements")
         etag = r.headers["etag"]
         self.assertRegex(etag, r'^"[0-9a-f]{16}"$')
@@ -150,6 +173,77 @@ class Entitlements(ProductsTestCase):
         line = [l for l in metrics.splitlines() if l.startswith("ft_entitlements_cached ")][0]
         self.assertGreaterEqual(int(line.split()[1]), 1)
         self.assertEqual(entitlements(h2, i["id"])["instance_id"], i["id"])
+
+    def test_every_answer_agrees_with_its_etag_and_with_ofrep_across_the_four_products(self):
+        """Each record is written from its plan's shared base and its own differences: the document
+        must still be compact JSON in its fixed member order, carry the ETag of what it says, and
+        say what OFREP says, for plan-only, overridden, suspended and trialing instances."""
+        tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+        cases = []
+        for product in ("vet", "erp", "crm", "pos"):
+            plain = instance(self.h, self.c["id"], product=product)
+            over = instance(self.h, self.c["id"], product=product)
+            features = entitlements(self.h, over["id"])["features"]
+            on = sorted(k for k, v in features.items() if v["enabled"])
+            off = sorted(k for k, v in features.items() if not v["enabled"])
+            limits = sorted(k for k, v in features.items() if v["kind"] == "limit" and v["enabled"])
+            self.put(over, on[0], enabled=False, reason='a "quoted" reason: ñ, \\ and a\ttab')
+            if off:
+                self.put(over, off[-1], enabled=True, expires_at=iso(tomorrow))
+            self.put(over, limits[-1], enabled=True, limit=7)
+            suspended = instance(self.h, self.c["id"], product=product)
+            self.h.post(f"/api/v1/instances/{suspended['id']}/subscription/suspend")
+            trialing = instance(self.h, self.c["id"], product=product, trial=True)
+            cases += [plain, over, suspended, trialing]
+        members = ["instance_id", "customer_id", "product", "plan", "subscription_status", "instance_status", "version",
+                   "resolved_at", "valid_until", "features"]
+        for i in cases:
+            r = self.h.get(f"/api/v1/instances/{i['id']}/entitlements")
+            self.assertEqual(r.status, 200, r)
+            body = r.body.decode()
+            doc = json.loads(body)
+            self.assertEqual(body, json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
+            self.assertEqual(list(doc), members)
+            self.assertEqual(list(doc["features"]), sorted(doc["features"]))
+            self.assertEqual(r.headers["etag"], etag_of(doc), doc)
+            bulk = self.h.post("/ofrep/v1/evaluate/flags", body={"context": {"targetingKey": i["id"]}})
+            self.assertEqual(bulk.status, 200, bulk)
+            self.assertEqual(bulk.headers["etag"], r.headers["etag"])
+            flags = bulk.json()["flags"]
+            self.assertEqual([f["key"] for f in flags], list(doc["features"]))
+            for f in flags:
+                mine = doc["features"][f["key"]]
+                self.assertEqual((f["value"], f["variant"], f["metadata"]["source"], f["metadata"]["entitlementsVersion"]),
+                                 (mine["value"], "on" if mine["enabled"] else "off", mine["source"], doc["version"]), f)
+            one = self.h.post(f"/ofrep/v1/evaluate/flags/{flags[0]['key']}", body={"context": {"targetingKey": i["id"]}})
+            self.assertEqual(one.json(), flags[0])
+
+    def test_a_bounded_cache_evicts_cold_records_and_still_answers_every_instance(self):
+        """With FT_ENTITLEMENT_CACHE_MAX below the instances there are, the warm-up stops at the
+        bound, reads beyond it evict, the count stays bounded, and every instance is answered."""
+        mine = instance(self.h, self.c["id"])
+        self.stack.psql(f"""
+            INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, settings, status)
+            SELECT '{self.c['id']}', 'bound-' || g, 'vet', 'standard', 'production', '{{}}', 'active'
+            FROM generate_series(1, 1500) g;
+            INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status)
+            SELECT customer_id, id, 'vet', 'essentials', 1, 'active' FROM ft_instances WHERE code LIKE 'bound-%'""", self.h.dbname)
+        ids = self.stack.psql("SELECT id FROM ft_instances WHERE code LIKE 'bound-%' ORDER BY id DESC LIMIT 300",
+                              self.h.dbname).split()
+        small = self.host(dbname=self.h.dbname, env={"FT_ENTITLEMENT_CACHE_MAX": "1000"})
+        wait_until(lambda: "entitlements: " in "".join(l.get("msg", "") for l in small.log_lines()), 60, what="warm-up")
+
+        def metric(name):
+            line = [l for l in small.get("/metrics").body.decode().splitlines() if l.startswith(name + " ")][0]
+            return float(line.split()[1])
+        self.assertLessEqual(metric("ft_entitlements_cached"), 1024)
+        before = metric("ft_entitlements_evictions_total")
+        for iid in ids + [mine["id"]]:
+            e = entitlements(small, iid)
+            self.assertEqual(e["instance_id"], iid)
+        self.assertGreater(metric("ft_entitlements_evictions_total"), before)
+        self.assertLessEqual(metric("ft_entitlements_cached"), 1024)
+        self.assertEqual(entitlements(small, ids[0])["features"], entitlements(self.h, ids[0])["features"])
 
 
 if __name__ == "__main__":

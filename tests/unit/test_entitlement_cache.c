@@ -13,13 +13,17 @@
 
 #define FOREVER INT64_MAX
 
+/* A record as the resolver makes it, for a one-feature product named `product`. */
 static ft_entitlements_t *record(const char *id, const char *product, uint64_t version, int64_t valid_until)
 {
-    ft_entitlements_t *e = ft_mem_calloc(1, sizeof(*e));
-    atomic_init(&e->refs, 1);
-    snprintf(e->instance_id, sizeof(e->instance_id), "%s", id);
-    snprintf(e->product, sizeof(e->product), "%s", product);
-    e->version = version;
+    static ft_feature_t features[] = {{.code = "base", .module = "m", .name = "Base", .kind = FTP_FEATURE_FLAG, .default_value = 1}};
+    static const ft_ent_plan_item_t items[] = {{"base", 1}};
+    ft_product_t p = {.code = (char *)product, .features = features, .nfeatures = 1};
+    ft_ent_input_t in = {.instance_id = id, .instance_status = "active", .subscription_status = "active", .plan = "basic"};
+    in.plan_items = items;
+    in.nplan_items = 1;
+    in.version = version;
+    ft_entitlements_t *e = ft_entitlements_resolve(&p, &in);
     e->valid_until_us = valid_until;
     return e;
 }
@@ -33,7 +37,7 @@ static void id_of(unsigned n, char out[37])
 static int put(ft_ent_cache_t *c, const char *id, const char *product, uint64_t version, int64_t valid_until)
 {
     ft_entitlements_t *e = record(id, product, version, valid_until);
-    int in = ft_ent_cache_put(c, e, ft_ent_cache_epoch(c, id));
+    int in = ft_ent_cache_put(c, e, ft_ent_cache_epoch(c, id), 0);
     ft_entitlements_release(e);
     return in;
 }
@@ -49,7 +53,7 @@ static uint64_t version_of(ft_ent_cache_t *c, const char *id, int64_t now)
 
 TEST(get_finds_what_was_put_in_any_case)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     CHECK(put(c, "0a1b2c3d-0000-4000-8000-00000000abcd", "vet", 3, FOREVER));
     CHECK_INT(3, version_of(c, "0a1b2c3d-0000-4000-8000-00000000abcd", 1));
     CHECK_INT(3, version_of(c, "0A1B2C3D-0000-4000-8000-00000000ABCD", 1));
@@ -62,7 +66,7 @@ TEST(get_finds_what_was_put_in_any_case)
 
 TEST(an_expired_record_is_not_served)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     put(c, "00000001-0000-4000-8000-000000000001", "vet", 1, 1000);
     CHECK_INT(1, version_of(c, "00000001-0000-4000-8000-000000000001", 999));
     CHECK_INT(0, version_of(c, "00000001-0000-4000-8000-000000000001", 1000));
@@ -71,7 +75,7 @@ TEST(an_expired_record_is_not_served)
 
 TEST(an_older_version_never_replaces_a_newer_one)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     const char *id = "00000002-0000-4000-8000-000000000002";
     CHECK(put(c, id, "vet", 5, FOREVER));
     CHECK(!put(c, id, "vet", 4, FOREVER));
@@ -84,12 +88,12 @@ TEST(an_older_version_never_replaces_a_newer_one)
 
 TEST(a_resolution_older_than_an_invalidation_is_not_cached)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     const char *id = "00000003-0000-4000-8000-000000000003";
     uint64_t epoch = ft_ent_cache_epoch(c, id); /* a resolution starts */
     ft_ent_cache_invalidate(c, id);            /* a change commits meanwhile */
     ft_entitlements_t *e = record(id, "vet", 1, FOREVER);
-    CHECK(!ft_ent_cache_put(c, e, epoch));
+    CHECK(!ft_ent_cache_put(c, e, epoch, 0));
     ft_entitlements_release(e);
     CHECK_INT(0, version_of(c, id, 1));
     ft_ent_cache_destroy(c);
@@ -97,7 +101,7 @@ TEST(a_resolution_older_than_an_invalidation_is_not_cached)
 
 TEST(a_warm_up_snapshot_of_the_epochs_guards_every_shard)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     const char *id = "00000005-0000-4000-8000-00000000000a", *upper = "00000005-0000-4000-8000-00000000000A";
     uint64_t snapshot[FT_ENT_CACHE_SHARDS];
     ft_ent_cache_epochs(c, snapshot); /* a warm-up starts */
@@ -105,7 +109,7 @@ TEST(a_warm_up_snapshot_of_the_epochs_guards_every_shard)
     CHECK_INT(0, ft_ent_cache_epoch_in(snapshot, "not an id"));
     ft_ent_cache_invalidate(c, id); /* a change commits during it */
     ft_entitlements_t *e = record(id, "vet", 1, FOREVER);
-    CHECK(!ft_ent_cache_put(c, e, ft_ent_cache_epoch_in(snapshot, id)));
+    CHECK(!ft_ent_cache_put(c, e, ft_ent_cache_epoch_in(snapshot, id), 0));
     ft_entitlements_release(e);
     CHECK_INT(0, version_of(c, id, 1));
     /* an id whose shard saw no change still goes in */
@@ -116,27 +120,29 @@ TEST(a_warm_up_snapshot_of_the_epochs_guards_every_shard)
             break;
     }
     e = record(other, "vet", 1, FOREVER);
-    CHECK(ft_ent_cache_put(c, e, ft_ent_cache_epoch_in(snapshot, other)));
+    CHECK(ft_ent_cache_put(c, e, ft_ent_cache_epoch_in(snapshot, other), 0));
     ft_entitlements_release(e);
     ft_ent_cache_destroy(c);
 }
 
 TEST(a_held_record_outlives_its_invalidation)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     const char *id = "00000004-0000-4000-8000-000000000004";
     put(c, id, "vet", 1, FOREVER);
     ft_entitlements_t *held = ft_ent_cache_get(c, id, 1);
     ft_ent_cache_invalidate(c, id);
     CHECK_INT(0, version_of(c, id, 1));
-    CHECK_STR(id, held->instance_id); /* still readable: the reference is ours */
+    char text[37];
+    ft_uuid_format(held->instance_id, text);
+    CHECK_STR(id, text); /* still readable: the reference is ours */
     ft_entitlements_release(held);
     ft_ent_cache_destroy(c);
 }
 
 TEST(invalidate_all_drops_one_product_or_everything)
 {
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     char id[37];
     for (unsigned i = 0; i < 3000; i++) {
         id_of(i, id);
@@ -158,12 +164,46 @@ TEST(invalidate_all_drops_one_product_or_everything)
     ft_ent_cache_destroy(c);
 }
 
+TEST(a_full_cache_evicts_cold_records_and_keeps_the_ones_read)
+{
+    enum { MAX = FT_ENT_CACHE_SHARDS * 8, HOT = MAX / 4, N = MAX * 3 };
+    ft_ent_cache_t *c = ft_ent_cache_create(MAX);
+    CHECK_INT(MAX, ft_ent_cache_capacity(c));
+    char id[37];
+    /* the first records are read often */
+    for (unsigned i = 0; i < HOT; i++) {
+        id_of(i, id);
+        put(c, id, "vet", 1, FOREVER);
+    }
+    for (unsigned i = HOT; i < N; i++) {
+        for (unsigned j = 0; j < HOT; j += 1 + i % 3) { /* between inserts, each at least every third time */
+            id_of(j, id);
+            version_of(c, id, 1);
+        }
+        id_of(i, id);
+        put(c, id, "vet", 1, FOREVER);
+        CHECK(ft_ent_cache_count(c) <= MAX);
+    }
+    CHECK(ft_ent_cache_evictions(c) >= N - MAX);
+    CHECK_INT(N, ft_ent_cache_count(c) + ft_ent_cache_evictions(c));
+    unsigned hot = 0, cold = 0;
+    for (unsigned i = 0; i < N; i++) {
+        id_of(i, id);
+        if (version_of(c, id, 1) != 0)
+            *(i < HOT ? &hot : &cold) += 1;
+    }
+    /* the records read between inserts survived; the cache's other room went to the newest */
+    CHECK_INT(HOT, hot);
+    CHECK_INT(ft_ent_cache_count(c), hot + cold);
+    ft_ent_cache_destroy(c);
+}
+
 /* Random puts, invalidations and lookups over more ids than the shards start with, checked
  * against an array of what each id should hold. */
 TEST(a_long_random_run_agrees_with_a_plain_model)
 {
     enum { NIDS = 20000, NOPS = 400000 };
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     uint64_t *model = ft_mem_calloc(NIDS, sizeof(uint64_t)); /* cached version; 0: absent */
     uint64_t next_version = 1;
     size_t count = 0;
@@ -208,7 +248,7 @@ static double seconds(void)
 TEST(benchmark_random_gets)
 {
     enum { NIDS = 100000, NGETS = 2000000 };
-    ft_ent_cache_t *c = ft_ent_cache_create();
+    ft_ent_cache_t *c = ft_ent_cache_create(0);
     char(*ids)[37] = ft_mem_calloc(NIDS, sizeof(*ids));
     for (unsigned i = 0; i < NIDS; i++) {
         id_of(i, ids[i]);
@@ -237,4 +277,4 @@ RUN_TESTS(TEST_ENTRY(get_finds_what_was_put_in_any_case), TEST_ENTRY(an_expired_
           TEST_ENTRY(a_resolution_older_than_an_invalidation_is_not_cached),
           TEST_ENTRY(a_warm_up_snapshot_of_the_epochs_guards_every_shard), TEST_ENTRY(a_held_record_outlives_its_invalidation),
           TEST_ENTRY(invalidate_all_drops_one_product_or_everything), TEST_ENTRY(a_long_random_run_agrees_with_a_plain_model),
-          TEST_ENTRY(benchmark_random_gets))
+          TEST_ENTRY(a_full_cache_evicts_cold_records_and_keeps_the_ones_read), TEST_ENTRY(benchmark_random_gets))
