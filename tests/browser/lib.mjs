@@ -49,10 +49,11 @@ export async function run(name, scenario, {allowConsoleErrors = false, blocked =
   page.on('requestfailed', (r) => log.push(`[requestfailed] ${r.url()} ${r.failure() ? r.failure().errorText : ''}`));
   let current = 'start';
   const step = (what) => { current = what; console.log(`${name}: ${what}`); };
-  const shot = async (label) => {
+  // fullPage: false for a page too tall to capture whole in good time (the API reference)
+  const shot = async (label, {fullPage = true} = {}) => {
     for (const size of SIZES) {
       await page.setViewportSize(size);
-      await page.screenshot({path: path.join(SHOTS, `${name}-${label}-${size.width}x${size.height}.png`), fullPage: true});
+      await page.screenshot({path: path.join(SHOTS, `${name}-${label}-${size.width}x${size.height}.png`), fullPage});
     }
     await page.setViewportSize(SIZES[0]);
   };

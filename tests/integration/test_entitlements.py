@@ -197,7 +197,13 @@ class Entitlements(ProductsTestCase):
             cases += [plain, over, suspended, trialing]
         members = ["instance_id", "customer_id", "product", "plan", "subscription_status", "instance_status", "version",
                    "resolved_at", "valid_until", "features"]
+
+        def quiet(i):
+            # the end of provisioning changes the record: compare REST and OFREP once it has ended
+            items = self.h.get(f"/api/v1/instances/{i['id']}/jobs").json()["items"]
+            return all(j["status"] in ("succeeded", "failed") for j in items)
         for i in cases:
+            wait_until(lambda: quiet(i), 120, what=f"instance {i['id']}'s jobs to end")
             r = self.h.get(f"/api/v1/instances/{i['id']}/entitlements")
             self.assertEqual(r.status, 200, r)
             body = r.body.decode()
