@@ -62,7 +62,8 @@ start_host() {
         "$root/build/release/host/farutech-host" >"$_log" 2>&1 &
     pids="$pids $!"
     host_pid=$! # env execs the host: the same process
-    for _ in $(seq 1 100); do
+    # up to three minutes: a host takes a while to start on a database the job benchmarks filled
+    for _ in $(seq 1 1800); do
         curl -fs "http://127.0.0.1:$_host_port/health" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
