@@ -62,7 +62,8 @@ start_host() {
         "$root/build/release/host/farutech-host" >"$_log" 2>&1 &
     pids="$pids $!"
     host_pid=$! # env execs the host: the same process
-    for _ in $(seq 1 100); do
+    # up to three minutes: a host takes a while to start on a database the job benchmarks filled
+    for _ in $(seq 1 1800); do
         curl -fs "http://127.0.0.1:$_host_port/health" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -221,39 +222,59 @@ backlog_rate() {
     sql -c "DELETE FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'" >/dev/null
 }
 
-# noop_jobs JOBS INSTANCES TAG LABEL: JOBS no-op jobs of the faulty fixture product spread over
-# INSTANCES instances, queued in one commit; jobs/s from the first start to the last finish (needs a
-# host with the worker and relay roles that has synced the fixture into the catalog). Jobs of one
-# instance run in order, so with several per instance a worker that draws a later one puts it back
-# (500 ms) while another runs the earlier one.
-noop_jobs() {
+# noop_instances INSTANCES TAG: a customer and INSTANCES active instances j-TAG-1..INSTANCES of the
+# faulty fixture product (needs a host that has synced the fixture into the catalog)
+noop_instances() {
     sql <<SQL >/dev/null
-INSERT INTO ft_customers (legal_name, tax_id, country) VALUES ('Bench jobs $3', 'BJ-$3', 'CO');
+INSERT INTO ft_customers (legal_name, tax_id, country) VALUES ('Bench jobs $2', 'BJ-$2', 'CO');
 INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, status)
-SELECT (SELECT id FROM ft_customers WHERE tax_id = 'BJ-$3'), 'j-$3-' || g, 'faulty', 'standard', 'production', 'active'
-FROM generate_series(1, $2) g;
+SELECT (SELECT id FROM ft_customers WHERE tax_id = 'BJ-$2'), 'j-$2-' || g, 'faulty', 'standard', 'production', 'active'
+FROM generate_series(1, $1) g;
 INSERT INTO ft_subscriptions (customer_id, instance_id, product_code, plan_code, plan_version, status)
-SELECT customer_id, id, 'faulty', 'basic', 1, 'active' FROM ft_instances WHERE code LIKE 'j-$3-%';
+SELECT customer_id, id, 'faulty', 'basic', 1, 'active' FROM ft_instances WHERE code LIKE 'j-$2-%';
+SQL
+}
+
+# noop_queue_sql TAG PER_INSTANCE [CONDITION]: the statement that queues PER_INSTANCE no-op jobs (one
+# step each, and its request in the outbox, as the API does) on every instance j-TAG-* (i) that
+# meets CONDITION; the jobs' correlation id is bench-TAG
+noop_queue_sql() {
+    cat <<SQL
 WITH j AS (
     INSERT INTO ft_jobs (instance_id, product_code, kind, correlation_id)
-    SELECT i.id, 'faulty', 'features_changed', 'bench-$3' FROM ft_instances i, generate_series(1, $1 / $2) g
-    WHERE i.code LIKE 'j-$3-%' RETURNING id, instance_id
+    SELECT i.id, 'faulty', 'features_changed', 'bench-$1' FROM ft_instances i, generate_series(1, $2) g
+    WHERE i.customer_id = (SELECT id FROM ft_customers WHERE tax_id = 'BJ-$1') AND ${3:-true} RETURNING id, instance_id
 ), s AS (INSERT INTO ft_job_steps (job_id, position, name, version, ordinal) SELECT id, 0, 'noop', 1, 0 FROM j)
 INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)
 SELECT u, 'instance', j.instance_id::text, 'ft.jobs.features_changed', 'dev.farutech.instance.features_change_requested.v1',
        jsonb_build_object('specversion', '1.0', 'id', u, 'source', '/farutech/control-plane', 'time', now(),
                           'type', 'dev.farutech.instance.features_change_requested.v1', 'subject', 'instances/' || j.instance_id,
                           'data', jsonb_build_object('job_id', j.id, 'instance_id', j.instance_id, 'kind', 'features_changed'))
-FROM (SELECT gen_random_uuid() AS u, j.* FROM j) j;
+FROM (SELECT gen_random_uuid() AS u, j.* FROM j) j
 SQL
-    while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$3' AND status <> 'succeeded'")" != 0 ]; do
-        if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$3' AND status = 'failed'")" != 0 ]; then
+}
+
+# noop_wait TAG: until every job of bench-TAG succeeded (exits when one failed)
+noop_wait() {
+    while [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$1' AND status <> 'succeeded'")" != 0 ]; do
+        if [ "$(sql -c "SELECT count(*) FROM ft_jobs WHERE correlation_id = 'bench-$1' AND status = 'failed'")" != 0 ]; then
             echo "a job failed:" >&2
             sql -c "SELECT last_error FROM ft_jobs WHERE status = 'failed' LIMIT 3" >&2
             exit 1
         fi
         sleep 0.1
     done
+}
+
+# noop_jobs JOBS INSTANCES TAG LABEL: JOBS no-op jobs of the faulty fixture product spread over
+# INSTANCES instances, queued in one commit; jobs/s from the first start to the last finish (needs a
+# host with the worker and relay roles that has synced the fixture into the catalog). Jobs of one
+# instance run in order, so with several per instance a worker that draws a later one puts it back
+# (500 ms) while another runs the earlier one.
+noop_jobs() {
+    noop_instances "$2" "$3"
+    printf '%s;\n' "$(noop_queue_sql "$3" $(($1 / $2)))" | sql >/dev/null
+    noop_wait "$3"
     sql -c "SELECT format('no-op jobs, %s: %s in %s ms = %s jobs/s', '$4', count(*),
                           round(extract(epoch FROM max(finished_at) - min(started_at)) * 1000),
                           round(count(*) / extract(epoch FROM max(finished_at) - min(started_at))))

@@ -310,6 +310,7 @@ static int serve(ft_app_t *app)
                                               .archive_dir = app->config.archive_dir[0] ? app->config.archive_dir : NULL,
                                               .retention_days = app->config.archive_retention_days},
                                    .threads = app->config.worker_threads,
+                                   .batch = app->config.worker_batch,
                                    .max_attempts = app->config.job_max_attempts,
                                    .backoff_ms = app->config.job_backoff_ms,
                                    .backoff_max_ms = app->config.job_backoff_max_ms,

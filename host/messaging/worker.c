@@ -1,7 +1,8 @@
 /*
  * The worker threads and the job runner. Each thread has its own pull subscription on the
- * shared durable consumer and its own control-plane connection; a heartbeat thread keeps
- * long jobs' messages from being redelivered while they run (InProgress).
+ * shared durable consumer and its own control-plane connection, fetches up to a batch of
+ * messages at once and runs their jobs one after the other, in stream order; a heartbeat thread
+ * keeps the messages it holds from being redelivered while they wait or run (InProgress).
  */
 #include "messaging/worker.h"
 
@@ -31,6 +32,9 @@
 
 #define CONSUMER FT_WORKER_CONSUMER
 #define FETCH_WAIT_MS 1000
+/* A batch's messages not started this long after the fetch go back to the consumer (Nak without
+ * delay) for other threads and workers: one slow job does not hold up the quick ones behind it. */
+#define HOLD_MS 1000
 
 static const double job_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double step_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
@@ -47,8 +51,11 @@ typedef struct worker_thread {
     struct ft_workers *pool;
     pthread_t tid;
     unsigned index;
-    pthread_mutex_t mutex; /* guards busy, read by the heartbeat */
-    natsMsg *busy;
+    pthread_mutex_t mutex; /* guards the batch fields below, shared with the heartbeat */
+    natsMsg *running;      /* the message whose job runs now */
+    natsMsg **batch;       /* the fetched messages; those from next to end wait their turn */
+    int next, end;
+    uint64_t fetched_ns; /* when the batch came */
     PGconn *shared;   /* the last pooled database used, kept open between jobs */
     char *shared_url; /* its URL (NULL: the default one) */
 } worker_thread_t;
@@ -384,6 +391,10 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
     if (*control == NULL || PQstatus(*control) != CONNECTION_OK) {
         PQfinish(*control);
         *control = ft_db_connect(w->url, "farutech-worker", &err);
+        if (*control != NULL && ft_job_runner_session(*control, &err) != FT_OK) {
+            PQfinish(*control);
+            *control = NULL;
+        }
         if (*control == NULL) {
             natsMsg_NakWithDelay(msg, 1000, NULL);
             json_decref(ev);
@@ -412,9 +423,6 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
         json_decref(ev);
         return;
     }
-    pthread_mutex_lock(&t->mutex);
-    t->busy = msg;
-    pthread_mutex_unlock(&t->mutex);
     ft_log_traced(FT_LOG_INFO, job.correlation_id, job.trace.trace_id, "worker: job %s (%s of %s) attempt %d of %d", job.id,
                   job.kind, job.instance_id, job.attempts, job.max_attempts);
 
@@ -460,12 +468,34 @@ static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
         }
     }
     ft_job_release(*control, job.id);
-    pthread_mutex_lock(&t->mutex);
-    t->busy = NULL;
-    pthread_mutex_unlock(&t->mutex);
     json_decref(location);
     ft_job_row_free(&job);
     json_decref(ev);
+}
+
+/* Handles a fetched batch in stream order (so jobs of one instance in it run in the order they
+ * were asked for); the heartbeat hands back what is still waiting after HOLD_MS. */
+static void run_batch(worker_thread_t *t, PGconn **control, natsMsgList *list)
+{
+    pthread_mutex_lock(&t->mutex);
+    t->batch = list->Msgs;
+    t->next = 0;
+    t->end = list->Count;
+    t->fetched_ns = ft_mono_ns();
+    pthread_mutex_unlock(&t->mutex);
+    for (;;) {
+        pthread_mutex_lock(&t->mutex);
+        natsMsg *msg = t->next < t->end ? t->batch[t->next++] : NULL;
+        t->running = msg;
+        pthread_mutex_unlock(&t->mutex);
+        if (msg == NULL)
+            break;
+        handle(t, control, msg);
+    }
+    pthread_mutex_lock(&t->mutex);
+    t->batch = NULL;
+    t->next = t->end = 0;
+    pthread_mutex_unlock(&t->mutex);
 }
 
 static int ensure_consumer(ft_workers_t *w, ft_error_t *err);
@@ -501,7 +531,7 @@ static void *worker_main(void *arg)
             }
         }
         natsMsgList list = {0};
-        natsStatus s = natsSubscription_Fetch(&list, sub, 1, FETCH_WAIT_MS, NULL);
+        natsStatus s = natsSubscription_Fetch(&list, sub, (int)w->cfg.batch, FETCH_WAIT_MS, NULL);
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {
@@ -511,8 +541,7 @@ static void *worker_main(void *arg)
                 break;
             continue;
         }
-        for (int i = 0; i < list.Count; i++)
-            handle(t, &control, list.Msgs[i]);
+        run_batch(t, &control, &list);
         natsMsgList_Destroy(&list);
     }
     ft_nats_sub_destroy(w->cfg.nats, sub);
@@ -523,17 +552,33 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Keeps the messages of running jobs from being redelivered while the job runs. */
+/* Keeps the messages the threads hold (running or waiting their turn) from being redelivered,
+ * and hands back to the consumer those of a batch still waiting HOLD_MS after it came. */
 static void *heartbeat_main(void *arg)
 {
     ft_workers_t *w = arg;
     unsigned every = w->cfg.ack_wait_ms / 3 > 0 ? w->cfg.ack_wait_ms / 3 : 1;
-    while (!nap(w, every)) {
+    unsigned tick = every < HOLD_MS / 4 ? every : HOLD_MS / 4;
+    uint64_t last = ft_mono_ns();
+    while (!nap(w, tick)) {
+        uint64_t now = ft_mono_ns();
+        int beat = now - last >= (uint64_t)every * 1000000 * 9 / 10;
+        if (beat)
+            last = now;
         for (unsigned i = 0; i < w->cfg.threads; i++) {
             worker_thread_t *t = &w->threads[i];
             pthread_mutex_lock(&t->mutex);
-            if (t->busy != NULL)
-                natsMsg_InProgress(t->busy, NULL);
+            int hand_back = t->next < t->end && now - t->fetched_ns > (uint64_t)HOLD_MS * 1000000;
+            for (int k = t->next; k < t->end && (hand_back || beat); k++) {
+                if (hand_back)
+                    natsMsg_Nak(t->batch[k], NULL);
+                else
+                    natsMsg_InProgress(t->batch[k], NULL);
+            }
+            if (hand_back)
+                t->end = t->next;
+            if (beat && t->running != NULL)
+                natsMsg_InProgress(t->running, NULL);
             pthread_mutex_unlock(&t->mutex);
         }
     }
@@ -577,7 +622,7 @@ static int ensure_consumer(ft_workers_t *w, ft_error_t *err)
     cc.AckWait = (int64_t)w->cfg.ack_wait_ms * 1000000;
     cc.MaxDeliver = -1; /* attempts are counted by the workers themselves, in the database */
     cc.FilterSubject = "ft.jobs.>";
-    cc.MaxAckPending = 1000;
+    cc.MaxAckPending = 10000; /* room for every thread of a fleet to hold a full batch */
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     natsStatus s = js_AddConsumer(&ci, w->js, FT_STREAM_JOBS, &cc, NULL, &jerr);

@@ -22,6 +22,7 @@ typedef struct ft_worker_config {
     ft_registry_t *registry;
     ft_tenant_db_config_t tenant;
     unsigned threads;
+    unsigned batch; /* messages one thread fetches at once */
     unsigned max_attempts;
     unsigned backoff_ms, backoff_max_ms;
     unsigned ack_wait_ms;

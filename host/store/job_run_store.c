@@ -43,6 +43,18 @@ static int rollback(PGconn *c, int rc)
     return rc;
 }
 
+int ft_job_runner_session(PGconn *c, ft_error_t *err)
+{
+    return ft_sql(c, "setting up a job runner's session", "SET synchronous_commit = off", 0, NULL, NULL, err);
+}
+
+/* Makes the open transaction's commit wait for its WAL to reach the disk (and so become visible
+ * only once durable), whatever the session's default (see ft_job_runner_session). */
+static int durable(PGconn *c, ft_error_t *err)
+{
+    return ft_sql_prepared(c, "making a commit durable", "SET LOCAL synchronous_commit = on", 0, NULL, NULL, err);
+}
+
 void ft_job_row_free(ft_job_row_t *job)
 {
     json_decref(job->payload);
@@ -57,7 +69,7 @@ static int read_steps(PGconn *c, ft_job_row_t *job, ft_error_t *err)
     const char *p[] = {job->id};
     PGresult *res = NULL;
     int rc =
-        ft_sql(c, "reading job steps",
+        ft_sql_prepared(c, "reading job steps",
                "SELECT position, name, version, status, ordinal FROM ft_job_steps WHERE job_id = $1 ORDER BY ordinal, position", 1,
                p, &res, err);
     if (rc != FT_OK)
@@ -93,7 +105,7 @@ static int record_attempt(PGconn *c, const ft_job_row_t *job, const char *outcom
                                      : "f",
                        job->generation ? generation : NULL,
                        job->product_version[0] ? job->product_version : NULL};
-    return ft_sql(
+    return ft_sql_prepared(
         c, "recording an attempt",
         "INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, step, error, retryable, started_at, finished_at,"
         " generation, product_version)"
@@ -108,13 +120,23 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     int rc = ft_sql_begin(c, err);
     if (rc != FT_OK)
         return rc;
-    const char *p[] = {job_id};
+    const char *p[] = {job_id, consumer, event_id};
     PGresult *res = NULL;
-    rc = ft_sql(c, "claiming a job",
+    /* One statement: the job (locked), and whether it is done (finished, or this event was
+     * applied already: the inbox) or must wait (an earlier job of the instance is unfinished: jobs
+     * of one instance run in the order they were asked for). The checks may read a snapshot taken
+     * before the row lock was granted: an earlier job seen unfinished that has just finished only
+     * makes this one wait a little, and a finished job is told by its own (locked) row. */
+    rc = ft_sql_prepared(c, "claiming a job",
                 "SELECT j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
-                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.replays, j.traceparent"
+                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.replays, j.traceparent,"
+                " CASE WHEN j.status IN ('succeeded', 'failed')"
+                "   OR EXISTS (SELECT 1 FROM ft_inbox WHERE consumer = $2 AND event_id = $3::uuid) THEN 'done'"
+                "  WHEN EXISTS (SELECT 1 FROM ft_jobs e WHERE e.instance_id = j.instance_id AND e.id <> j.id"
+                "   AND e.status IN ('queued', 'running') AND e.created_at < j.created_at) THEN 'wait'"
+                "  ELSE 'run' END"
                 " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1 FOR UPDATE OF j",
-                1, p, &res, err);
+                3, p, &res, err);
     if (rc != FT_OK)
         return rollback(c, rc);
     if (PQntuples(res) == 0) {
@@ -140,39 +162,19 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
     job->round = atoi(PQgetvalue(res, 0, 14));
     ft_trace_begin(&job->trace, PQgetvalue(res, 0, 15), (size_t)PQgetlength(res, 0, 15));
+    char decision = PQgetvalue(res, 0, 16)[0];
     PQclear(res);
     if (job->k == NULL) {
         ft_sql_rollback(c);
         return ft_error_set(err, FT_EINVAL, "job %s is of a kind this host does not know (%s)", job->id, job->kind);
     }
-
-    const char *ip[] = {consumer, event_id};
-    rc = ft_sql(c, "checking the inbox", "SELECT 1 FROM ft_inbox WHERE consumer = $1 AND event_id = $2::uuid", 2, ip, &res, err);
-    if (rc != FT_OK)
-        return rollback(c, rc);
-    int seen = PQntuples(res) > 0;
-    PQclear(res);
-    if (seen || strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0) {
-        *verdict = FT_CLAIM_DONE;
-        return ft_sql_commit(c, err);
-    }
-    /* jobs of one instance run in the order they were asked for */
-    const char *ep[] = {job->instance_id, job->id};
-    rc = ft_sql(c, "checking earlier jobs",
-                "SELECT 1 FROM ft_jobs WHERE instance_id = $1 AND id <> $2 AND status IN ('queued', 'running')"
-                " AND created_at < (SELECT created_at FROM ft_jobs WHERE id = $2) LIMIT 1",
-                2, ep, &res, err);
-    if (rc != FT_OK)
-        return rollback(c, rc);
-    int earlier = PQntuples(res) > 0;
-    PQclear(res);
-    if (earlier) {
-        *verdict = FT_CLAIM_WAIT;
+    if (decision != 'r') {
+        *verdict = decision == 'd' ? FT_CLAIM_DONE : FT_CLAIM_WAIT;
         return ft_sql_commit(c, err);
     }
     /* One runner per job: a session lock, held until ft_job_release or until this connection
      * dies with its worker (then a redelivery may take the job over). */
-    rc = ft_sql(c, "locking the job for this worker", "SELECT pg_try_advisory_lock(hashtext('ft_job:' || $1))", 1, p, &res, err);
+    rc = ft_sql_prepared(c, "locking the job for this worker", "SELECT pg_try_advisory_lock(hashtext('ft_job:' || $1))", 1, p, &res, err);
     if (rc != FT_OK)
         return rollback(c, rc);
     int mine = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -188,14 +190,14 @@ int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char
     snprintf(budget, sizeof(budget), "%d", max_attempts);
     const char *sp[] = {job->id, budget};
     if (rc == FT_OK)
-        rc = ft_sql(c, "starting a job attempt",
+        rc = ft_sql_prepared(c, "starting a job attempt",
                     "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
                     " started_at = coalesce(started_at, now()), attempt_started_at = now(), updated_at = now() WHERE id = $1",
                     2, sp, NULL, err);
     job->max_attempts = max_attempts;
     const char *rp[] = {job->instance_id, job->k->running, job->k->running_from};
     if (rc == FT_OK && job->k->running != NULL)
-        rc = ft_sql(c, "marking the instance at work",
+        rc = ft_sql_prepared(c, "marking the instance at work",
                     "UPDATE ft_instances SET status = $2, status_reason = NULL, updated_at = now()"
                     " WHERE id = $1 AND status = ANY ($3::text[])",
                     3, rp, NULL, err);
@@ -256,7 +258,8 @@ int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *
 void ft_job_release(PGconn *c, const char *job_id)
 {
     const char *p[] = {job_id};
-    PQclear(PQexecParams(c, "SELECT pg_advisory_unlock(hashtext('ft_job:' || $1))", 1, NULL, p, NULL, NULL, 0));
+    ft_error_t ignored = {0};
+    ft_sql_prepared(c, "releasing a job", "SELECT pg_advisory_unlock(hashtext('ft_job:' || $1))", 1, p, NULL, &ignored);
 }
 
 int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err)
@@ -264,7 +267,7 @@ int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t 
     char pos[16];
     snprintf(pos, sizeof(pos), "%d", position);
     const char *p[] = {job_id, pos};
-    return ft_sql(c, "marking a step running",
+    return ft_sql_prepared(c, "marking a step running",
                   "UPDATE ft_job_steps SET status = 'running', attempts = attempts + 1, started_at = now(), last_error = NULL"
                   " WHERE job_id = $1 AND position = $2",
                   2, p, NULL, err);
@@ -276,8 +279,11 @@ int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *e
     snprintf(pos, sizeof(pos), "%d", position);
     const char *p[] = {job->id, pos};
     int rc = ft_sql_begin(c, err);
+    /* events or a result leave the control plane (the relay, the API): durable before visible */
+    if (rc == FT_OK && (json_array_size(events) > 0 || result != NULL))
+        rc = durable(c, err);
     if (rc == FT_OK)
-        rc = ft_sql(c, "marking a step done",
+        rc = ft_sql_prepared(c, "marking a step done",
                     "UPDATE ft_job_steps SET status = 'succeeded', finished_at = now(), last_error = NULL"
                     " WHERE job_id = $1 AND position = $2",
                     2, p, NULL, err);
@@ -324,6 +330,8 @@ int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, 
 {
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
+        rc = durable(c, err);
+    if (rc == FT_OK)
         rc = record_attempt(c, job, "failed", step, error, retryable, err);
     const char *qp[] = {job->id, error};
     if (rc == FT_OK)
@@ -342,7 +350,7 @@ int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, 
 static int inbox(PGconn *c, const char *consumer, const char *event_id, ft_error_t *err)
 {
     const char *p[] = {consumer, event_id};
-    return ft_sql(c, "recording the inbox",
+    return ft_sql_prepared(c, "recording the inbox",
                   "INSERT INTO ft_inbox (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING", 2, p, NULL, err);
 }
 
@@ -352,7 +360,9 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
     const char *p[] = {job->id};
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
-        rc = ft_sql(c, "finishing a job",
+        rc = durable(c, err);
+    if (rc == FT_OK)
+        rc = ft_sql_prepared(c, "finishing a job",
                     "UPDATE ft_jobs SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
                     " WHERE id = $1",
                     1, p, NULL, err);
@@ -363,7 +373,7 @@ int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, c
     char *loc = data_location != NULL ? json_dumps(data_location, JSON_COMPACT) : NULL;
     const char *ip[] = {job->instance_id, k->succeeded, k->succeeded_from, k->records_location ? "t" : "f", loc};
     if (rc == FT_OK)
-        rc = ft_sql(c, "recording the instance's outcome",
+        rc = ft_sql_prepared(c, "recording the instance's outcome",
                     "UPDATE ft_instances SET"
                     " status = CASE WHEN $2::text IS NOT NULL AND ($3::text IS NULL OR status = $3) THEN $2 ELSE status END,"
                     " status_reason = NULL,"
@@ -400,6 +410,8 @@ int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const 
     snprintf(seq, sizeof(seq), "%llu", stream_sequence);
     const char *p[] = {job->id, reason};
     int rc = ft_sql_begin(c, err);
+    if (rc == FT_OK)
+        rc = durable(c, err);
     if (rc == FT_OK)
         rc = ft_sql(c, "failing a job",
                     "UPDATE ft_jobs SET status = 'failed', last_error = $2, finished_at = now(), updated_at = now() WHERE id = $1",

@@ -47,6 +47,14 @@ typedef enum {
     FT_CLAIM_MISSING, /* no such job (its instance's history was deleted): acknowledge */
 } ft_claim_t;
 
+/* Sets up a worker's control-plane connection: its commits do not wait for the disk (a claim,
+ * a step started or done without events is progress that a crash may lose: the message is then
+ * delivered again, and the job resumes from what is durable). The outcomes that leave the
+ * control plane or end an attempt (ft_job_step_done with events or a result,
+ * ft_job_attempt_failed, ft_job_succeeded, ft_job_dead) wait for the disk, and so make every
+ * earlier commit of the session durable too, before the worker acknowledges the message. */
+int ft_job_runner_session(PGconn *c, ft_error_t *err);
+
 /* max_attempts: the attempt budget now in force (recorded with the job). A kind this host does not
  * know (a newer host queued it) is FT_EINVAL: another worker may take it. */
 int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,

@@ -7,13 +7,13 @@
 #include "infra/db_pool.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
-           ft_error_t *err)
+/* A statement's outcome: the result handed over, or the failure described in err. */
+static int outcome(PGconn *conn, PGresult *r, const char *what, PGresult **res, ft_error_t *err)
 {
-    PGresult *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (res != NULL)
@@ -36,6 +36,50 @@ int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const c
     if (res != NULL)
         *res = NULL;
     return rc;
+}
+
+int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+           ft_error_t *err)
+{
+    return outcome(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), what, res, err);
+}
+
+#define PREPARED_MAX 48
+
+/* The statements this thread prepared on its current connection, by their text's address. */
+static _Thread_local struct {
+    PGconn *conn;
+    int pid;           /* the server process: a reconnection may reuse the PGconn's address */
+    unsigned long set; /* in the statements' names: a connection this thread comes back to keeps
+                        * the statements of its earlier turn, which must not clash */
+    int n;
+    const char *sql[PREPARED_MAX];
+} prepared;
+static atomic_ulong prepared_sets;
+
+int ft_sql_prepared(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+                    ft_error_t *err)
+{
+    if (prepared.conn != conn || prepared.pid != PQbackendPID(conn)) {
+        prepared.conn = conn;
+        prepared.pid = PQbackendPID(conn);
+        prepared.set = atomic_fetch_add(&prepared_sets, 1);
+        prepared.n = 0;
+    }
+    int i = 0;
+    while (i < prepared.n && prepared.sql[i] != sql)
+        i++;
+    if (i == PREPARED_MAX) /* more statements than foreseen: plain ones for the rest */
+        return ft_sql(conn, what, sql, nparams, params, res, err);
+    char name[40];
+    snprintf(name, sizeof(name), "ft_p%lu_%d", prepared.set, i);
+    if (i == prepared.n) {
+        int rc = outcome(conn, PQprepare(conn, name, sql, nparams, NULL), what, NULL, err);
+        if (rc != FT_OK)
+            return rc;
+        prepared.sql[prepared.n++] = sql;
+    }
+    return outcome(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), what, res, err);
 }
 
 int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,

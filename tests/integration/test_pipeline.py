@@ -369,6 +369,27 @@ class Pipeline(PipelineCase):
         self.assertEqual(self.effects(i["id"]), 1)
         w2.terminate()
 
+    def test_jobs_fetched_behind_a_slow_one_go_to_an_idle_thread(self):
+        """A worker thread fetches a batch and runs its jobs in turn; those still waiting a second
+        after the fetch go back to the queue, where the other thread takes them: quick jobs fetched
+        behind a slow one end long before it."""
+        db = self.stack.create_database()
+        h = self.host(dbname=db, env={"FT_ROLES": "api,relay"})
+        c = customer(h)
+        slow = self.create(h, c, settings={"sleep_ms": 8000})
+        quick = [self.create(h, c) for _ in range(4)]
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 60,
+                   what="the requests in the work queue")  # so the first fetch may take all five
+        w = self.host(dbname=db, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0", "FT_WORKER_THREADS": "2",
+                                      "FT_WORKER_BATCH": "16"}, start=False)
+        w.start(wait=False)
+        for q in quick:
+            self.wait_status(h, q["id"], ["active"], timeout=60)
+        self.assertEqual(self.job(h, slow["latest_job"]["id"])["status"], "running")
+        self.wait_status(h, slow["id"], ["active"])
+        self.assertEqual(self.job(h, slow["latest_job"]["id"])["attempts"], 1)
+        w.terminate()
+
     def test_a_relay_killed_between_publish_and_marking_causes_no_duplicate(self):
         db = self.stack.create_database()
         h = self.host(dbname=db, env={"FT_ROLES": "api,worker"})

@@ -386,9 +386,10 @@ TEST(the_system_config_is_read_when_present_under_the_environment_and_a_named_fi
     ft_config_free(&c);
     clear_env();
 
-    const char *file = write_file("FT_WORKER_THREADS=4\n");
+    const char *file = write_file("FT_WORKER_THREADS=4\nFT_WORKER_BATCH=64\n");
     CHECK_INT(0, ft_config_load_site(&c, file, &site, errors, sizeof(errors)));
     CHECK_INT(4, c.worker_threads);
+    CHECK_INT(64, c.worker_batch);
     CHECK(c.system_config == NULL);
     ft_config_free(&c);
     unlink(file);
