@@ -91,6 +91,10 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
 }
 
 
+/* The window of the 2 × limit oldest unpublished rows (read from the partial index, whatever the
+ * statistics say) bounds the rows whose aggregate lock the claim tries: a plan that tried the lock
+ * on every unpublished row would take every aggregate's lock and leave another lane nothing. Rows
+ * beyond the window wait for a later batch, after the ones before them: order holds. */
 int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err)
 {
     char text[16];
@@ -98,7 +102,8 @@ int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err)
     const char *params[] = {text};
     return ft_sql(c, "claiming outbox rows",
                   "SELECT seq, id, subject, event::text FROM ft_outbox"
-                  " WHERE published_at IS NULL"
+                  " WHERE seq IN (SELECT seq FROM ft_outbox WHERE published_at IS NULL ORDER BY seq LIMIT 2 * $1::int)"
+                  " AND published_at IS NULL"
                   " AND pg_try_advisory_xact_lock(hashtext(aggregate_type || ':' || aggregate_id))"
                   " ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
                   1, params, res, err);
