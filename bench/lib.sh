@@ -208,6 +208,28 @@ END
 \$\$;
 SQL
 }
+# insert_paced N RATE: N bench events committed at RATE a second, one commit every 5 ms (the
+# statement's clock paces the commits, so the offered rate holds while the database keeps up)
+insert_paced() {
+    sql <<SQL
+DO \$\$
+DECLARE
+    per int := greatest($2 / 200, 1);
+    t0 timestamptz := clock_timestamp();
+BEGIN
+    FOR i IN 0..($1 / per - 1) LOOP
+        INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)
+        SELECT u, 'bench', (g % 1000)::text, 'ft.events.bench.v1', 'dev.farutech.bench.v1',
+               jsonb_build_object('specversion', '1.0', 'id', u, 'source', '/farutech/bench', 'type', 'dev.farutech.bench.v1',
+                                  'time', now(), 'subject', 'bench/' || g, 'data', jsonb_build_object('n', g))
+        FROM (SELECT gen_random_uuid() AS u, g FROM generate_series(1, per) g) x;
+        COMMIT;
+        PERFORM pg_sleep(greatest(extract(epoch FROM t0 + (i + 1) * per * interval '1 second' / $2 - clock_timestamp()), 0));
+    END LOOP;
+END
+\$\$;
+SQL
+}
 wait_published() {
     while [ "$(sql -c "SELECT count(*) FROM ft_outbox WHERE type = 'dev.farutech.bench.v1' AND published_at IS NULL")" != 0 ]; do
         sleep 0.02

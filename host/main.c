@@ -298,6 +298,7 @@ static int serve(ft_app_t *app)
         ft_relay_config_t rcfg = {.database_url = app->config.database_url,
                                   .nats = app->nats,
                                   .batch = app->config.relay_batch,
+                                  .lanes = app->config.relay_lanes,
                                   .poll_ms = app->config.relay_poll_ms,
                                   .crash_after_publish = app->config.relay_crash_after_publish};
         relay = ft_relay_start(&rcfg);

@@ -132,6 +132,7 @@ static const setting_t settings[] = {
     {"FT_JOB_BACKOFF_MAX_MS", K_UINT, OFF(job_backoff_max_ms), "60000", 1, 86400000, "longest delay between attempts"},
     {"FT_JOB_ACK_WAIT_MS", K_UINT, OFF(job_ack_wait_ms), "30000", 500, 3600000, "redelivery after a worker vanished mid-job"},
     {"FT_RELAY_BATCH", K_UINT, OFF(relay_batch), "500", 1, 10000, "outbox rows per relay batch"},
+    {"FT_RELAY_LANES", K_UINT, OFF(relay_lanes), "2", 1, 16, "relay batches in flight at once, each on its own connection"},
     {"FT_RELAY_POLL_MS", K_UINT, OFF(relay_poll_ms), "5000", 10, 600000, "relay poll when no notification arrives"},
     {"FT_RELAY_CRASH_AFTER_PUBLISH", K_TESTSWITCH, OFF(relay_crash_after_publish), "false", 0, 0,
      "fault injection for tests: exit after publishing, before marking rows"},

@@ -46,7 +46,7 @@ typedef struct ft_config {
     unsigned worker_threads, worker_batch;
     unsigned job_max_attempts;
     unsigned job_backoff_ms, job_backoff_max_ms, job_ack_wait_ms;
-    unsigned relay_batch, relay_poll_ms;
+    unsigned relay_batch, relay_lanes, relay_poll_ms;
     int relay_crash_after_publish;
     unsigned sweep_interval_ms;
     unsigned metrics_sample_ms; /* backlog gauges' sampling period */

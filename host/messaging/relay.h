@@ -16,6 +16,7 @@ typedef struct ft_relay_config {
     const char *database_url;
     ft_nats_t *nats;
     unsigned batch;           /* rows per batch */
+    unsigned lanes;           /* batches in flight at once, each on its own connection */
     unsigned poll_ms;         /* fallback poll when no notification arrives */
     int crash_after_publish;  /* test fault injection: _exit after publishing, before marking */
 } ft_relay_config_t;

@@ -90,3 +90,30 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
     return rc;
 }
 
+
+/* The window of the 2 × limit oldest unpublished rows (read from the partial index, whatever the
+ * statistics say) bounds the rows whose aggregate lock the claim tries: a plan that tried the lock
+ * on every unpublished row would take every aggregate's lock and leave another lane nothing. Rows
+ * beyond the window wait for a later batch, after the ones before them: order holds. */
+int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err)
+{
+    char text[16];
+    snprintf(text, sizeof(text), "%u", limit);
+    const char *params[] = {text};
+    return ft_sql(c, "claiming outbox rows",
+                  "SELECT seq, id, subject, event::text FROM ft_outbox"
+                  " WHERE seq IN (SELECT seq FROM ft_outbox WHERE published_at IS NULL ORDER BY seq LIMIT 2 * $1::int)"
+                  " AND published_at IS NULL"
+                  " AND pg_try_advisory_xact_lock(hashtext(aggregate_type || ':' || aggregate_id))"
+                  " ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
+                  1, params, res, err);
+}
+
+int ft_outbox_mark_published(PGconn *c, const char *seqs, ft_error_t *err)
+{
+    const char *params[] = {seqs};
+    /* clock_timestamp: the moment the acknowledgements were in, not the batch's start (now()) */
+    return ft_sql(c, "marking outbox rows published",
+                  "UPDATE ft_outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
+                  1, params, NULL, err);
+}

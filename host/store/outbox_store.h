@@ -36,4 +36,13 @@ int ft_outbox_emit_plugin_events(PGconn *c, const char *instance_id, const ft_ev
 int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, const char *what, const char *id, json_t *entity, int rc,
                      ft_error_t *err);
 
+/*
+ * The relay's side, on its own connection inside its batch's transaction.
+ * ft_outbox_claim: up to `limit` unpublished rows in seq order, locked FOR UPDATE SKIP LOCKED
+ * under their aggregate's transaction-scoped advisory lock, as (seq, id, subject, event) in *res.
+ * ft_outbox_mark_published: stamps the rows whose seqs `seqs` lists (a PostgreSQL bigint array
+ * literal, "{1,2}") with the time of the marking, in one statement.
+ */
+int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err);
+int ft_outbox_mark_published(PGconn *c, const char *seqs, ft_error_t *err);
 #endif
