@@ -9,12 +9,35 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
 static int fail(ft_ofrep_context_t *out, const char *code, const char *detail)
 {
     out->error_code = code;
     snprintf(out->detail, sizeof(out->detail), "%s", detail);
     return FT_EINVAL;
+}
+
+/* The bodies OpenFeature providers send when the context carries nothing, {"context":{}} and {}
+ * (spaces aside), read without building a document: a child app's provider sends one with every
+ * evaluation. */
+static int is_empty_context(const char *body, size_t len)
+{
+    static const char *const forms[] = {"{\"context\":{}}", "{}"};
+    char packed[16];
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+            continue;
+        if (n == sizeof(packed))
+            return 0;
+        packed[n++] = c;
+    }
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++)
+        if (n == strlen(forms[i]) && memcmp(packed, forms[i], n) == 0)
+            return 1;
+    return 0;
 }
 
 int ft_ofrep_context_parse(const char *body, size_t len, ft_ofrep_context_t *out)
@@ -24,7 +47,7 @@ int ft_ofrep_context_parse(const char *body, size_t len, ft_ofrep_context_t *out
     out->error_code = NULL;
     out->detail[0] = '\0';
     out->targeting_key[0] = '\0';
-    if (body == NULL || len == 0)
+    if (body == NULL || len == 0 || is_empty_context(body, len))
         goto out;
     json_error_t jerr;
     doc = json_loadb(body, len, 0, &jerr);

@@ -54,26 +54,40 @@ int ft_traceparent_parse(const char *s, size_t len, char trace_id[FT_TRACE_ID_LE
     return 0;
 }
 
-/* n random bytes as 2n lowercase hex digits, never all zero (an all-zero id is invalid). */
+/* The next 64 bits of this thread's generator: splitmix64 over a counter whose start is drawn
+ * from the system's random source once per thread. Ids need to be unique and unguessable enough
+ * to not collide, not secret: one RAND_bytes per id (two per request, each taking a lock and a
+ * getpid in OpenSSL) cost more than the rest of a cached entitlement read. */
+static uint64_t next_random(void)
+{
+    static _Thread_local uint64_t state;
+    static _Thread_local int seeded;
+    if (!seeded) {
+        if (RAND_bytes((unsigned char *)&state, sizeof(state)) != 1) {
+            /* a clock and a process-wide counter: distinct per thread all the same */
+            static atomic_uint_fast64_t counter;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            state = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15u;
+        }
+        seeded = 1;
+    }
+    uint64_t x = (state += 0x9e3779b97f4a7c15u);
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+/* n random bytes (n <= 16) as 2n lowercase hex digits, never all zero (an all-zero id is invalid). */
 static void random_hex(char *out, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char b[16];
-    if (RAND_bytes(b, (int)n) != 1) {
-        /* ids need to be unique, not secret: a clock and a counter through splitmix64 */
-        static atomic_uint_fast64_t counter;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec + atomic_fetch_add(&counter, 1) * 0x9e3779b97f4a7c15u;
-        for (size_t i = 0; i < n; i++) {
-            if (i % 8 == 0) {
-                x += 0x9e3779b97f4a7c15u;
-                x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-                x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-                x ^= x >> 31;
-            }
-            b[i] = (unsigned char)(x >> (i % 8 * 8));
-        }
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i % 8 == 0)
+            x = next_random();
+        b[i] = (unsigned char)(x >> (i % 8 * 8));
     }
     int nonzero = 0;
     for (size_t i = 0; i < n; i++)
@@ -102,5 +116,16 @@ void ft_trace_begin(ft_trace_t *t, const char *parent, size_t len)
         flags = SAMPLED;
     }
     random_hex(span_id, FT_SPAN_ID_LEN / 2);
-    snprintf(t->traceparent, sizeof(t->traceparent), "00-%s-%s-%02x", t->trace_id, span_id, flags);
+    /* "00-<trace id>-<span id>-<flags>", put together by hand: it is built on every request */
+    static const char hex[] = "0123456789abcdef";
+    _Static_assert(sizeof(t->traceparent) >= FT_TRACEPARENT_LEN + 1, "traceparent fits");
+    char *o = t->traceparent;
+    memcpy(o, "00-", 3);
+    memcpy(o + 3, t->trace_id, FT_TRACE_ID_LEN);
+    o[3 + FT_TRACE_ID_LEN] = '-';
+    memcpy(o + 4 + FT_TRACE_ID_LEN, span_id, FT_SPAN_ID_LEN);
+    o[4 + FT_TRACE_ID_LEN + FT_SPAN_ID_LEN] = '-';
+    o[5 + FT_TRACE_ID_LEN + FT_SPAN_ID_LEN] = hex[flags >> 4 & 15];
+    o[6 + FT_TRACE_ID_LEN + FT_SPAN_ID_LEN] = hex[flags & 15];
+    o[FT_TRACEPARENT_LEN] = '\0';
 }

@@ -9,6 +9,8 @@
  */
 #include "domain/entitlement_render.h"
 #include "domain/entitlements.h"
+#include "core/error.h"
+#include "domain/ofrep_context.h"
 #include "ft_test.h"
 
 #include <jansson.h>
@@ -469,7 +471,29 @@ TEST(answers_match_the_golden_file_byte_for_byte)
     free(g.text);
 }
 
-RUN_TESTS(TEST_ENTRY(plan_features_are_on_with_their_values_and_others_off),
+/* OFREP contexts: the empty forms a provider sends read as no context; anything else, or those
+ * forms with more after them, goes through the JSON parser as before. */
+TEST(ofrep_empty_contexts_and_their_look_alikes)
+{
+    const char *empty[] = {"{\"context\":{}}", "{}", " { \"context\" : { } }\n", "{\"context\":null}", "{\"other\":1}"};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        ft_ofrep_context_t ctx;
+        CHECK_INT(FT_OK, ft_ofrep_context_parse(empty[i], strlen(empty[i]), &ctx));
+        CHECK_STR("", ctx.targeting_key);
+    }
+    const char *bad[] = {"{\"context\":{}}}", "{\"context\":{}", "{\"context\":[]}", "{}x", "[]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ft_ofrep_context_t ctx;
+        CHECK_INT(FT_EINVAL, ft_ofrep_context_parse(bad[i], strlen(bad[i]), &ctx));
+        CHECK(ctx.error_code != NULL);
+    }
+    const char *keyed = "{\"context\":{\"targetingKey\":\"abc\"}}";
+    ft_ofrep_context_t ctx;
+    CHECK_INT(FT_OK, ft_ofrep_context_parse(keyed, strlen(keyed), &ctx));
+    CHECK_STR("abc", ctx.targeting_key);
+}
+
+RUN_TESTS(TEST_ENTRY(plan_features_are_on_with_their_values_and_others_off), TEST_ENTRY(ofrep_empty_contexts_and_their_look_alikes),
           TEST_ENTRY(override_switches_off_a_plan_feature_and_its_dependents),
           TEST_ENTRY(override_switches_on_a_chain_and_a_limit_gets_its_default), TEST_ENTRY(override_sets_a_limit_over_the_plan_value),
           TEST_ENTRY(expired_override_is_ignored_and_a_future_expiry_bounds_validity),

@@ -5,6 +5,8 @@
 #include "domain/trace.h"
 #include "ft_test.h"
 
+#include <pthread.h>
+
 #define TRACE "4bf92f3577b34da6a3ce929d0e0e4736"
 #define PARENT "00f067aa0ba902b7"
 
@@ -160,10 +162,38 @@ TEST(new_traces_and_spans_differ)
     CHECK(strncmp(c.traceparent + 36, a.traceparent + 36, 16) != 0);
 }
 
+/* Each thread draws from a generator of its own, seeded on its first id: ids started in other
+ * threads differ from each other and from this thread's. */
+static void *begin_in_thread(void *arg)
+{
+    ft_trace_begin(arg, NULL, 0);
+    return NULL;
+}
+
+TEST(new_traces_in_other_threads_differ)
+{
+    enum { N = 8 };
+    ft_trace_t t[N + 1];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++)
+        CHECK(pthread_create(&th[i], NULL, begin_in_thread, &t[i]) == 0);
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    ft_trace_begin(&t[N], NULL, 0);
+    for (int i = 0; i <= N; i++) {
+        check_shape(t[i].traceparent);
+        for (int j = 0; j < i; j++) {
+            CHECK(strcmp(t[i].trace_id, t[j].trace_id) != 0);
+            CHECK(strncmp(t[i].traceparent + 36, t[j].traceparent + 36, 16) != 0);
+        }
+    }
+}
+
 RUN_TESTS(TEST_ENTRY(version_00_is_read_into_its_fields), TEST_ENTRY(the_value_need_not_be_terminated),
           TEST_ENTRY(all_zero_trace_id_or_parent_id_is_invalid), TEST_ENTRY(uppercase_hex_is_invalid_in_every_field),
           TEST_ENTRY(non_hex_digits_and_misplaced_dashes_are_invalid), TEST_ENTRY(version_ff_is_invalid),
           TEST_ENTRY(version_00_of_another_length_is_invalid), TEST_ENTRY(a_later_version_is_read_by_its_first_four_fields),
           TEST_ENTRY(a_span_in_the_callers_trace_keeps_the_trace_and_the_flags_with_a_new_span_id),
           TEST_ENTRY(flags_version_00_does_not_define_are_passed_on_as_zero),
-          TEST_ENTRY(no_or_an_invalid_parent_starts_a_new_sampled_trace), TEST_ENTRY(new_traces_and_spans_differ))
+          TEST_ENTRY(no_or_an_invalid_parent_starts_a_new_sampled_trace), TEST_ENTRY(new_traces_and_spans_differ),
+          TEST_ENTRY(new_traces_in_other_threads_differ))
