@@ -215,15 +215,15 @@ static void remove_instance(ft_req_t *r)
 }
 
 /* The API reference's part of each route (see ft_route_doc_t). */
+/* the filters both instance lists take (a customer's list has the customer in its path) */
+#define INSTANCE_FILTERS                                                                                                           \
+    {"status", "{\"type\":\"string\"}", NULL}, {"product", "{\"type\":\"string\"}", NULL},                                    \
+        {"environment", "{\"type\":\"string\"}", NULL}, {"code", "{\"type\":\"string\"}", NULL}
 static const ft_route_doc_t doc_get_customers_id_instances = {
     .tag = "Instances",
     .summary = "List a customer's instances",
     .flags = FT_DOC_PAGE,
-    .query = (const ft_route_query_t[]){{"status", "{\"type\":\"string\"}", NULL},
-                                        {"product", "{\"type\":\"string\"}", NULL},
-                                        {"environment", "{\"type\":\"string\"}", NULL},
-                                        {"code", "{\"type\":\"string\"}", NULL},
-                                        {0}},
+    .query = (const ft_route_query_t[]){INSTANCE_FILTERS, {0}},
     .responses = (const ft_route_response_t[]){{200, "Instance", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_post_customers_id_instances = {
@@ -235,12 +235,7 @@ static const ft_route_doc_t doc_get_instances = {
     .tag = "Instances",
     .summary = "List instances",
     .flags = FT_DOC_PAGE,
-    .query = (const ft_route_query_t[]){{"customer_id", "{\"type\":\"string\"}", NULL},
-                                        {"status", "{\"type\":\"string\"}", NULL},
-                                        {"product", "{\"type\":\"string\"}", NULL},
-                                        {"environment", "{\"type\":\"string\"}", NULL},
-                                        {"code", "{\"type\":\"string\"}", NULL},
-                                        {0}},
+    .query = (const ft_route_query_t[]){{"customer_id", "{\"type\":\"string\"}", NULL}, INSTANCE_FILTERS, {0}},
     .responses = (const ft_route_response_t[]){{200, "Instance", NULL, NULL}, {0}},
 };
 static const ft_route_doc_t doc_get_instances_id = {
