@@ -166,7 +166,37 @@ TEST(an_unknown_component_or_tag_or_a_schema_that_is_not_json_is_refused)
     CHECK_CONTAINS(err.message, "not JSON");
 }
 
+static const ft_route_doc_t reads_its_body = {.tag = "Customers",
+                                              .summary = "Evaluate",
+                                              .request = "OfrepEvaluationRequest",
+                                              .responses = (const ft_route_response_t[]){{200, "Customer", NULL, NULL}, {0}}};
+static const ft_route_doc_t reads_an_unknown_body = {.tag = "Customers",
+                                                     .summary = "Evaluate",
+                                                     .request = "Nonesuch",
+                                                     .responses =
+                                                         (const ft_route_response_t[]){{200, "Customer", NULL, NULL}, {0}}};
+
+/* A body the handler reads itself (OFREP's, not validated by the router): documented as optional,
+ * and refused at start-up like a response schema when it names no component. */
+TEST(a_body_the_handler_reads_itself_is_documented_from_the_doc)
+{
+    static const ft_route_t a[] = {{.method = "POST", .pattern = "/a", .handler = nop, .doc = &reads_its_body}};
+    static const ft_route_t b[] = {{.method = "POST", .pattern = "/b", .handler = nop, .doc = &reads_an_unknown_body}};
+    ft_error_t err = {0};
+    json_t *doc = build(a, 1, &err);
+    CHECK(doc != NULL);
+    json_t *body = json_object_get(at(doc, "/a", "post"), "requestBody");
+    CHECK(json_is_false(json_object_get(body, "required")));
+    CHECK_STR("#/components/schemas/OfrepEvaluationRequest",
+              json_string_value(json_object_get(
+                  json_object_get(json_object_get(json_object_get(body, "content"), "application/json"), "schema"), "$ref")));
+    json_decref(doc);
+    CHECK(build(b, 1, &err) == NULL);
+    CHECK_CONTAINS(err.message, "no component schema named Nonesuch");
+}
+
 RUN_TESTS(TEST_ENTRY(a_route_gives_path_method_permission_security_and_request_schema),
+          TEST_ENTRY(a_body_the_handler_reads_itself_is_documented_from_the_doc),
           TEST_ENTRY(a_list_has_limit_cursor_and_the_page_envelope_and_a_public_route_no_security),
           TEST_ENTRY(a_route_without_a_doc_is_refused),
           TEST_ENTRY(an_unknown_component_or_tag_or_a_schema_that_is_not_json_is_refused))
