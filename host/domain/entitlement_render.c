@@ -17,33 +17,12 @@
  * returns the length. */
 static size_t put_time(char *out, int64_t us)
 {
+    char base[32];
     time_t s = (time_t)(us / 1000000);
     struct tm tm;
     gmtime_r(&s, &tm);
-    if (us < 0 || tm.tm_year + 1900 > 9999) { /* outside 1970..9999: as strftime writes it */
-        char base[32];
-        strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-        return (size_t)snprintf(out, 48, "\"%s.%06lldZ\"", base, (long long)(us % 1000000));
-    }
-    /* digits by hand: two times are written on every entitlements answer */
-    const struct {
-        long v;
-        int width;
-        char after;
-    } parts[] = {{tm.tm_year + 1900L, 4, '-'}, {tm.tm_mon + 1L, 2, '-'}, {tm.tm_mday, 2, 'T'}, {tm.tm_hour, 2, ':'},
-                 {tm.tm_min, 2, ':'},          {tm.tm_sec, 2, '.'},       {(long)(us % 1000000), 6, 'Z'}};
-    char *o = out;
-    *o++ = '"';
-    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-        long v = parts[i].v;
-        for (int d = parts[i].width - 1; d >= 0; d--, v /= 10)
-            o[d] = (char)('0' + v % 10);
-        o += parts[i].width;
-        *o++ = parts[i].after;
-    }
-    *o++ = '"';
-    *o = '\0';
-    return (size_t)(o - out);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    return (size_t)snprintf(out, 48, "\"%s.%06lldZ\"", base, (long long)(us % 1000000));
 }
 
 static const char *source_name(int s)

@@ -134,21 +134,6 @@ ft_req_t *ft_req_start(ft_http_thread_t *t, h2o_req_t *req)
     return r;
 }
 
-/* a.b.c.d as inet_ntop writes it, without its sprintf: the address is read on every request
- * (the per-address rate limit, the access log) */
-static void put_ipv4(char *out, const unsigned char a[4])
-{
-    for (int i = 0; i < 4; i++) {
-        unsigned v = a[i];
-        if (v >= 100)
-            *out++ = (char)('0' + v / 100);
-        if (v >= 10)
-            *out++ = (char)('0' + v / 10 % 10);
-        *out++ = (char)('0' + v % 10);
-        *out++ = i < 3 ? '.' : '\0';
-    }
-}
-
 const char *ft_req_client_ip(ft_req_t *r)
 {
     if (r->client_ip[0] != '\0' || r->req == NULL)
@@ -158,7 +143,7 @@ const char *ft_req_client_ip(ft_req_t *r)
     if (len == 0)
         return r->client_ip;
     if (ss.ss_family == AF_INET)
-        put_ipv4(r->client_ip, (const unsigned char *)&((struct sockaddr_in *)&ss)->sin_addr);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, r->client_ip, sizeof(r->client_ip));
     else if (ss.ss_family == AF_INET6)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, r->client_ip, sizeof(r->client_ip));
     return r->client_ip;
