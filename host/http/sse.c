@@ -142,7 +142,23 @@ void ft_sse_publish(ft_sse_hub_t *hub, ft_sse_topic_t topic, const char *key)
 static void on_job_changed(void *arg, const char *channel, const char *payload)
 {
     /* channel NULL: (re)connected, changes may have been missed */
-    ft_sse_publish(arg, FT_SSE_JOB, channel != NULL ? payload : NULL);
+    if (channel == NULL || payload == NULL) {
+        ft_sse_publish(arg, FT_SSE_JOB, NULL);
+        return;
+    }
+    /* one notification names every job a statement changed, comma-separated (migration 0015) */
+    char id[40];
+    for (const char *p = payload; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+        if (n > 0 && n < sizeof(id)) {
+            memcpy(id, p, n);
+            id[n] = '\0';
+            ft_sse_publish(arg, FT_SSE_JOB, id);
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
 }
 
 static void on_entitlements_changed(void *arg, const char *instance_id)

@@ -8,6 +8,7 @@
 
 #include "core/clock.h"
 #include "core/mem.h"
+#include "core/uuid.h"
 #include "domain/action_rules.h"
 #include "domain/entitlements.h"
 #include "domain/step_plan.h"
@@ -18,7 +19,6 @@
 #include "store/entitlement_store.h"
 #include "store/idempotency_store.h"
 #include "store/job_run_store.h"
-#include "store/tenant_database_store.h"
 
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -32,9 +32,13 @@
 
 #define CONSUMER FT_WORKER_CONSUMER
 #define FETCH_WAIT_MS 1000
-/* A batch's messages not started this long after the fetch go back to the consumer (Nak without
- * delay) for other threads and workers: one slow job does not hold up the quick ones behind it. */
-#define HOLD_MS 1000
+/* A thread fetches as many messages as its recent jobs suggest it runs in this time (at most
+ * FT_WORKER_BATCH, one at first): the jobs it claims wait their turn on it, so a batch of slow
+ * jobs stays short and the other threads and workers take the rest of the queue. */
+#define BATCH_MS 1000
+/* A success waits at most about this long to be recorded together with the next ones in one
+ * transaction; it is recorded before a job expected to take longer starts. */
+#define FLUSH_MS 10
 
 static const double job_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double step_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
@@ -58,6 +62,14 @@ typedef struct worker_thread {
     uint64_t fetched_ns; /* when the batch came */
     PGconn *shared;   /* the last pooled database used, kept open between jobs */
     char *shared_url; /* its URL (NULL: the default one) */
+    /* jobs that succeeded, not yet recorded (then their messages are acknowledged) */
+    ft_job_success_t *done;
+    natsMsg **done_msgs;
+    size_t ndone, capdone;
+    uint64_t done_since;
+    double kind_ms[FT_JOB_KIND_COUNT]; /* recent attempt time per kind (moving average), 0: none yet */
+    double recent_ms;                  /* the same over every kind: sizes the next fetch */
+    unsigned fetch;                    /* messages the next fetch asks for */
 } worker_thread_t;
 
 struct ft_workers {
@@ -120,16 +132,48 @@ static void fail(outcome_t *o, int retryable, const char *step, const char *fmt,
     o->retryable = retryable;
 }
 
+/* The instance's entitlements, read the first time a step or an action asks (most steps never do). */
+typedef struct lazy_ent {
+    PGconn *control;
+    const ft_product_t *product;
+    const char *instance_id;
+    ft_entitlements_t *ent;
+    ft_ent_row_t row;
+    int loaded, have_row;
+} lazy_ent_t;
+
+static int lazy_value(void *arg, const char *feature, int64_t *value)
+{
+    lazy_ent_t *l = arg;
+    if (!l->loaded) {
+        l->loaded = 1;
+        ft_call_t call = {0};
+        ft_error_t err = {0};
+        if (ft_ent_store_load(l->control, &call, l->instance_id, &l->row, &err) == FT_OK) {
+            l->have_row = 1;
+            l->ent = ft_entitlements_resolve(l->product, &l->row.in);
+        }
+    }
+    return ft_entitlements_value(l->ent, feature, value);
+}
+
+static void lazy_release(lazy_ent_t *l)
+{
+    ft_entitlements_release(l->ent);
+    if (l->have_row)
+        ft_ent_row_free(&l->row);
+}
+
 static int entitled(void *arg, const char *feature)
 {
     int64_t ignored;
-    return ft_entitlements_value(arg, feature, &ignored);
+    return lazy_value(arg, feature, &ignored);
 }
 
 /* An action job's one step: the product's action of that name, still allowed by the instance's
  * entitlements, and its input (checked again against the action's schema: the product may have
  * been reloaded since the job was queued). 0, or -1 with the failure in o (not retryable). */
-static int prepare_action(const ft_generation_t *g, const ft_job_row_t *job, const char *name, ft_entitlements_t *ent,
+static int prepare_action(const ft_generation_t *g, const ft_job_row_t *job, const char *name, lazy_ent_t *ent,
                           const ft_action_t **action, char **input, outcome_t *o)
 {
     const ft_product_t *p = g->product;
@@ -199,16 +243,15 @@ static int reconcile(PGconn *control, ft_job_row_t *job, const ft_generation_t *
 
 /* Runs the steps still to do. The tenant database work of each step is its own transaction;
  * its completion is recorded in the control plane right after. */
-static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, json_t **location, outcome_t *o)
+static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, const char *tenant_url, json_t **location,
+                      outcome_t *o)
 {
     ft_workers_t *w = t->pool;
     ft_error_t err = {0};
     ft_catalog_t *catalog = ft_catalog_acquire(w->cfg.registry);
     ft_generation_t *g = ft_catalog_find(catalog, job->product);
     PGconn *tenant = NULL;
-    ft_entitlements_t *ent = NULL;
-    ft_ent_row_t row;
-    int have_row = 0;
+    lazy_ent_t ent = {.control = control, .instance_id = job->instance_id};
     o->ok = 1;
     if (g == NULL) {
         fail(o, 1, NULL, "product %s is not loaded on this worker", job->product);
@@ -220,12 +263,10 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         goto out;
     int deprovision = job->k->tenant_db == FT_TENANT_DB_REMOVE;
     int shared = strcmp(job->tier, "standard") == 0;
-    char *pooled = NULL; /* the Standard instance's pooled database; NULL: the default one */
-    int rc = shared ? ft_tenant_database_url_of(control, job->instance_id, &pooled, &err) : FT_OK;
-    if (rc != FT_OK) {
-        fail(o, 1, NULL, "%s", err.message);
-        goto out;
-    }
+    ent.product = g->product;
+    /* the Standard instance's pooled database; NULL: the default one */
+    char *pooled = shared && tenant_url != NULL ? ft_mem_strdup(tenant_url) : NULL;
+    int rc;
     int same = (pooled == NULL) == (t->shared_url == NULL) && (pooled == NULL || strcmp(pooled, t->shared_url) == 0);
     if (shared && same && t->shared != NULL && PQstatus(t->shared) == CONNECTION_OK &&
         PQtransactionStatus(t->shared) == PQTRANS_IDLE) {
@@ -254,11 +295,6 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         fail(o, rc == FT_EUNAVAILABLE, NULL, "%s", err.message);
         goto out;
     }
-    ft_call_t call = {0};
-    if (ft_ent_store_load(control, &call, job->instance_id, &row, &err) == FT_OK) {
-        have_row = 1;
-        ent = ft_entitlements_resolve(g->product, &row.in);
-    }
     if (deprovision && strcmp(job->tier, "standard") == 0 &&
         ft_tenant_db_archive_rows(&w->cfg.tenant, tenant, job->product, job->instance_id, &err) != FT_OK) {
         fail(o, 1, NULL, "archive: %s", err.message);
@@ -278,7 +314,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
         for (size_t k = 0; k < g->product->nsteps && step == NULL && !is_action; k++)
             if (g->product->steps[k].lifecycle == lifecycle && strcmp(g->product->steps[k].name, s->name) == 0)
                 step = &g->product->steps[k];
-        if (is_action && prepare_action(g, job, s->name, ent, &action, &input, o) != 0) {
+        if (is_action && prepare_action(g, job, s->name, &ent, &action, &input, o) != 0) {
             ft_job_step_failed(control, job->id, s->position, o->error, &err);
             break;
         }
@@ -298,8 +334,8 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
                                .tier = strcmp(job->tier, "enterprise") == 0 ? FTP_TIER_ENTERPRISE : FTP_TIER_STANDARD,
                                .settings_json = settings,
                                .payload_json = payload,
-                               .entitlement = ft_entitlements_value,
-                               .entitlement_arg = ent,
+                               .entitlement = lazy_value,
+                               .entitlement_arg = &ent,
                                .log_id = job->correlation_id,
                                .trace_id = job->trace.trace_id};
         ft_error_t serr = {0};
@@ -337,9 +373,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, js
 out:
     if (tenant != NULL && tenant != t->shared)
         PQfinish(tenant);
-    ft_entitlements_release(ent);
-    if (have_row)
-        ft_ent_row_free(&row);
+    lazy_release(&ent);
     ft_catalog_release(catalog);
 }
 
@@ -374,128 +408,204 @@ static unsigned long long dead_letter(ft_workers_t *w, PGconn *control, const ft
     return seq;
 }
 
-static void handle(worker_thread_t *t, PGconn **control, natsMsg *msg)
+/* (Re)connects the thread's control-plane connection; 0, or -1 when the database is unreachable. */
+static int ensure_control(ft_workers_t *w, PGconn **control)
+{
+    if (*control != NULL && PQstatus(*control) == CONNECTION_OK)
+        return 0;
+    ft_error_t err = {0};
+    PQfinish(*control);
+    *control = ft_db_connect(w->url, "farutech-worker", &err);
+    if (*control != NULL && ft_job_runner_session(*control, &err) != FT_OK) {
+        PQfinish(*control);
+        *control = NULL;
+    }
+    return *control != NULL ? 0 : -1;
+}
+
+/* Records the successes waiting in t->done in one transaction, then acknowledges their messages
+ * (or, when the database failed, hands them back to be claimed again) and lets their jobs go. */
+static void flush(worker_thread_t *t, PGconn *control)
+{
+    if (t->ndone == 0)
+        return;
+    ft_error_t err = {0};
+    int rc = ft_jobs_succeeded(control, t->done, t->ndone, CONSUMER, &err);
+    const char **ids = ft_mem_calloc(t->ndone, sizeof(*ids));
+    for (size_t i = 0; i < t->ndone; i++) {
+        const ft_job_row_t *job = t->done[i].job;
+        ids[i] = job->id;
+        if (rc == FT_OK) {
+            natsMsg_Ack(t->done_msgs[i], NULL);
+            ft_counter_inc(ft_metric_series(&jobs_total, job->kind, "succeeded"));
+            ft_log_traced(FT_LOG_INFO, job->correlation_id, job->trace.trace_id, "worker: job %s succeeded", job->id);
+        } else {
+            ft_log_traced(FT_LOG_WARN, job->correlation_id, job->trace.trace_id, "worker: recording job %s: %s", job->id,
+                          err.message);
+            natsMsg_NakWithDelay(t->done_msgs[i], 1000, NULL);
+        }
+        json_decref(t->done[i].data_location);
+    }
+    ft_jobs_release(control, ids, t->ndone);
+    free(ids);
+    t->ndone = 0;
+}
+
+/* Notes how long an attempt of the kind took (moving averages). */
+static void note_time(worker_thread_t *t, const ft_job_kind_t *k, double ms)
+{
+    double *avg = &t->kind_ms[k - ft_job_kinds];
+    *avg = *avg == 0 ? ms : *avg * 0.8 + ms * 0.2;
+    t->recent_ms = t->recent_ms == 0 ? ms : t->recent_ms * 0.8 + ms * 0.2;
+}
+
+/* Runs a claimed job. A success joins t->done (recorded by flush); a failure is recorded now. */
+static void run_claimed(worker_thread_t *t, PGconn *control, ft_claim_item_t *c, natsMsg *msg)
 {
     ft_workers_t *w = t->pool;
     ft_error_t err = {0};
-    json_error_t jerr;
-    json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, &jerr);
-    const char *event_id = json_string_value(json_object_get(ev, "id"));
-    const char *job_id = json_string_value(json_object_get(json_object_get(ev, "data"), "job_id"));
-    if (event_id == NULL || job_id == NULL) {
-        ft_log(FT_LOG_ERROR, NULL, "worker: message on %s is not a job request; dropped", natsMsg_GetSubject(msg));
-        natsMsg_Term(msg, NULL);
-        json_decref(ev);
-        return;
-    }
-    if (*control == NULL || PQstatus(*control) != CONNECTION_OK) {
-        PQfinish(*control);
-        *control = ft_db_connect(w->url, "farutech-worker", &err);
-        if (*control != NULL && ft_job_runner_session(*control, &err) != FT_OK) {
-            PQfinish(*control);
-            *control = NULL;
-        }
-        if (*control == NULL) {
-            natsMsg_NakWithDelay(msg, 1000, NULL);
-            json_decref(ev);
-            return;
-        }
-    }
-    ft_job_row_t job;
-    ft_claim_t verdict;
-    if (ft_job_claim(*control, job_id, event_id, CONSUMER, (int)w->cfg.max_attempts, &job, &verdict, &err) != FT_OK) {
-        ft_log(FT_LOG_WARN, NULL, "worker: claiming job %s: %s", job_id, err.message);
-        ft_job_release(*control, job_id); /* in case the lock was taken before the failure */
-        natsMsg_NakWithDelay(msg, 1000, NULL);
-        ft_job_row_free(&job);
-        json_decref(ev);
-        return;
-    }
-    if (verdict == FT_CLAIM_MISSING || verdict == FT_CLAIM_DONE) {
-        natsMsg_Ack(msg, NULL);
-        ft_job_row_free(&job);
-        json_decref(ev);
-        return;
-    }
-    if (verdict == FT_CLAIM_WAIT) {
-        natsMsg_NakWithDelay(msg, 500, NULL);
-        ft_job_row_free(&job);
-        json_decref(ev);
-        return;
-    }
-    ft_log_traced(FT_LOG_INFO, job.correlation_id, job.trace.trace_id, "worker: job %s (%s of %s) attempt %d of %d", job.id,
-                  job.kind, job.instance_id, job.attempts, job.max_attempts);
-
+    ft_job_row_t *job = &c->job;
+    ft_log_traced(FT_LOG_INFO, job->correlation_id, job->trace.trace_id, "worker: job %s (%s of %s) attempt %d of %d", job->id,
+                  job->kind, job->instance_id, job->attempts, job->max_attempts);
     outcome_t o = {0};
     json_t *location = NULL;
     uint64_t t0 = ft_mono_ns();
-    run_steps(t, *control, &job, &location, &o);
-    ft_histogram_observe(ft_metric_series(&job_seconds, job.kind), (double)(ft_mono_ns() - t0) / 1e9);
-    ft_counter_inc(ft_metric_series(&attempts_total, job.kind, o.ok ? "succeeded" : "failed"));
+    run_steps(t, control, job, c->tenant_url, &location, &o);
+    double seconds = (double)(ft_mono_ns() - t0) / 1e9;
+    note_time(t, job->k, seconds * 1000);
+    ft_histogram_observe(ft_metric_series(&job_seconds, job->kind), seconds);
+    ft_counter_inc(ft_metric_series(&attempts_total, job->kind, o.ok ? "succeeded" : "failed"));
 
     if (o.ok) {
-        if (ft_job_succeeded(*control, &job, event_id, CONSUMER, location, &err) == FT_OK) {
+        if (t->ndone == t->capdone) {
+            t->capdone = t->capdone ? t->capdone * 2 : 16;
+            t->done = ft_mem_realloc(t->done, t->capdone * sizeof(*t->done));
+            t->done_msgs = ft_mem_realloc(t->done_msgs, t->capdone * sizeof(*t->done_msgs));
+        }
+        if (t->ndone == 0)
+            t->done_since = ft_mono_ns();
+        t->done[t->ndone] = (ft_job_success_t){.job = job, .event_id = c->event_id, .data_location = location};
+        t->done_msgs[t->ndone++] = msg;
+        return;
+    }
+    ft_job_attempt_failed(control, job, o.step[0] ? o.step : NULL, o.error, o.retryable, &err);
+    if (o.retryable && job->attempts < job->max_attempts) {
+        unsigned delay = ft_backoff_ms((unsigned)job->attempts, w->cfg.backoff_ms, w->cfg.backoff_max_ms, uniform());
+        ft_log_traced(FT_LOG_WARN, job->correlation_id, job->trace.trace_id, "worker: job %s attempt %d failed (%s); retrying in %u ms",
+                      job->id, job->attempts, o.error, delay);
+        natsMsg_NakWithDelay(msg, delay, NULL);
+    } else {
+        char subject[64];
+        char *copy = ft_mem_strndup(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg));
+        unsigned long long seq = dead_letter(w, control, job, copy, o.error, subject);
+        free(copy);
+        if (ft_job_dead(control, job, c->event_id, CONSUMER, o.error, subject, seq, &err) == FT_OK) {
             natsMsg_Ack(msg, NULL);
-            ft_counter_inc(ft_metric_series(&jobs_total, job.kind, "succeeded"));
-            ft_log_traced(FT_LOG_INFO, job.correlation_id, job.trace.trace_id, "worker: job %s succeeded", job.id);
+            ft_counter_inc(ft_metric_series(&jobs_total, job->kind, "failed"));
+            ft_log_traced(FT_LOG_ERROR, job->correlation_id, job->trace.trace_id, "worker: job %s failed for good after %d attempt(s): %s",
+                          job->id, job->attempts, o.error);
         } else {
-            ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id, "worker: recording job %s: %s", job.id, err.message);
+            ft_log_traced(FT_LOG_WARN, job->correlation_id, job->trace.trace_id, "worker: recording job %s as dead: %s", job->id,
+                          err.message);
             natsMsg_NakWithDelay(msg, 1000, NULL);
         }
-    } else {
-        ft_job_attempt_failed(*control, &job, o.step[0] ? o.step : NULL, o.error, o.retryable, &err);
-        if (o.retryable && job.attempts < job.max_attempts) {
-            unsigned delay = ft_backoff_ms((unsigned)job.attempts, w->cfg.backoff_ms, w->cfg.backoff_max_ms, uniform());
-            ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id,
-                          "worker: job %s attempt %d failed (%s); retrying in %u ms", job.id, job.attempts, o.error, delay);
-            natsMsg_NakWithDelay(msg, delay, NULL);
-        } else {
-            char subject[64];
-            const char *data = natsMsg_GetData(msg);
-            char *copy = ft_mem_strndup(data, (size_t)natsMsg_GetDataLength(msg));
-            unsigned long long seq = dead_letter(w, *control, &job, copy, o.error, subject);
-            free(copy);
-            if (ft_job_dead(*control, &job, event_id, CONSUMER, o.error, subject, seq, &err) == FT_OK) {
-                natsMsg_Ack(msg, NULL);
-                ft_counter_inc(ft_metric_series(&jobs_total, job.kind, "failed"));
-                ft_log_traced(FT_LOG_ERROR, job.correlation_id, job.trace.trace_id,
-                              "worker: job %s failed for good after %d attempt(s): %s", job.id, job.attempts, o.error);
-            } else {
-                ft_log_traced(FT_LOG_WARN, job.correlation_id, job.trace.trace_id, "worker: recording job %s as dead: %s", job.id,
-                              err.message);
-                natsMsg_NakWithDelay(msg, 1000, NULL);
-            }
-        }
     }
-    ft_job_release(*control, job.id);
+    const char *id = job->id;
+    ft_jobs_release(control, &id, 1);
     json_decref(location);
-    ft_job_row_free(&job);
-    json_decref(ev);
 }
 
-/* Handles a fetched batch in stream order (so jobs of one instance in it run in the order they
- * were asked for); the heartbeat hands back what is still waiting after HOLD_MS. */
+/* The next fetch's size: as many messages as the recent jobs suggest the thread runs in BATCH_MS,
+ * growing from one by doubling at most (FT_WORKER_BATCH at most). */
+static void size_next_fetch(worker_thread_t *t, unsigned batch)
+{
+    unsigned fit = t->recent_ms <= 0 ? batch : (unsigned)(BATCH_MS / t->recent_ms);
+    unsigned next = t->fetch * 2 < fit ? t->fetch * 2 : fit;
+    t->fetch = next < 1 ? 1 : next > batch ? batch : next;
+}
+
+/* Handles a fetched batch: parses the messages, claims their jobs in one transaction, settles
+ * those not to run, then runs the others one after the other in stream order (so jobs of one
+ * instance run in the order they were asked for), recording successes a few at a time. */
 static void run_batch(worker_thread_t *t, PGconn **control, natsMsgList *list)
 {
-    pthread_mutex_lock(&t->mutex);
-    t->batch = list->Msgs;
-    t->next = 0;
-    t->end = list->Count;
-    t->fetched_ns = ft_mono_ns();
-    pthread_mutex_unlock(&t->mutex);
-    for (;;) {
-        pthread_mutex_lock(&t->mutex);
-        natsMsg *msg = t->next < t->end ? t->batch[t->next++] : NULL;
-        t->running = msg;
-        pthread_mutex_unlock(&t->mutex);
-        if (msg == NULL)
-            break;
-        handle(t, control, msg);
+    ft_workers_t *w = t->pool;
+    size_t n = (size_t)list->Count, m = 0, nrun = 0;
+    natsMsg **msgs = ft_mem_calloc(n + 1, sizeof(*msgs)), **run = ft_mem_calloc(n + 1, sizeof(*run));
+    json_t **evs = ft_mem_calloc(n + 1, sizeof(*evs));
+    ft_claim_item_t *claims = ft_mem_calloc(n + 1, sizeof(*claims));
+    size_t *run_index = ft_mem_calloc(n + 1, sizeof(*run_index));
+    for (size_t i = 0; i < n; i++) {
+        natsMsg *msg = list->Msgs[i];
+        json_t *ev = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+        const char *event_id = json_string_value(json_object_get(ev, "id"));
+        const char *job_id = json_string_value(json_object_get(json_object_get(ev, "data"), "job_id"));
+        uint8_t bytes[16];
+        if (event_id == NULL || job_id == NULL || !ft_uuid_parse(event_id, bytes) || !ft_uuid_parse(job_id, bytes)) {
+            ft_log(FT_LOG_ERROR, NULL, "worker: message on %s is not a job request; dropped", natsMsg_GetSubject(msg));
+            natsMsg_Term(msg, NULL);
+            json_decref(ev);
+            continue;
+        }
+        msgs[m] = msg;
+        evs[m] = ev;
+        claims[m].job_id = job_id;
+        claims[m++].event_id = event_id;
+    }
+    ft_error_t err = {0};
+    int claimed = m > 0 && ensure_control(w, control) == 0 &&
+                  ft_job_claim_batch(*control, claims, m, CONSUMER, (int)w->cfg.max_attempts, &err) == FT_OK;
+    if (m > 0 && !claimed && err.message[0] != '\0')
+        ft_log(FT_LOG_WARN, NULL, "worker: claiming %zu job(s): %s", m, err.message);
+    for (size_t i = 0; i < m; i++) {
+        ft_claim_t v = claimed ? claims[i].verdict : FT_CLAIM_FOREIGN;
+        if (v == FT_CLAIM_RUN) {
+            run_index[nrun] = i;
+            run[nrun++] = msgs[i];
+        } else if (v == FT_CLAIM_MISSING || v == FT_CLAIM_DONE) {
+            natsMsg_Ack(msgs[i], NULL);
+        } else if (v == FT_CLAIM_WAIT) {
+            natsMsg_NakWithDelay(msgs[i], 500, NULL);
+        } else {
+            if (claimed)
+                ft_log(FT_LOG_WARN, NULL, "worker: job %s is of a kind this host does not know (%s)", claims[i].job_id,
+                       claims[i].job.kind);
+            natsMsg_NakWithDelay(msgs[i], 1000, NULL);
+        }
     }
     pthread_mutex_lock(&t->mutex);
+    t->batch = run;
+    t->next = 0;
+    t->end = (int)nrun;
+    pthread_mutex_unlock(&t->mutex);
+    for (size_t r = 0; r < nrun; r++) {
+        ft_claim_item_t *c = &claims[run_index[r]];
+        /* a success waiting is recorded before a job that may take long, or once it waited enough */
+        double expect = t->kind_ms[c->job.k - ft_job_kinds];
+        if (t->ndone > 0 && (expect == 0 || expect >= FLUSH_MS / 2.0 || ft_mono_ns() - t->done_since >= FLUSH_MS * 1000000ull))
+            flush(t, *control);
+        pthread_mutex_lock(&t->mutex);
+        t->running = run[r];
+        t->next = (int)r + 1;
+        pthread_mutex_unlock(&t->mutex);
+        run_claimed(t, *control, c, run[r]);
+    }
+    flush(t, *control);
+    pthread_mutex_lock(&t->mutex);
     t->batch = NULL;
+    t->running = NULL;
     t->next = t->end = 0;
     pthread_mutex_unlock(&t->mutex);
+    size_next_fetch(t, w->cfg.batch);
+    for (size_t i = 0; i < m; i++) {
+        ft_claim_item_free(&claims[i]);
+        json_decref(evs[i]);
+    }
+    free(claims);
+    free(evs);
+    free(msgs);
+    free(run);
+    free(run_index);
 }
 
 static int ensure_consumer(ft_workers_t *w, ft_error_t *err);
@@ -531,7 +641,7 @@ static void *worker_main(void *arg)
             }
         }
         natsMsgList list = {0};
-        natsStatus s = natsSubscription_Fetch(&list, sub, (int)w->cfg.batch, FETCH_WAIT_MS, NULL);
+        natsStatus s = natsSubscription_Fetch(&list, sub, (int)t->fetch, FETCH_WAIT_MS, NULL);
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {
@@ -549,35 +659,24 @@ static void *worker_main(void *arg)
         PQfinish(control);
     PQfinish(t->shared);
     free(t->shared_url);
+    free(t->done);
+    free(t->done_msgs);
     return NULL;
 }
 
-/* Keeps the messages the threads hold (running or waiting their turn) from being redelivered,
- * and hands back to the consumer those of a batch still waiting HOLD_MS after it came. */
+/* Keeps the messages the threads hold (running, or claimed and waiting their turn) from being
+ * redelivered. */
 static void *heartbeat_main(void *arg)
 {
     ft_workers_t *w = arg;
     unsigned every = w->cfg.ack_wait_ms / 3 > 0 ? w->cfg.ack_wait_ms / 3 : 1;
-    unsigned tick = every < HOLD_MS / 4 ? every : HOLD_MS / 4;
-    uint64_t last = ft_mono_ns();
-    while (!nap(w, tick)) {
-        uint64_t now = ft_mono_ns();
-        int beat = now - last >= (uint64_t)every * 1000000 * 9 / 10;
-        if (beat)
-            last = now;
+    while (!nap(w, every)) {
         for (unsigned i = 0; i < w->cfg.threads; i++) {
             worker_thread_t *t = &w->threads[i];
             pthread_mutex_lock(&t->mutex);
-            int hand_back = t->next < t->end && now - t->fetched_ns > (uint64_t)HOLD_MS * 1000000;
-            for (int k = t->next; k < t->end && (hand_back || beat); k++) {
-                if (hand_back)
-                    natsMsg_Nak(t->batch[k], NULL);
-                else
-                    natsMsg_InProgress(t->batch[k], NULL);
-            }
-            if (hand_back)
-                t->end = t->next;
-            if (beat && t->running != NULL)
+            for (int k = t->next; k < t->end; k++)
+                natsMsg_InProgress(t->batch[k], NULL);
+            if (t->running != NULL)
                 natsMsg_InProgress(t->running, NULL);
             pthread_mutex_unlock(&t->mutex);
         }
@@ -659,6 +758,7 @@ ft_workers_t *ft_workers_start(const ft_worker_config_t *cfg, ft_error_t *err)
     for (unsigned i = 0; i < cfg->threads; i++) {
         w->threads[i].pool = w;
         w->threads[i].index = i;
+        w->threads[i].fetch = 1;
         pthread_mutex_init(&w->threads[i].mutex, NULL);
         pthread_create(&w->threads[i].tid, NULL, worker_main, &w->threads[i]);
     }

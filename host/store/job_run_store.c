@@ -113,101 +113,199 @@ static int record_attempt(PGconn *c, const ft_job_row_t *job, const char *outcom
         7, p, NULL, err);
 }
 
-int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
-                 ft_claim_t *verdict, ft_error_t *err)
+/* The job row's columns as the claim reads them, from column `col` of row `row` on. */
+static void read_job(PGresult *res, int row, int col, ft_job_row_t *job, char status[16])
 {
-    memset(job, 0, sizeof(*job));
-    int rc = ft_sql_begin(c, err);
-    if (rc != FT_OK)
-        return rc;
-    const char *p[] = {job_id, consumer, event_id};
-    PGresult *res = NULL;
-    /* One statement: the job (locked), and whether it is done (finished, or this event was
-     * applied already: the inbox) or must wait (an earlier job of the instance is unfinished: jobs
-     * of one instance run in the order they were asked for). The checks may read a snapshot taken
-     * before the row lock was granted: an earlier job seen unfinished that has just finished only
-     * makes this one wait a little, and a finished job is told by its own (locked) row. */
-    rc = ft_sql_prepared(c, "claiming a job",
-                "SELECT j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
-                " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.replays, j.traceparent,"
-                " CASE WHEN j.status IN ('succeeded', 'failed')"
-                "   OR EXISTS (SELECT 1 FROM ft_inbox WHERE consumer = $2 AND event_id = $3::uuid) THEN 'done'"
-                "  WHEN EXISTS (SELECT 1 FROM ft_jobs e WHERE e.instance_id = j.instance_id AND e.id <> j.id"
-                "   AND e.status IN ('queued', 'running') AND e.created_at < j.created_at) THEN 'wait'"
-                "  ELSE 'run' END"
-                " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id WHERE j.id = $1 FOR UPDATE OF j",
-                3, p, &res, err);
-    if (rc != FT_OK)
-        return rollback(c, rc);
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        *verdict = FT_CLAIM_MISSING;
-        return ft_sql_commit(c, err);
-    }
-    snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(job->instance_id, sizeof(job->instance_id), "%s", PQgetvalue(res, 0, 1));
-    snprintf(job->customer_id, sizeof(job->customer_id), "%s", PQgetvalue(res, 0, 2));
-    snprintf(job->product, sizeof(job->product), "%s", PQgetvalue(res, 0, 3));
-    snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, 0, 4));
+    snprintf(job->id, sizeof(job->id), "%s", PQgetvalue(res, row, col + 0));
+    snprintf(job->instance_id, sizeof(job->instance_id), "%s", PQgetvalue(res, row, col + 1));
+    snprintf(job->customer_id, sizeof(job->customer_id), "%s", PQgetvalue(res, row, col + 2));
+    snprintf(job->product, sizeof(job->product), "%s", PQgetvalue(res, row, col + 3));
+    snprintf(job->kind, sizeof(job->kind), "%s", PQgetvalue(res, row, col + 4));
     job->k = ft_job_kind_find(job->kind);
-    char status[16];
-    snprintf(status, sizeof(status), "%s", PQgetvalue(res, 0, 5));
-    job->attempts = atoi(PQgetvalue(res, 0, 6));
-    job->max_attempts = atoi(PQgetvalue(res, 0, 7));
-    snprintf(job->correlation_id, sizeof(job->correlation_id), "%s", PQgetvalue(res, 0, 8));
-    job->payload = json_loads(PQgetvalue(res, 0, 9), 0, NULL);
-    snprintf(job->tier, sizeof(job->tier), "%s", PQgetvalue(res, 0, 10));
-    snprintf(job->code, sizeof(job->code), "%s", PQgetvalue(res, 0, 11));
-    snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, 0, 12));
-    job->settings = json_loads(PQgetvalue(res, 0, 13), 0, NULL);
-    job->round = atoi(PQgetvalue(res, 0, 14));
-    ft_trace_begin(&job->trace, PQgetvalue(res, 0, 15), (size_t)PQgetlength(res, 0, 15));
-    char decision = PQgetvalue(res, 0, 16)[0];
+    snprintf(status, 16, "%s", PQgetvalue(res, row, col + 5));
+    job->attempts = atoi(PQgetvalue(res, row, col + 6));
+    job->max_attempts = atoi(PQgetvalue(res, row, col + 7));
+    snprintf(job->correlation_id, sizeof(job->correlation_id), "%s", PQgetvalue(res, row, col + 8));
+    job->payload = json_loads(PQgetvalue(res, row, col + 9), 0, NULL);
+    snprintf(job->tier, sizeof(job->tier), "%s", PQgetvalue(res, row, col + 10));
+    snprintf(job->code, sizeof(job->code), "%s", PQgetvalue(res, row, col + 11));
+    snprintf(job->instance_status, sizeof(job->instance_status), "%s", PQgetvalue(res, row, col + 12));
+    job->settings = json_loads(PQgetvalue(res, row, col + 13), 0, NULL);
+    job->round = atoi(PQgetvalue(res, row, col + 14));
+    ft_trace_begin(&job->trace, PQgetvalue(res, row, col + 15), (size_t)PQgetlength(res, row, col + 15));
+}
+
+/* The steps of the started jobs (rows of job_id, position, name, version, status, ordinal in the
+ * jobs' order) into their items. */
+static void read_batch_steps(PGresult *res, ft_claim_item_t *items, size_t n)
+{
+    int rows = PQntuples(res), r = 0;
+    for (size_t i = 0; i < n; i++) {
+        ft_job_row_t *job = &items[i].job;
+        if (items[i].verdict != FT_CLAIM_RUN)
+            continue;
+        while (r < rows && strcmp(PQgetvalue(res, r, 0), job->id) != 0)
+            r++;
+        if (r == rows) /* not in order: search from the start */
+            for (r = 0; r < rows && strcmp(PQgetvalue(res, r, 0), job->id) != 0; r++)
+                ;
+        int from = r;
+        while (r < rows && strcmp(PQgetvalue(res, r, 0), job->id) == 0)
+            r++;
+        job->nsteps = (size_t)(r - from);
+        job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
+        for (int k = from; k < r; k++) {
+            ft_job_step_row_t *st = &job->steps[k - from];
+            st->position = atoi(PQgetvalue(res, k, 1));
+            snprintf(st->name, sizeof(st->name), "%s", PQgetvalue(res, k, 2));
+            st->version = (unsigned)atoi(PQgetvalue(res, k, 3));
+            snprintf(st->status, sizeof(st->status), "%s", PQgetvalue(res, k, 4));
+            st->ordinal = atoi(PQgetvalue(res, k, 5));
+        }
+    }
+}
+
+/* "{a,b}": a PostgreSQL array literal of the ids (uuids need no quoting). */
+static char *id_array(const char *const *ids, size_t n)
+{
+    char *out = ft_mem_alloc(n * 37 + 3), *p = out;
+    *p++ = '{';
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s%s", i > 0 ? "," : "", ids[i]);
+    *p++ = '}';
+    *p = '\0';
+    return out;
+}
+
+void ft_claim_item_free(ft_claim_item_t *item)
+{
+    ft_job_row_free(&item->job);
+    free(item->tenant_url);
+    item->tenant_url = NULL;
+}
+
+int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *consumer, int max_attempts, ft_error_t *err)
+{
+    const char **jobs = ft_mem_calloc(n + 1, sizeof(*jobs)), **events = ft_mem_calloc(n + 1, sizeof(*events));
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(&items[i].job, 0, sizeof(items[i].job));
+        items[i].tenant_url = NULL;
+        items[i].verdict = FT_CLAIM_WAIT;
+        int repeated = 0;
+        for (size_t k = 0; k < i && !repeated; k++)
+            repeated = strcmp(items[k].job_id, items[i].job_id) == 0;
+        if (!repeated) {
+            jobs[m] = items[i].job_id;
+            events[m++] = items[i].event_id;
+        }
+    }
+    char *job_arr = id_array(jobs, m), *event_arr = id_array(events, m);
+    const char *p[] = {job_arr, event_arr, consumer};
+    PGresult *res = NULL;
+    char **run_ids = ft_mem_calloc(n + 1, sizeof(*run_ids));
+    size_t nrun = 0;
+    json_t *run = json_array();
+    int rc = ft_sql_begin(c, err);
+    /* One statement: each job locked (skipping those a concurrent transaction holds), and whether
+     * it is done (finished, or this event was applied already: the inbox) or must wait (an earlier
+     * job of the instance is unfinished: jobs of one instance run in the order they were asked
+     * for); the others are taken for this session with an advisory lock, held until
+     * ft_jobs_release or until this connection dies with its worker (then a redelivery may take
+     * the job over). The checks may read a snapshot taken before a row lock was granted: an
+     * earlier job seen unfinished that has just finished only makes this one wait a little, and a
+     * finished job is told by its own (locked, latest) row. */
+    if (rc == FT_OK)
+        rc = ft_sql_prepared(
+            c, "claiming jobs",
+            "SELECT r.job_id, j.id, j.instance_id, i.customer_id, j.product_code, j.kind, j.status, j.attempts, j.max_attempts,"
+            " j.correlation_id, j.payload::text, i.tier, i.code, i.status, i.settings::text, j.replays, j.traceparent,"
+            " (SELECT d.url FROM ft_tenant_databases d WHERE d.id = i.tenant_database_id),"
+            " CASE WHEN j.id IS NULL THEN CASE WHEN EXISTS (SELECT 1 FROM ft_jobs x WHERE x.id = r.job_id) THEN 'wait'"
+            "   ELSE 'missing' END"
+            "  WHEN j.status IN ('succeeded', 'failed')"
+            "   OR EXISTS (SELECT 1 FROM ft_inbox b WHERE b.consumer = $3 AND b.event_id = r.event_id) THEN 'done'"
+            "  WHEN EXISTS (SELECT 1 FROM ft_jobs e WHERE e.instance_id = j.instance_id AND e.id <> j.id"
+            "   AND e.status IN ('queued', 'running') AND e.created_at < j.created_at) THEN 'wait'"
+            "  WHEN pg_try_advisory_lock(hashtext('ft_job:' || j.id::text)) THEN 'run'"
+            "  ELSE 'wait' END"
+            " FROM unnest($1::uuid[], $2::uuid[]) AS r(job_id, event_id)"
+            " LEFT JOIN (SELECT * FROM ft_jobs WHERE id = ANY ($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED) j ON j.id = r.job_id"
+            " LEFT JOIN ft_instances i ON i.id = j.instance_id",
+            3, p, &res, err);
+    for (int row = 0; rc == FT_OK && row < PQntuples(res); row++) {
+        const char *job_id = PQgetvalue(res, row, 0);
+        ft_claim_item_t *it = NULL;
+        for (size_t i = 0; i < n && it == NULL; i++)
+            if (strcmp(items[i].job_id, job_id) == 0)
+                it = &items[i];
+        if (it == NULL)
+            continue;
+        char decision = PQgetvalue(res, row, 18)[0], status[16] = "";
+        it->verdict = decision == 'r' ? FT_CLAIM_RUN : decision == 'd' ? FT_CLAIM_DONE : decision == 'm' ? FT_CLAIM_MISSING : FT_CLAIM_WAIT;
+        if (it->verdict != FT_CLAIM_RUN)
+            continue;
+        read_job(res, row, 1, &it->job, status);
+        if (it->job.k == NULL) {
+            it->verdict = FT_CLAIM_FOREIGN;
+            ft_jobs_release(c, &it->job_id, 1);
+            continue;
+        }
+        if (!PQgetisnull(res, row, 17))
+            it->tenant_url = ft_mem_strdup(PQgetvalue(res, row, 17));
+        it->job.max_attempts = max_attempts;
+        it->job.attempts++;
+        run_ids[nrun++] = it->job.id;
+        json_array_append_new(run, json_pack("{s:s, s:s?, s:s?, s:b}", "id", it->job.id, "running", it->job.k->running,
+                                             "running_from", it->job.k->running_from, "interrupted",
+                                             strcmp(status, "running") == 0));
+    }
     PQclear(res);
-    if (job->k == NULL) {
-        ft_sql_rollback(c);
-        return ft_error_set(err, FT_EINVAL, "job %s is of a kind this host does not know (%s)", job->id, job->kind);
-    }
-    if (decision != 'r') {
-        *verdict = decision == 'd' ? FT_CLAIM_DONE : FT_CLAIM_WAIT;
-        return ft_sql_commit(c, err);
-    }
-    /* One runner per job: a session lock, held until ft_job_release or until this connection
-     * dies with its worker (then a redelivery may take the job over). */
-    rc = ft_sql_prepared(c, "locking the job for this worker", "SELECT pg_try_advisory_lock(hashtext('ft_job:' || $1))", 1, p, &res, err);
-    if (rc != FT_OK)
-        return rollback(c, rc);
-    int mine = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (!mine) {
-        *verdict = FT_CLAIM_WAIT;
-        return ft_sql_commit(c, err);
-    }
-    /* still running, and its lock free: the worker of the last attempt stopped before recording it */
-    rc = strcmp(status, "running") == 0 ? record_attempt(c, job, "interrupted", NULL, "the worker running it stopped", 1, err)
-                                        : FT_OK;
+    res = NULL;
     char budget[16];
     snprintf(budget, sizeof(budget), "%d", max_attempts);
-    const char *sp[] = {job->id, budget};
+    char *run_text = json_dumps(run, JSON_COMPACT);
+    const char *sp[] = {run_text, budget};
+    /* The jobs to run start their attempt: one still running whose lock was free lost its worker
+     * before it recorded the attempt (an "interrupted" attempt in its history); their instances
+     * show the kind's status at work; their steps are read in their order. */
+    if (rc == FT_OK && nrun > 0)
+        rc = ft_sql_prepared(
+            c, "starting job attempts",
+            "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, running text, running_from text, interrupted bool)),"
+            " interrupted AS (INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, error, retryable, started_at, finished_at)"
+            "  SELECT j.id, j.replays, j.attempts, 'interrupted', 'the worker running it stopped', true, j.attempt_started_at, now()"
+            "  FROM ft_jobs j JOIN r ON r.id = j.id WHERE r.interrupted RETURNING 1),"
+            " started AS (UPDATE ft_jobs j SET status = 'running', attempts = j.attempts + 1, max_attempts = $2::int,"
+            "  started_at = coalesce(j.started_at, now()), attempt_started_at = now(), updated_at = now()"
+            "  FROM r WHERE j.id = r.id RETURNING 1),"
+            " busy AS (UPDATE ft_instances i SET status = r.running, status_reason = NULL, updated_at = now()"
+            "  FROM r JOIN ft_jobs j ON j.id = r.id WHERE i.id = j.instance_id AND r.running IS NOT NULL"
+            "  AND i.status = ANY (r.running_from::text[]) RETURNING 1)"
+            " SELECT s.job_id, s.position, s.name, s.version, s.status, s.ordinal FROM ft_job_steps s"
+            " WHERE s.job_id IN (SELECT id FROM r) ORDER BY s.job_id, s.ordinal, s.position",
+            2, sp, &res, err);
+    if (rc == FT_OK && nrun > 0)
+        read_batch_steps(res, items, n);
+    PQclear(res);
     if (rc == FT_OK)
-        rc = ft_sql_prepared(c, "starting a job attempt",
-                    "UPDATE ft_jobs SET status = 'running', attempts = attempts + 1, max_attempts = $2,"
-                    " started_at = coalesce(started_at, now()), attempt_started_at = now(), updated_at = now() WHERE id = $1",
-                    2, sp, NULL, err);
-    job->max_attempts = max_attempts;
-    const char *rp[] = {job->instance_id, job->k->running, job->k->running_from};
-    if (rc == FT_OK && job->k->running != NULL)
-        rc = ft_sql_prepared(c, "marking the instance at work",
-                    "UPDATE ft_instances SET status = $2, status_reason = NULL, updated_at = now()"
-                    " WHERE id = $1 AND status = ANY ($3::text[])",
-                    3, rp, NULL, err);
-    if (rc == FT_OK)
-        rc = read_steps(c, job, err);
-    if (rc != FT_OK)
-        return rollback(c, rc);
-    job->attempts++;
-    *verdict = FT_CLAIM_RUN;
-    return ft_sql_commit(c, err);
+        rc = ft_sql_commit(c, err);
+    if (rc != FT_OK) {
+        ft_sql_rollback(c);
+        ft_jobs_release(c, (const char *const *)run_ids, nrun);
+        for (size_t i = 0; i < n; i++) {
+            ft_claim_item_free(&items[i]);
+            items[i].verdict = FT_CLAIM_WAIT;
+        }
+    }
+    free(run_text);
+    json_decref(run);
+    free(run_ids);
+    free(job_arr);
+    free(event_arr);
+    free(jobs);
+    free(events);
+    return rc;
 }
 
 int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *plan, size_t nplan,
@@ -255,11 +353,16 @@ int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *
     return rollback(c, rc);
 }
 
-void ft_job_release(PGconn *c, const char *job_id)
+void ft_jobs_release(PGconn *c, const char *const *job_ids, size_t n)
 {
-    const char *p[] = {job_id};
+    if (n == 0)
+        return;
+    char *ids = id_array(job_ids, n);
+    const char *p[] = {ids};
     ft_error_t ignored = {0};
-    ft_sql_prepared(c, "releasing a job", "SELECT pg_advisory_unlock(hashtext('ft_job:' || $1))", 1, p, NULL, &ignored);
+    ft_sql_prepared(c, "releasing jobs", "SELECT pg_advisory_unlock(hashtext('ft_job:' || x)) FROM unnest($1::text[]) x", 1, p,
+                    NULL, &ignored);
+    free(ids);
 }
 
 int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err)
@@ -278,15 +381,17 @@ int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *e
     char pos[16];
     snprintf(pos, sizeof(pos), "%d", position);
     const char *p[] = {job->id, pos};
+    static const char mark[] = "UPDATE ft_job_steps SET status = 'succeeded', finished_at = now(), last_error = NULL"
+                               " WHERE job_id = $1 AND position = $2";
+    int leaves = json_array_size(events) > 0 || result != NULL;
+    if (!leaves) /* progress only: one statement, its own transaction */
+        return ft_sql_prepared(c, "marking a step done", mark, 2, p, NULL, err);
     int rc = ft_sql_begin(c, err);
     /* events or a result leave the control plane (the relay, the API): durable before visible */
-    if (rc == FT_OK && (json_array_size(events) > 0 || result != NULL))
+    if (rc == FT_OK)
         rc = durable(c, err);
     if (rc == FT_OK)
-        rc = ft_sql_prepared(c, "marking a step done",
-                    "UPDATE ft_job_steps SET status = 'succeeded', finished_at = now(), last_error = NULL"
-                    " WHERE job_id = $1 AND position = $2",
-                    2, p, NULL, err);
+        rc = ft_sql_prepared(c, "marking a step done", mark, 2, p, NULL, err);
     const char *rp[] = {job->id, result};
     if (rc == FT_OK && result != NULL)
         rc = ft_sql(c, "recording the job's result", "UPDATE ft_jobs SET result = $2::jsonb WHERE id = $1", 2, rp, NULL, err);
@@ -312,17 +417,25 @@ int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *
         NULL, err);
 }
 
-static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *data, ft_error_t *err)
+/* The meta of a job's event, and its data (returned) with the job's identity. */
+static json_t *identify(const ft_job_row_t *job, json_t *data, ft_event_meta_t *meta)
 {
-    ft_event_meta_t meta = {.tenant_id = job->instance_id,
-                            .correlation_id = job->correlation_id,
-                            .causation_id = job->id,
-                            .traceparent = job->trace.traceparent};
+    *meta = (ft_event_meta_t){.tenant_id = job->instance_id,
+                              .correlation_id = job->correlation_id,
+                              .causation_id = job->id,
+                              .traceparent = job->trace.traceparent};
     json_object_set_new(data, "job_id", json_string(job->id));
     json_object_set_new(data, "instance_id", json_string(job->instance_id));
     json_object_set_new(data, "customer_id", json_string(job->customer_id));
     json_object_set_new(data, "product", json_string(job->product));
     json_object_set_new(data, "kind", json_string(job->kind));
+    return data;
+}
+
+static int emit(PGconn *c, const ft_job_row_t *job, const char *name, json_t *data, ft_error_t *err)
+{
+    ft_event_meta_t meta;
+    identify(job, data, &meta);
     return ft_outbox_emit(c, "instance", job->instance_id, name, &meta, data, err);
 }
 
@@ -354,44 +467,70 @@ static int inbox(PGconn *c, const char *consumer, const char *event_id, ft_error
                   "INSERT INTO ft_inbox (consumer, event_id) VALUES ($1, $2::uuid) ON CONFLICT DO NOTHING", 2, p, NULL, err);
 }
 
-int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, json_t *data_location,
-                     ft_error_t *err)
+/* A job's event into rows: data (stolen) gets the job's identity. */
+static void emit_row(ft_outbox_rows_t *rows, const ft_job_row_t *job, const char *name, json_t *data)
 {
-    const char *p[] = {job->id};
+    ft_event_meta_t meta;
+    identify(job, data, &meta);
+    ft_outbox_rows_emit(rows, "instance", job->instance_id, name, &meta, data);
+}
+
+int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const char *consumer, ft_error_t *err)
+{
+    json_t *rows = json_array();
+    ft_outbox_rows_t events = {0};
+    for (size_t i = 0; i < n; i++) {
+        const ft_job_row_t *job = done[i].job;
+        const ft_job_kind_t *k = job->k;
+        json_t *loc = done[i].data_location;
+        json_array_append_new(rows, json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:b, s:O?, s:I, s:s?}", "id", job->id, "event_id",
+                                              done[i].event_id, "instance_id", job->instance_id, "succeeded", k->succeeded,
+                                              "succeeded_from", k->succeeded_from, "records_location", k->records_location, "location",
+                                              loc, "generation", (json_int_t)job->generation, "product_version",
+                                              job->product_version[0] ? job->product_version : NULL));
+        emit_row(&events, job, "job.succeeded.v1", json_pack("{s:i}", "attempts", job->attempts));
+        if (k->done != NULL) {
+            json_t *data = json_pack("{s:s}", "tier", job->tier);
+            if (loc != NULL && k->records_location)
+                json_object_set(data, "data_location", loc);
+            emit_row(&events, job, k->done, data);
+        }
+    }
+    char *text = json_dumps(rows, JSON_COMPACT);
+    const char *p[] = {text, consumer};
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
         rc = durable(c, err);
+    /* One statement: the jobs end, their attempts are recorded (read from the jobs as they stood
+     * before it: every part of one statement sees the same snapshot), their instances take the
+     * kind's status on success with its reason cleared (else only a "last ..." failure note is
+     * cleared), and the inbox remembers their events. */
     if (rc == FT_OK)
-        rc = ft_sql_prepared(c, "finishing a job",
-                    "UPDATE ft_jobs SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
-                    " WHERE id = $1",
-                    1, p, NULL, err);
+        rc = ft_sql_prepared(
+            c, "finishing jobs",
+            "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, event_id uuid, instance_id uuid, succeeded text,"
+            "  succeeded_from text, records_location bool, location jsonb, generation bigint, product_version text)),"
+            " fin AS (UPDATE ft_jobs j SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
+            "  FROM r WHERE j.id = r.id RETURNING 1),"
+            " att AS (INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, started_at, finished_at, generation,"
+            "  product_version) SELECT j.id, j.replays, j.attempts, 'succeeded', j.attempt_started_at, now(),"
+            "  nullif(r.generation, 0), r.product_version FROM ft_jobs j JOIN r ON r.id = j.id RETURNING 1),"
+            " inst AS (UPDATE ft_instances i SET"
+            "  status = CASE WHEN r.succeeded IS NOT NULL AND (r.succeeded_from IS NULL OR i.status = r.succeeded_from)"
+            "   THEN r.succeeded ELSE i.status END,"
+            "  status_reason = NULL,"
+            "  data_location = CASE WHEN r.records_location THEN r.location ELSE i.data_location END,"
+            "  deleted_at = CASE WHEN r.succeeded = 'deleted' THEN now() ELSE i.deleted_at END, updated_at = now()"
+            "  FROM r WHERE i.id = r.instance_id AND (r.succeeded IS NOT NULL OR i.status_reason LIKE 'last %') RETURNING 1),"
+            " inbox AS (INSERT INTO ft_inbox (consumer, event_id) SELECT $2, r.event_id FROM r ON CONFLICT DO NOTHING RETURNING 1)"
+            " SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM att), (SELECT count(*) FROM inst),"
+            " (SELECT count(*) FROM inbox)",
+            2, p, NULL, err);
     if (rc == FT_OK)
-        rc = record_attempt(c, job, "succeeded", NULL, NULL, -1, err);
-    /* the kind's status on success (with its reason cleared), else only a "last ..." failure note cleared */
-    const ft_job_kind_t *k = job->k;
-    char *loc = data_location != NULL ? json_dumps(data_location, JSON_COMPACT) : NULL;
-    const char *ip[] = {job->instance_id, k->succeeded, k->succeeded_from, k->records_location ? "t" : "f", loc};
-    if (rc == FT_OK)
-        rc = ft_sql_prepared(c, "recording the instance's outcome",
-                    "UPDATE ft_instances SET"
-                    " status = CASE WHEN $2::text IS NOT NULL AND ($3::text IS NULL OR status = $3) THEN $2 ELSE status END,"
-                    " status_reason = NULL,"
-                    " data_location = CASE WHEN $4::bool THEN $5::jsonb ELSE data_location END,"
-                    " deleted_at = CASE WHEN $2 = 'deleted' THEN now() ELSE deleted_at END, updated_at = now()"
-                    " WHERE id = $1 AND ($2::text IS NOT NULL OR status_reason LIKE 'last %')",
-                    5, ip, NULL, err);
-    if (rc == FT_OK)
-        rc = inbox(c, consumer, event_id, err);
-    if (rc == FT_OK)
-        rc = emit(c, job, "job.succeeded.v1", json_pack("{s:i}", "attempts", job->attempts), err);
-    if (rc == FT_OK && k->done != NULL) {
-        json_t *data = json_pack("{s:s}", "tier", job->tier);
-        if (data_location != NULL && k->records_location)
-            json_object_set(data, "data_location", data_location);
-        rc = emit(c, job, k->done, data, err);
-    }
-    free(loc);
+        rc = ft_outbox_rows_write(c, &events, err);
+    free(text);
+    json_decref(rows);
+    ft_outbox_rows_free(&events);
     if (rc == FT_OK)
         return ft_sql_commit(c, err);
     return rollback(c, rc);

@@ -45,24 +45,35 @@ typedef enum {
     FT_CLAIM_DONE,    /* finished, or this event was already applied: acknowledge */
     FT_CLAIM_WAIT,    /* an earlier job of the same instance is unfinished: try later */
     FT_CLAIM_MISSING, /* no such job (its instance's history was deleted): acknowledge */
+    FT_CLAIM_FOREIGN, /* a kind this host does not know: hand it back */
 } ft_claim_t;
 
 /* Sets up a worker's control-plane connection: its commits do not wait for the disk (a claim,
  * a step started or done without events is progress that a crash may lose: the message is then
  * delivered again, and the job resumes from what is durable). The outcomes that leave the
  * control plane or end an attempt (ft_job_step_done with events or a result,
- * ft_job_attempt_failed, ft_job_succeeded, ft_job_dead) wait for the disk, and so make every
+ * ft_job_attempt_failed, ft_jobs_succeeded, ft_job_dead) wait for the disk, and so make every
  * earlier commit of the session durable too, before the worker acknowledges the message. */
 int ft_job_runner_session(PGconn *c, ft_error_t *err);
 
-/* max_attempts: the attempt budget now in force (recorded with the job). A kind this host does not
- * know (a newer host queued it) is FT_EINVAL: another worker may take it. */
-int ft_job_claim(PGconn *c, const char *job_id, const char *event_id, const char *consumer, int max_attempts, ft_job_row_t *job,
-                 ft_claim_t *verdict, ft_error_t *err);
+/* One fetched message's job, and what the claim decided about it. */
+typedef struct ft_claim_item {
+    const char *job_id, *event_id; /* in (borrowed) */
+    ft_claim_t verdict;            /* out */
+    ft_job_row_t job;              /* out, FT_CLAIM_RUN: the job, attempts incremented, its steps read */
+    char *tenant_url;              /* out, FT_CLAIM_RUN: the Standard instance's pooled database (NULL: the default one) */
+} ft_claim_item_t;
+/* Claims the jobs of a fetched batch in one transaction of two statements: each job locked (one
+ * a concurrent transaction holds is FT_CLAIM_WAIT), judged done, waiting or to run, and those to
+ * run locked for this session (ft_jobs_release), started and their steps read. max_attempts: the
+ * attempt budget now in force (recorded with the job). A job whose id repeats in the batch waits.
+ * A kind this host does not know (a newer host queued it) is FT_CLAIM_FOREIGN: another worker
+ * may take it. On an error nothing is claimed and no lock is held. */
+int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *consumer, int max_attempts, ft_error_t *err);
+void ft_claim_item_free(ft_claim_item_t *item);
 void ft_job_row_free(ft_job_row_t *job);
-/* Lets another worker take the job (after FT_CLAIM_RUN, whatever the outcome). */
-void ft_job_release(PGconn *c, const char *job_id);
-
+/* Lets other workers take the jobs (after FT_CLAIM_RUN, whatever the outcome), in one statement. */
+void ft_jobs_release(PGconn *c, const char *const *job_ids, size_t n);
 /* Applies a step plan (ft_step_plan of job->steps against `current`, the generation's steps):
  * new order, steps skipped (with `note`) or pending again, new steps added; then reads the
  * steps again into job. Writes nothing when the plan changes nothing. */
@@ -78,10 +89,16 @@ int ft_job_step_failed(PGconn *c, const char *job_id, int position, const char *
 /* Records a failed attempt and (retrying) puts the job back in the queue state. */
 int ft_job_attempt_failed(PGconn *c, const ft_job_row_t *job, const char *step, const char *error, int retryable, ft_error_t *err);
 
-/* The job succeeded: its status, the instance's (with data_location, may be NULL), the inbox row
- * and the events, in one transaction. */
-int ft_job_succeeded(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, json_t *data_location,
-                     ft_error_t *err);
+/* A job that succeeded, its message's event id and the data location its steps recorded (NULL:
+ * none; borrowed). */
+typedef struct ft_job_success {
+    const ft_job_row_t *job;
+    const char *event_id;
+    json_t *data_location;
+} ft_job_success_t;
+/* Jobs that succeeded: their status, their attempts, their instances' (with data_location), the
+ * inbox rows and the events, in one transaction that waits for the disk. */
+int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const char *consumer, ft_error_t *err);
 /* The job is dead: failed, the instance failed (for provisioning), a ft_dlq row, job.failed.v1,
  * the inbox row, in one transaction. */
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,

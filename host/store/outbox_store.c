@@ -71,6 +71,45 @@ int ft_outbox_emit_plugin_events(PGconn *c, const char *instance_id, const ft_ev
     return FT_OK;
 }
 
+void ft_outbox_rows_emit(ft_outbox_rows_t *rows, const char *aggregate_type, const char *aggregate_id, const char *name,
+                         const ft_event_meta_t *meta, json_t *data)
+{
+    char subject[160], path[160];
+    snprintf(subject, sizeof(subject), "ft.events.%s", name);
+    snprintf(path, sizeof(path), "%ss/%s", aggregate_type, aggregate_id);
+    json_t *ev = ft_event_new(name, path, meta, data, NULL);
+    if (rows->rows == NULL)
+        rows->rows = json_array();
+    json_array_append_new(rows->rows, json_pack("{s:O, s:s, s:s, s:s, s:O, s:o}", "id", json_object_get(ev, "id"),
+                                                "aggregate_type", aggregate_type, "aggregate_id", aggregate_id, "subject",
+                                                subject, "type", json_object_get(ev, "type"), "event", ev));
+}
+
+int ft_outbox_rows_write(PGconn *c, ft_outbox_rows_t *rows, ft_error_t *err)
+{
+    if (json_array_size(rows->rows) == 0)
+        return FT_OK;
+    char *text = json_dumps(rows->rows, JSON_COMPACT);
+    const char *params[] = {text};
+    int rc = ft_sql_prepared(c, "appending to the outbox",
+                             "INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
+                             " SELECT x.id, x.aggregate_type, x.aggregate_id, x.subject, x.type, x.event"
+                             " FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, aggregate_type text,"
+                             "  aggregate_id text, subject text, type text, event jsonb))"
+                             " WITH ORDINALITY AS x(id, aggregate_type, aggregate_id, subject, type, event, n)"
+                             " ORDER BY x.n ON CONFLICT (id) DO NOTHING",
+                             1, params, NULL, err);
+    free(text);
+    json_array_clear(rows->rows);
+    return rc;
+}
+
+void ft_outbox_rows_free(ft_outbox_rows_t *rows)
+{
+    json_decref(rows->rows);
+    rows->rows = NULL;
+}
+
 int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, const char *what, const char *id, json_t *entity, int rc,
                      ft_error_t *err)
 {

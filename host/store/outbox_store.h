@@ -30,6 +30,19 @@ int ft_outbox_emit(PGconn *c, const char *aggregate_type, const char *aggregate_
 int ft_outbox_emit_plugin_events(PGconn *c, const char *instance_id, const ft_event_meta_t *meta, const char *job_id, int position,
                                  json_t *events, ft_error_t *err);
 
+/* Events collected in memory (a JSON array of rows, NULL when empty) and written by
+ * ft_outbox_rows_write in one statement, in the order they were added, inside the caller's open
+ * transaction: a worker records the outcomes of a whole batch of jobs at once. */
+typedef struct ft_outbox_rows {
+    json_t *rows;
+} ft_outbox_rows_t;
+/* As ft_outbox_emit (data stolen), into rows. */
+void ft_outbox_rows_emit(ft_outbox_rows_t *rows, const char *aggregate_type, const char *aggregate_id, const char *name,
+                         const ft_event_meta_t *meta, json_t *data);
+/* Writes the rows (nothing when there are none) and empties them. */
+int ft_outbox_rows_write(PGconn *c, ft_outbox_rows_t *rows, ft_error_t *err);
+void ft_outbox_rows_free(ft_outbox_rows_t *rows);
+
 /* Ends a store's change of one entity: when rc is FT_OK, emits "<aggregate>.<what>.v1" with data
  * {"<aggregate>": entity, "actor"} (or {"<aggregate>_id": id, "actor"} when entity is NULL;
  * entity is borrowed) and commits; otherwise rolls back. Returns the outcome. */
