@@ -468,24 +468,63 @@ int ft_tenant_db_prepare(PGconn *conn, ft_error_t *err)
     return rc;
 }
 
-/* Opens the invocation's transaction: time limit, search_path, tenant id and role. */
+/* The memo's entry for the invocation's product schema, or -1. */
+static int memo_find(const ft_invocation_t *inv)
+{
+    const ft_product_t *p = inv->product;
+    unsigned last = p->nmigrations > 0 ? p->migrations[p->nmigrations - 1].version : 0;
+    for (size_t i = 0; inv->memo != NULL && i < inv->memo->n; i++)
+        if (strcmp(inv->memo->current[i].product, p->code) == 0 && inv->memo->current[i].tier == inv->tier &&
+            inv->memo->current[i].nmigrations == p->nmigrations && inv->memo->current[i].last_version == last)
+            return (int)i;
+    return -1;
+}
+
+/* Remembers the product schema as up to date on the connection (after a commit). */
+static void memo_add(const ft_invocation_t *inv)
+{
+    ft_tenant_memo_t *m = inv->memo;
+    if (m == NULL || memo_find(inv) >= 0)
+        return;
+    size_t i = m->n < FT_TENANT_MEMO_MAX ? m->n++ : FT_TENANT_MEMO_MAX - 1;
+    const ft_product_t *p = inv->product;
+    snprintf(m->current[i].product, sizeof(m->current[i].product), "%s", p->code);
+    m->current[i].tier = inv->tier;
+    m->current[i].nmigrations = p->nmigrations;
+    m->current[i].last_version = p->nmigrations > 0 ? p->migrations[p->nmigrations - 1].version : 0;
+}
+
+/* Opens the invocation's transaction: time limit, search_path, tenant id and role. BEGIN and the
+ * settings go in one round trip, the role too when the memo knows the schema is up to date;
+ * otherwise the schema is checked (and brought up to date) first. */
 static int begin(ftp_ctx_t *ctx, unsigned timeout_ms)
 {
-    int rc = exec_simple(ctx, "BEGIN");
-    if (rc != FTP_OK)
-        return rc;
+    PGconn *conn = ctx->inv->conn;
     char timeout[24], path[160];
     snprintf(timeout, sizeof(timeout), "%u", timeout_ms);
     db_ident(ctx->schema, path, sizeof(path) - 8);
     strcat(path, ", public");
-    const char *params[] = {timeout, path, ctx->inv->instance_id != NULL ? ctx->inv->instance_id : ""};
-    rc = db_exec(ctx,
-                 "SELECT set_config('statement_timeout', $1, true), set_config('search_path', $2, true),"
-                 " set_config('farutech.tenant_id', $3, true)",
-                 3, params, NULL);
-    if (rc == FTP_OK)
+    const char *id = ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "";
+    int known = memo_find(ctx->inv) >= 0;
+    char *q_timeout = PQescapeLiteral(conn, timeout, strlen(timeout)), *q_path = PQescapeLiteral(conn, path, strlen(path)),
+         *q_id = PQescapeLiteral(conn, id, strlen(id));
+    int rc = FTP_E_NOMEM;
+    if (q_timeout != NULL && q_path != NULL && q_id != NULL) {
+        char *sql = ft_mem_asprintf("BEGIN; SELECT set_config('statement_timeout', %s, true), set_config('search_path', %s, true),"
+                                    " set_config('farutech.tenant_id', %s, true)%s",
+                                    q_timeout, q_path, q_id,
+                                    known && ctx->inv->tier == FTP_TIER_STANDARD ? "; SET LOCAL ROLE " FT_TENANT_ROLE : "");
+        rc = exec_simple(ctx, sql);
+        free(sql);
+    } else {
+        set_error(ctx, "quoting the transaction's settings: %s", PQerrorMessage(conn));
+    }
+    PQfreemem(q_timeout);
+    PQfreemem(q_path);
+    PQfreemem(q_id);
+    if (rc == FTP_OK && !known)
         rc = ensure_migrations_once(ctx);
-    if (rc == FTP_OK)
+    if (rc == FTP_OK && !known)
         rc = enter_tenant_role(ctx);
     return rc;
 }
@@ -517,6 +556,8 @@ static int finish(ftp_ctx_t *ctx, int rc)
 {
     if (rc == FTP_OK) {
         rc = exec_simple(ctx, "COMMIT");
+        if (rc == FTP_OK)
+            memo_add(ctx->inv);
     } else {
         PGresult *r = PQexec(ctx->inv->conn, "ROLLBACK");
         PQclear(r);

@@ -18,6 +18,21 @@
 
 typedef int (*ft_entitlement_fn)(void *arg, const char *code, int64_t *value);
 
+/* What one kept connection to a tenant database is known to hold: the product schemas found up
+ * to date on it (product code, tier, and the number and last version of the product's
+ * migrations), so a step there skips the check. The connection's owner clears it when it opens
+ * another connection. */
+#define FT_TENANT_MEMO_MAX 8
+typedef struct ft_tenant_memo {
+    struct {
+        char product[64];
+        int tier;
+        size_t nmigrations;
+        unsigned last_version;
+    } current[FT_TENANT_MEMO_MAX];
+    size_t n;
+} ft_tenant_memo_t;
+
 typedef struct ft_invocation {
     const ft_product_t *product;
     PGconn *conn;
@@ -30,6 +45,7 @@ typedef struct ft_invocation {
     const char *log_id;   /* correlation id for log lines, or NULL */
     const char *trace_id; /* trace id for log lines, or NULL */
     json_t *events;     /* out: [{"type","data"}] emitted by the plugin; the caller owns it */
+    ft_tenant_memo_t *memo; /* conn's, when the caller keeps it between invocations; NULL: none */
 } ft_invocation_t;
 
 /* The host services table handed to every plugin. */

@@ -38,7 +38,7 @@
 #define BATCH_MS 1000
 /* A success waits at most about this long to be recorded together with the next ones in one
  * transaction; it is recorded before a job expected to take longer starts. */
-#define FLUSH_MS 10
+#define FLUSH_MS 25
 
 static const double job_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double step_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
@@ -62,6 +62,7 @@ typedef struct worker_thread {
     uint64_t fetched_ns; /* when the batch came */
     PGconn *shared;   /* the last pooled database used, kept open between jobs */
     char *shared_url; /* its URL (NULL: the default one) */
+    ft_tenant_memo_t memo; /* what shared is known to hold */
     /* jobs that succeeded, not yet recorded (then their messages are acknowledged) */
     ft_job_success_t *done;
     natsMsg **done_msgs;
@@ -283,6 +284,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, co
             free(t->shared_url);
             t->shared = tenant;
             t->shared_url = pooled;
+            memset(&t->memo, 0, sizeof(t->memo));
         } else {
             free(pooled);
         }
@@ -336,6 +338,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, co
                                .payload_json = payload,
                                .entitlement = lazy_value,
                                .entitlement_arg = &ent,
+                               .memo = tenant == t->shared ? &t->memo : NULL,
                                .log_id = job->correlation_id,
                                .trace_id = job->trace.trace_id};
         ft_error_t serr = {0};
@@ -582,7 +585,7 @@ static void run_batch(worker_thread_t *t, PGconn **control, natsMsgList *list)
         ft_claim_item_t *c = &claims[run_index[r]];
         /* a success waiting is recorded before a job that may take long, or once it waited enough */
         double expect = t->kind_ms[c->job.k - ft_job_kinds];
-        if (t->ndone > 0 && (expect == 0 || expect >= FLUSH_MS / 2.0 || ft_mono_ns() - t->done_since >= FLUSH_MS * 1000000ull))
+        if (t->ndone > 0 && (expect == 0 || expect >= FLUSH_MS || ft_mono_ns() - t->done_since >= FLUSH_MS * 1000000ull))
             flush(t, *control);
         pthread_mutex_lock(&t->mutex);
         t->running = run[r];

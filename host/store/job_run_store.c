@@ -265,7 +265,8 @@ int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *
     char budget[16];
     snprintf(budget, sizeof(budget), "%d", max_attempts);
     char *run_text = json_dumps(run, JSON_COMPACT);
-    const char *sp[] = {run_text, budget};
+    char *run_arr = id_array((const char *const *)run_ids, nrun);
+    const char *sp[] = {run_text, budget, run_arr};
     /* The jobs to run start their attempt: one still running whose lock was free lost its worker
      * before it recorded the attempt (an "interrupted" attempt in its history); their instances
      * show the kind's status at work; their steps are read in their order. */
@@ -275,16 +276,16 @@ int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *
             "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, running text, running_from text, interrupted bool)),"
             " interrupted AS (INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, error, retryable, started_at, finished_at)"
             "  SELECT j.id, j.replays, j.attempts, 'interrupted', 'the worker running it stopped', true, j.attempt_started_at, now()"
-            "  FROM ft_jobs j JOIN r ON r.id = j.id WHERE r.interrupted RETURNING 1),"
+            "  FROM ft_jobs j JOIN r ON r.id = j.id WHERE j.id = ANY ($3::uuid[]) AND r.interrupted RETURNING 1),"
             " started AS (UPDATE ft_jobs j SET status = 'running', attempts = j.attempts + 1, max_attempts = $2::int,"
             "  started_at = coalesce(j.started_at, now()), attempt_started_at = now(), updated_at = now()"
-            "  FROM r WHERE j.id = r.id RETURNING 1),"
+            "  FROM r WHERE j.id = ANY ($3::uuid[]) AND j.id = r.id RETURNING 1),"
             " busy AS (UPDATE ft_instances i SET status = r.running, status_reason = NULL, updated_at = now()"
-            "  FROM r JOIN ft_jobs j ON j.id = r.id WHERE i.id = j.instance_id AND r.running IS NOT NULL"
-            "  AND i.status = ANY (r.running_from::text[]) RETURNING 1)"
+            "  FROM r JOIN ft_jobs j ON j.id = r.id WHERE j.id = ANY ($3::uuid[]) AND i.id = j.instance_id"
+            "  AND r.running IS NOT NULL AND i.status = ANY (r.running_from::text[]) RETURNING 1)"
             " SELECT s.job_id, s.position, s.name, s.version, s.status, s.ordinal FROM ft_job_steps s"
-            " WHERE s.job_id IN (SELECT id FROM r) ORDER BY s.job_id, s.ordinal, s.position",
-            2, sp, &res, err);
+            " WHERE s.job_id = ANY ($3::uuid[]) ORDER BY s.job_id, s.ordinal, s.position",
+            3, sp, &res, err);
     if (rc == FT_OK && nrun > 0)
         read_batch_steps(res, items, n);
     PQclear(res);
@@ -299,6 +300,7 @@ int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *
         }
     }
     free(run_text);
+    free(run_arr);
     json_decref(run);
     free(run_ids);
     free(job_arr);
@@ -496,8 +498,13 @@ int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const c
             emit_row(&events, job, k->done, data);
         }
     }
-    char *text = json_dumps(rows, JSON_COMPACT);
-    const char *p[] = {text, consumer};
+    const char **ids = ft_mem_calloc(n + 1, sizeof(*ids)), **instances = ft_mem_calloc(n + 1, sizeof(*instances));
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = done[i].job->id;
+        instances[i] = done[i].job->instance_id;
+    }
+    char *text = json_dumps(rows, JSON_COMPACT), *id_arr = id_array(ids, n), *instance_arr = id_array(instances, n);
+    const char *p[] = {text, consumer, id_arr, instance_arr};
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
         rc = durable(c, err);
@@ -511,24 +518,30 @@ int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const c
             "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, event_id uuid, instance_id uuid, succeeded text,"
             "  succeeded_from text, records_location bool, location jsonb, generation bigint, product_version text)),"
             " fin AS (UPDATE ft_jobs j SET status = 'succeeded', last_error = NULL, finished_at = now(), updated_at = now()"
-            "  FROM r WHERE j.id = r.id RETURNING 1),"
+            "  FROM r WHERE j.id = ANY ($3::uuid[]) AND j.id = r.id RETURNING 1),"
             " att AS (INSERT INTO ft_job_attempts (job_id, round, attempt, outcome, started_at, finished_at, generation,"
             "  product_version) SELECT j.id, j.replays, j.attempts, 'succeeded', j.attempt_started_at, now(),"
-            "  nullif(r.generation, 0), r.product_version FROM ft_jobs j JOIN r ON r.id = j.id RETURNING 1),"
+            "  nullif(r.generation, 0), r.product_version FROM ft_jobs j JOIN r ON r.id = j.id"
+            "  WHERE j.id = ANY ($3::uuid[]) RETURNING 1),"
             " inst AS (UPDATE ft_instances i SET"
             "  status = CASE WHEN r.succeeded IS NOT NULL AND (r.succeeded_from IS NULL OR i.status = r.succeeded_from)"
             "   THEN r.succeeded ELSE i.status END,"
             "  status_reason = NULL,"
             "  data_location = CASE WHEN r.records_location THEN r.location ELSE i.data_location END,"
             "  deleted_at = CASE WHEN r.succeeded = 'deleted' THEN now() ELSE i.deleted_at END, updated_at = now()"
-            "  FROM r WHERE i.id = r.instance_id AND (r.succeeded IS NOT NULL OR i.status_reason LIKE 'last %') RETURNING 1),"
+            "  FROM r WHERE i.id = ANY ($4::uuid[]) AND i.id = r.instance_id"
+            "  AND (r.succeeded IS NOT NULL OR i.status_reason LIKE 'last %') RETURNING 1),"
             " inbox AS (INSERT INTO ft_inbox (consumer, event_id) SELECT $2, r.event_id FROM r ON CONFLICT DO NOTHING RETURNING 1)"
             " SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM att), (SELECT count(*) FROM inst),"
             " (SELECT count(*) FROM inbox)",
-            2, p, NULL, err);
+            4, p, NULL, err);
     if (rc == FT_OK)
         rc = ft_outbox_rows_write(c, &events, err);
     free(text);
+    free(id_arr);
+    free(instance_arr);
+    free(ids);
+    free(instances);
     json_decref(rows);
     ft_outbox_rows_free(&events);
     if (rc == FT_OK)
