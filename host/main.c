@@ -312,6 +312,7 @@ static int serve(ft_app_t *app)
                                               .retention_days = app->config.archive_retention_days},
                                    .threads = app->config.worker_threads,
                                    .batch = app->config.worker_batch,
+                                   .flush_ms = app->config.worker_flush_ms,
                                    .max_attempts = app->config.job_max_attempts,
                                    .backoff_ms = app->config.job_backoff_ms,
                                    .backoff_max_ms = app->config.job_backoff_max_ms,

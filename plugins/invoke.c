@@ -20,6 +20,8 @@ struct ftp_ctx {
     json_t *settings, *payload;
     char schema[64];
     char sqlstate[6]; /* of the last failed statement */
+    unsigned timeout_ms; /* the step's or action's time limit, for its transaction */
+    int begun;           /* the transaction was opened (on first use of the database) */
     char **strings; /* returned to the plugin; freed when the invocation ends */
     size_t nstrings;
 };
@@ -227,9 +229,14 @@ static int is_ddl(const char *sql)
 
 /* The ABI's db_exec. A step's own DDL refused for lack of privilege (42501) is a plugin built
  * the wrong way round, so the error says where schema changes belong. */
+static int begin(ftp_ctx_t *ctx);
+
 static int plugin_db_exec(ftp_ctx_t *ctx, const char *sql, int nparams, const char *const *params, ftp_result_t **result)
 {
-    int rc = db_exec(ctx, sql, nparams, params, result);
+    int rc = ctx->begun ? FTP_OK : begin(ctx);
+    if (rc != FTP_OK)
+        return rc;
+    rc = db_exec(ctx, sql, nparams, params, result);
     if (rc == FTP_E_FATAL && strcmp(ctx->sqlstate, "42501") == 0 && is_ddl(sql)) {
         size_t n = strlen(ctx->err->message);
         snprintf(ctx->err->message + n, sizeof(ctx->err->message) - n,
@@ -380,7 +387,9 @@ static int ensure_migrations_once(ftp_ctx_t *ctx)
 /* The ABI's apply_tenant_migrations: leaves the tenant role for the owner and comes back. */
 static int apply_tenant_migrations(ftp_ctx_t *ctx)
 {
-    int rc = exec_simple(ctx, "RESET ROLE");
+    int rc = ctx->begun ? FTP_OK : begin(ctx);
+    if (rc == FTP_OK)
+        rc = exec_simple(ctx, "RESET ROLE");
     if (rc == FTP_OK)
         rc = ensure_migrations_once(ctx);
     if (rc == FTP_OK)
@@ -494,14 +503,16 @@ static void memo_add(const ft_invocation_t *inv)
     m->current[i].last_version = p->nmigrations > 0 ? p->migrations[p->nmigrations - 1].version : 0;
 }
 
-/* Opens the invocation's transaction: time limit, search_path, tenant id and role. BEGIN and the
+/* Opens the invocation's transaction, when the plugin first uses the database (a step that never
+ * does costs the database nothing): time limit, search_path, tenant id and role. BEGIN and the
  * settings go in one round trip, the role too when the memo knows the schema is up to date;
  * otherwise the schema is checked (and brought up to date) first. */
-static int begin(ftp_ctx_t *ctx, unsigned timeout_ms)
+static int begin(ftp_ctx_t *ctx)
 {
     PGconn *conn = ctx->inv->conn;
     char timeout[24], path[160];
-    snprintf(timeout, sizeof(timeout), "%u", timeout_ms);
+    snprintf(timeout, sizeof(timeout), "%u", ctx->timeout_ms);
+    ctx->begun = 1; /* whatever happens from here on, the end is a COMMIT or a ROLLBACK */
     db_ident(ctx->schema, path, sizeof(path) - 8);
     strcat(path, ", public");
     const char *id = ctx->inv->instance_id != NULL ? ctx->inv->instance_id : "";
@@ -554,6 +565,8 @@ static void ctx_end(ftp_ctx_t *ctx)
 /* Commits when rc is FTP_OK, else rolls back; returns the final code. */
 static int finish(ftp_ctx_t *ctx, int rc)
 {
+    if (!ctx->begun)
+        return rc;
     if (rc == FTP_OK) {
         rc = exec_simple(ctx, "COMMIT");
         if (rc == FTP_OK)
@@ -569,12 +582,10 @@ int ft_invoke_step(ft_invocation_t *inv, const ft_step_t *step, ft_error_t *err)
 {
     ftp_ctx_t ctx;
     ctx_init(&ctx, inv, err);
-    int rc = begin(&ctx, step->timeout_ms);
-    if (rc == FTP_OK) {
-        rc = step->run(&api, &ctx);
-        if (rc != FTP_OK && err->message[0] == '\0')
-            snprintf(err->message, sizeof(err->message), "step %s returned %s (%d)", step->name, ft_plugin_status_name(rc), rc);
-    }
+    ctx.timeout_ms = step->timeout_ms;
+    int rc = step->run(&api, &ctx);
+    if (rc != FTP_OK && err->message[0] == '\0')
+        snprintf(err->message, sizeof(err->message), "step %s returned %s (%d)", step->name, ft_plugin_status_name(rc), rc);
     rc = finish(&ctx, rc);
     if (rc != FTP_OK) {
         json_decref(inv->events);
@@ -590,13 +601,11 @@ int ft_invoke_action(ft_invocation_t *inv, const ft_action_t *action, char **out
     ftp_ctx_t ctx;
     ctx_init(&ctx, inv, err);
     *output = NULL;
-    int rc = begin(&ctx, 30000);
+    ctx.timeout_ms = 30000;
     char *out = NULL;
-    if (rc == FTP_OK) {
-        rc = action->handler(&api, &ctx, inv->payload_json != NULL ? inv->payload_json : "{}", &out);
-        if (rc != FTP_OK && err->message[0] == '\0')
-            snprintf(err->message, sizeof(err->message), "action %s returned %s (%d)", action->name, ft_plugin_status_name(rc), rc);
-    }
+    int rc = action->handler(&api, &ctx, inv->payload_json != NULL ? inv->payload_json : "{}", &out);
+    if (rc != FTP_OK && err->message[0] == '\0')
+        snprintf(err->message, sizeof(err->message), "action %s returned %s (%d)", action->name, ft_plugin_status_name(rc), rc);
     rc = finish(&ctx, rc);
     if (rc == FTP_OK)
         *output = out;

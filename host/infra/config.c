@@ -124,9 +124,13 @@ static const setting_t settings[] = {
     {"FT_ARCHIVE_DIR", K_OPTSTRING, OFF(archive_dir), "", 0, 0, "where removed tenants' data is archived (empty: no archive)"},
     {"FT_ARCHIVE_RETENTION_DAYS", K_UINT, OFF(archive_retention_days), "30", 1, 36500, "days archives are kept"},
     {"FT_WORKER_THREADS", K_UINT, OFF(worker_threads), "2", 1, 64, "jobs run at once by this process"},
-    /* 16: one JetStream request for up to 16 jobs instead of one per job; a batch whose jobs run
-     * long hands the rest back after a second, so slow jobs do not hold quick ones up */
-    {"FT_WORKER_BATCH", K_UINT, OFF(worker_batch), "16", 1, 256, "job messages a worker thread fetches at once"},
+    /* 16: one JetStream request for up to 16 jobs instead of one per job; a thread asks for as
+     * many as its recent jobs suggest it runs in a second, so slow jobs do not hold quick ones up */
+    {"FT_WORKER_BATCH", K_UINT, OFF(worker_batch), "16", 1, 256, "job messages a worker thread fetches at once, at most"},
+    /* 25 ms: a quick job's outcome (and step progress) waits at most about this long to be
+     * recorded with the next ones in one transaction, one disk flush for many jobs */
+    {"FT_WORKER_FLUSH_MS", K_UINT, OFF(worker_flush_ms), "25", 1, 10000,
+     "how long a worker thread gathers the outcomes of quick jobs before recording them together"},
     {"FT_JOB_MAX_ATTEMPTS", K_UINT, OFF(job_max_attempts), "5", 1, 50, "attempts before a job goes to the DLQ"},
     {"FT_JOB_BACKOFF_MS", K_UINT, OFF(job_backoff_ms), "1000", 1, 3600000, "delay after a first failed attempt (doubles)"},
     {"FT_JOB_BACKOFF_MAX_MS", K_UINT, OFF(job_backoff_max_ms), "60000", 1, 86400000, "longest delay between attempts"},

@@ -43,7 +43,7 @@ typedef struct ft_config {
     char *placement_policy;            /* "least-loaded" or "fill-first" */
     char *archive_dir;                 /* "": no archive */
     unsigned archive_retention_days;
-    unsigned worker_threads, worker_batch;
+    unsigned worker_threads, worker_batch, worker_flush_ms;
     unsigned job_max_attempts;
     unsigned job_backoff_ms, job_backoff_max_ms, job_ack_wait_ms;
     unsigned relay_batch, relay_lanes, relay_poll_ms;

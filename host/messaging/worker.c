@@ -36,9 +36,6 @@
  * FT_WORKER_BATCH, one at first): the jobs it claims wait their turn on it, so a batch of slow
  * jobs stays short and the other threads and workers take the rest of the queue. */
 #define BATCH_MS 1000
-/* A success waits at most about this long to be recorded together with the next ones in one
- * transaction; it is recorded before a job expected to take longer starts. */
-#define FLUSH_MS 25
 
 static const double job_bounds[] = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double step_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
@@ -68,6 +65,10 @@ typedef struct worker_thread {
     natsMsg **done_msgs;
     size_t ndone, capdone;
     uint64_t done_since;
+    /* step progress of quick jobs, written with their outcomes (or before any other write) */
+    ft_step_mark_t *marks;
+    size_t nmarks, capmarks;
+    int deferring; /* the running job's progress goes to marks */
     double kind_ms[FT_JOB_KIND_COUNT]; /* recent attempt time per kind (moving average), 0: none yet */
     double recent_ms;                  /* the same over every kind: sizes the next fetch */
     unsigned fetch;                    /* messages the next fetch asks for */
@@ -242,6 +243,40 @@ static int reconcile(PGconn *control, ft_job_row_t *job, const ft_generation_t *
     return rc == FT_OK ? 0 : -1;
 }
 
+/* Writes the step marks kept so far (before any other write about a job, so its changes keep
+ * their order). */
+static int marks_out(worker_thread_t *t, PGconn *control, ft_error_t *err)
+{
+    if (t->nmarks == 0)
+        return FT_OK;
+    int rc = ft_job_steps_mark(control, t->marks, t->nmarks, err);
+    t->nmarks = 0;
+    return rc;
+}
+
+/* A step started (done 0) or succeeded without events or a result (done 1): kept for later when
+ * the job is a quick one, else written now. */
+static int mark_step(worker_thread_t *t, PGconn *control, const ft_job_row_t *job, int position, int done, ft_error_t *err)
+{
+    if (!t->deferring) {
+        int rc = marks_out(t, control, err);
+        if (rc != FT_OK)
+            return rc;
+        if (!done)
+            return ft_job_step_running(control, job->id, position, err);
+        return ft_job_step_done(control, job, position, NULL, NULL, err);
+    }
+    if (t->nmarks == t->capmarks) {
+        t->capmarks = t->capmarks ? t->capmarks * 2 : 32;
+        t->marks = ft_mem_realloc(t->marks, t->capmarks * sizeof(*t->marks));
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    t->marks[t->nmarks++] = (ft_step_mark_t){
+        .job_id = job->id, .position = position, .done = done, .at_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000};
+    return FT_OK;
+}
+
 /* Runs the steps still to do. The tenant database work of each step is its own transaction;
  * its completion is recorded in the control plane right after. */
 static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, const char *tenant_url, json_t **location,
@@ -317,6 +352,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, co
             if (g->product->steps[k].lifecycle == lifecycle && strcmp(g->product->steps[k].name, s->name) == 0)
                 step = &g->product->steps[k];
         if (is_action && prepare_action(g, job, s->name, &ent, &action, &input, o) != 0) {
+            marks_out(t, control, &err);
             ft_job_step_failed(control, job->id, s->position, o->error, &err);
             break;
         }
@@ -324,7 +360,7 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, co
             fail(o, 0, s->name, "product %s %s has no %s step %s any more", job->product, g->product->version, job->kind, s->name);
             break;
         }
-        if (ft_job_step_running(control, job->id, s->position, &err) != FT_OK) {
+        if (mark_step(t, control, job, s->position, 0, &err) != FT_OK) {
             fail(o, 1, s->name, "%s", err.message);
             break;
         }
@@ -356,9 +392,16 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, co
         ft_histogram_observe(ft_metric_series(&step_seconds, g->product->code, s->name), (double)(ft_mono_ns() - step_t0) / 1e9);
         if (rc != FTP_OK) {
             fail(o, FTP_IS_RETRYABLE(rc), s->name, "%s %s: %s", action != NULL ? "action" : "step", s->name, serr.message);
+            marks_out(t, control, &err);
             ft_job_step_failed(control, job->id, s->position, serr.message, &err);
-        } else if (ft_job_step_done(control, job, s->position, inv.events, result, &err) != FT_OK) {
-            fail(o, 1, s->name, "recording step %s: %s", s->name, err.message);
+        } else {
+            /* done without events or a result: progress only (kept for later in a quick job) */
+            int quiet = json_array_size(inv.events) == 0 && result == NULL;
+            int wrc = quiet ? mark_step(t, control, job, s->position, 1, &err) : marks_out(t, control, &err);
+            if (wrc == FT_OK && !quiet)
+                wrc = ft_job_step_done(control, job, s->position, inv.events, result, &err);
+            if (wrc != FT_OK)
+                fail(o, 1, s->name, "recording step %s: %s", s->name, err.message);
         }
         json_decref(inv.events);
         free(output);
@@ -430,10 +473,15 @@ static int ensure_control(ft_workers_t *w, PGconn **control)
  * (or, when the database failed, hands them back to be claimed again) and lets their jobs go. */
 static void flush(worker_thread_t *t, PGconn *control)
 {
-    if (t->ndone == 0)
+    if (t->ndone == 0) {
+        ft_error_t err = {0};
+        if (marks_out(t, control, &err) != FT_OK)
+            ft_log(FT_LOG_WARN, NULL, "worker: recording step progress: %s", err.message);
         return;
+    }
     ft_error_t err = {0};
-    int rc = ft_jobs_succeeded(control, t->done, t->ndone, CONSUMER, &err);
+    int rc = ft_jobs_succeeded(control, t->done, t->ndone, t->marks, t->nmarks, CONSUMER, &err);
+    t->nmarks = 0;
     const char **ids = ft_mem_calloc(t->ndone, sizeof(*ids));
     for (size_t i = 0; i < t->ndone; i++) {
         const ft_job_row_t *job = t->done[i].job;
@@ -473,7 +521,10 @@ static void run_claimed(worker_thread_t *t, PGconn *control, ft_claim_item_t *c,
     outcome_t o = {0};
     json_t *location = NULL;
     uint64_t t0 = ft_mono_ns();
+    double expect = t->kind_ms[job->k - ft_job_kinds];
+    t->deferring = expect > 0 && expect < w->cfg.flush_ms;
     run_steps(t, control, job, c->tenant_url, &location, &o);
+    t->deferring = 0;
     double seconds = (double)(ft_mono_ns() - t0) / 1e9;
     note_time(t, job->k, seconds * 1000);
     ft_histogram_observe(ft_metric_series(&job_seconds, job->kind), seconds);
@@ -491,6 +542,7 @@ static void run_claimed(worker_thread_t *t, PGconn *control, ft_claim_item_t *c,
         t->done_msgs[t->ndone++] = msg;
         return;
     }
+    marks_out(t, control, &err);
     ft_job_attempt_failed(control, job, o.step[0] ? o.step : NULL, o.error, o.retryable, &err);
     if (o.retryable && job->attempts < job->max_attempts) {
         unsigned delay = ft_backoff_ms((unsigned)job->attempts, w->cfg.backoff_ms, w->cfg.backoff_max_ms, uniform());
@@ -585,7 +637,8 @@ static void run_batch(worker_thread_t *t, PGconn **control, natsMsgList *list)
         ft_claim_item_t *c = &claims[run_index[r]];
         /* a success waiting is recorded before a job that may take long, or once it waited enough */
         double expect = t->kind_ms[c->job.k - ft_job_kinds];
-        if (t->ndone > 0 && (expect == 0 || expect >= FLUSH_MS || ft_mono_ns() - t->done_since >= FLUSH_MS * 1000000ull))
+        if ((t->ndone > 0 || t->nmarks > 0) &&
+            (expect == 0 || expect >= w->cfg.flush_ms || ft_mono_ns() - t->done_since >= w->cfg.flush_ms * 1000000ull))
             flush(t, *control);
         pthread_mutex_lock(&t->mutex);
         t->running = run[r];
@@ -664,6 +717,7 @@ static void *worker_main(void *arg)
     free(t->shared_url);
     free(t->done);
     free(t->done_msgs);
+    free(t->marks);
     return NULL;
 }
 

@@ -22,7 +22,8 @@ typedef struct ft_worker_config {
     ft_registry_t *registry;
     ft_tenant_db_config_t tenant;
     unsigned threads;
-    unsigned batch; /* messages one thread fetches at once */
+    unsigned batch;    /* messages one thread fetches at once, at most */
+    unsigned flush_ms; /* how long quick jobs' outcomes are gathered before they are recorded together */
     unsigned max_attempts;
     unsigned backoff_ms, backoff_max_ms;
     unsigned ack_wait_ms;

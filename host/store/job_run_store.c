@@ -378,6 +378,48 @@ int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t 
                   2, p, NULL, err);
 }
 
+int ft_job_steps_mark(PGconn *c, const ft_step_mark_t *marks, size_t n, ft_error_t *err)
+{
+    int *rank = ft_mem_calloc(n + 1, sizeof(*rank)), ranks = 0, rc = FT_OK;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(marks[k].job_id, marks[i].job_id) == 0)
+                rank[i]++;
+        if (rank[i] + 1 > ranks)
+            ranks = rank[i] + 1;
+    }
+    const char **ids = ft_mem_calloc(n + 1, sizeof(*ids));
+    for (int r = 0; r < ranks && rc == FT_OK; r++) {
+        json_t *rows = json_array();
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (rank[i] != r)
+                continue;
+            ids[m++] = marks[i].job_id;
+            json_array_append_new(rows, json_pack("{s:s, s:i, s:b, s:I}", "job_id", marks[i].job_id, "position", marks[i].position,
+                                                  "done", marks[i].done, "at", (json_int_t)marks[i].at_us));
+        }
+        char *text = json_dumps(rows, JSON_COMPACT), *id_arr = id_array(ids, m);
+        const char *p[] = {text, id_arr};
+        rc = ft_sql_prepared(
+            c, "recording step progress",
+            "UPDATE ft_job_steps s SET status = CASE WHEN r.done THEN 'succeeded' ELSE 'running' END,"
+            " attempts = s.attempts + CASE WHEN r.done THEN 0 ELSE 1 END,"
+            " started_at = CASE WHEN r.done THEN s.started_at ELSE 'epoch'::timestamptz + r.at * interval '1 microsecond' END,"
+            " finished_at = CASE WHEN r.done THEN 'epoch'::timestamptz + r.at * interval '1 microsecond' ELSE s.finished_at END,"
+            " last_error = NULL"
+            " FROM jsonb_to_recordset($1::jsonb) AS r(job_id uuid, position int, done bool, at bigint)"
+            " WHERE s.job_id = ANY ($2::uuid[]) AND s.job_id = r.job_id AND s.position = r.position",
+            2, p, NULL, err);
+        free(text);
+        free(id_arr);
+        json_decref(rows);
+    }
+    free(ids);
+    free(rank);
+    return rc;
+}
+
 int ft_job_step_done(PGconn *c, const ft_job_row_t *job, int position, json_t *events, const char *result, ft_error_t *err)
 {
     char pos[16];
@@ -477,7 +519,8 @@ static void emit_row(ft_outbox_rows_t *rows, const ft_job_row_t *job, const char
     ft_outbox_rows_emit(rows, "instance", job->instance_id, name, &meta, data);
 }
 
-int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const char *consumer, ft_error_t *err)
+int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const ft_step_mark_t *marks, size_t nmarks,
+                      const char *consumer, ft_error_t *err)
 {
     json_t *rows = json_array();
     ft_outbox_rows_t events = {0};
@@ -508,6 +551,8 @@ int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const c
     int rc = ft_sql_begin(c, err);
     if (rc == FT_OK)
         rc = durable(c, err);
+    if (rc == FT_OK && nmarks > 0)
+        rc = ft_job_steps_mark(c, marks, nmarks, err);
     /* One statement: the jobs end, their attempts are recorded (read from the jobs as they stood
      * before it: every part of one statement sees the same snapshot), their instances take the
      * kind's status on success with its reason cleared (else only a "last ..." failure note is

@@ -81,6 +81,19 @@ int ft_job_steps_apply(PGconn *c, ft_job_row_t *job, const ft_step_plan_item_t *
                        const ft_job_step_spec_t *current, const char *note, ft_error_t *err);
 
 int ft_job_step_running(PGconn *c, const char *job_id, int position, ft_error_t *err);
+/* A step's start or end as it happened, recorded later (ft_job_steps_mark, ft_jobs_succeeded): a
+ * worker keeps the progress of quick jobs and writes it with their outcomes. */
+typedef struct ft_step_mark {
+    const char *job_id; /* borrowed */
+    int position;
+    int done;       /* 0: the step started; 1: it succeeded */
+    int64_t at_us;  /* when, in microseconds since the epoch */
+} ft_step_mark_t;
+/* Writes the marks, each as if it had been written when it happened (the same rows, changes and
+ * notifications as ft_job_step_running and ft_job_step_done without events), one statement per
+ * rank: the first mark of every job, then the second, and so on, so each job's changes keep
+ * their order. Commits without waiting for the disk, unless inside the caller's transaction. */
+int ft_job_steps_mark(PGconn *c, const ft_step_mark_t *marks, size_t n, ft_error_t *err);
 /* Marks the step done and writes the events it emitted ([{type,data}], ids derived from the
  * job, the step and their order) to the outbox, and result (JSON text, or NULL: none) as the
  * job's result, in one transaction. */
@@ -96,9 +109,11 @@ typedef struct ft_job_success {
     const char *event_id;
     json_t *data_location;
 } ft_job_success_t;
-/* Jobs that succeeded: their status, their attempts, their instances' (with data_location), the
- * inbox rows and the events, in one transaction that waits for the disk. */
-int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const char *consumer, ft_error_t *err);
+/* Jobs that succeeded: the step marks not yet written (ft_job_steps_mark), their status, their
+ * attempts, their instances' (with data_location), the inbox rows and the events, in one
+ * transaction that waits for the disk. */
+int ft_jobs_succeeded(PGconn *c, const ft_job_success_t *done, size_t n, const ft_step_mark_t *marks, size_t nmarks,
+                      const char *consumer, ft_error_t *err);
 /* The job is dead: failed, the instance failed (for provisioning), a ft_dlq row, job.failed.v1,
  * the inbox row, in one transaction. */
 int ft_job_dead(PGconn *c, const ft_job_row_t *job, const char *event_id, const char *consumer, const char *reason,

@@ -364,6 +364,50 @@ class TestJobStream(JobsCase):
         self.assertEqual(only[0]["json"]["status"], "succeeded")
         self.assertEqual(SSE(h.port, f"/api/v1/jobs/{job_id}", self.key(h), last_event_id=only[0]["id"]).status, 204)
 
+    def test_quick_jobs_keep_every_step_change_and_record_it_with_their_outcome(self):
+        """A worker keeps the step progress of jobs of a kind it knows to be quick and writes it
+        with their outcomes in one transaction: every change is still recorded, in order, with the
+        times it happened, and the stream shows each of them."""
+        # one thread: it learns how long each kind takes; every kind here is "quick"
+        h = self.host(env={"FT_WORKER_FLUSH_MS": "5000", "FT_WORKER_THREADS": "1"})
+        c = customer(h)
+        i = self.create(h, c)
+        self.wait_job(h, i["latest_job"]["id"])
+
+        def latest(n, kind):
+            items = h.get(f"/api/v1/instances/{i['id']}/jobs").json()["items"]
+            return items[0] if len(items) == n and items[0]["kind"] == kind and items[0]["status"] == "succeeded" else None
+
+        jobs = []
+        for n in range(6):
+            kind = "suspend" if n % 2 == 0 else "resume"
+            self.assertEqual(h.post(f"/api/v1/instances/{i['id']}/subscription/{kind}").status, 200)
+            jobs.append(wait_until(lambda: latest(n + 2, kind), 60, interval=0.05, what=f"the {kind} job"))
+        # the first job of each kind was recorded as it went (its kind's time unknown yet), the
+        # later ones with their outcome: their step's start and end and the job's end commit together
+        for j, deferred in zip(jobs, [False, False, True, True, True, True]):
+            rows = self.stack.psql(
+                f"SELECT string_agg(concat_ws(',', coalesce(position::text, 'job'), coalesce(from_status, '-'), status,"
+                f" xmin::text), ';' ORDER BY seq) FROM ft_job_changes WHERE job_id = '{j['id']}'", h.dbname).split(";")
+            changes = [r.rsplit(",", 1)[0] for r in rows]
+            self.assertEqual([x for x in changes if x.startswith("0,")], ["0,-,pending", "0,pending,running", "0,running,succeeded"])
+            self.assertEqual([x for x in changes if x.startswith("job,")], ["job,-,queued", "job,queued,running",
+                                                                            "job,running,succeeded"])
+            ends = {r.rsplit(",", 1)[1] for r in rows if r.rsplit(",", 1)[0] in ("0,pending,running", "0,running,succeeded",
+                                                                                 "job,running,succeeded")}
+            self.assertEqual(len(ends) == 1, deferred, (j["kind"], rows))
+            step = j["steps"][0]
+            self.assertEqual((step["status"], step["attempts"]), ("succeeded", 1))
+            self.assertLessEqual(j["started_at"], step["started_at"])
+            self.assertLessEqual(step["started_at"], step["finished_at"])
+            self.assertLessEqual(step["finished_at"], j["finished_at"])
+        # the stream replays them as for any job
+        s = SSE(h.port, f"/api/v1/jobs/{jobs[-1]['id']}", self.key(h), last_event_id="0")
+        events = [e for e in iter(s.event, None)]
+        self.assertEqual([(e["json"]["previous_status"], e["json"]["step"]["status"]) for e in events if e["event"] == "step"],
+                         [(None, "pending"), ("pending", "running"), ("running", "succeeded")])
+        self.assertEqual(events[-1]["json"]["status"], "succeeded")
+
     def test_a_stream_is_scoped_and_a_missing_job_is_a_problem(self):
         h = self.host()
         c1, c2 = customer(h), customer(h)
