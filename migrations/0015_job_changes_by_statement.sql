@@ -132,3 +132,8 @@ CREATE TRIGGER ft_job_steps_changes_updated AFTER UPDATE ON ft_job_steps
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ft_job_steps_changes_log();
 CREATE TRIGGER ft_jobs_changes_deleted AFTER DELETE ON ft_jobs
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ft_jobs_changes_forget();
+
+-- Room on each page for a row's next version: a job's and a step's status changes in place (a
+-- heap-only update, no index entry) while its page has room.
+ALTER TABLE ft_jobs SET (fillfactor = 80);
+ALTER TABLE ft_job_steps SET (fillfactor = 80);

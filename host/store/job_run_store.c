@@ -43,9 +43,14 @@ static int rollback(PGconn *c, int rc)
     return rc;
 }
 
+/* enable_seqscan = off: a worker's statements name their rows by key, a batch's as an array
+ * (id = ANY ($1)); a plan that scans a whole table and tests each row against every element of
+ * the array costs rows × elements, which grows with the tables' history. */
 int ft_job_runner_session(PGconn *c, ft_error_t *err)
 {
-    return ft_sql(c, "setting up a job runner's session", "SET synchronous_commit = off", 0, NULL, NULL, err);
+    return ft_sql(c, "setting up a job runner's session",
+                  "SELECT set_config('synchronous_commit', 'off', false), set_config('enable_seqscan', 'off', false)", 0, NULL, NULL,
+                  err);
 }
 
 /* Makes the open transaction's commit wait for its WAL to reach the disk (and so become visible
