@@ -370,9 +370,9 @@ class Pipeline(PipelineCase):
         w2.terminate()
 
     def test_jobs_fetched_behind_a_slow_one_go_to_an_idle_thread(self):
-        """A worker thread fetches a batch and runs its jobs in turn; those still waiting a second
-        after the fetch go back to the queue, where the other thread takes them: quick jobs fetched
-        behind a slow one end long before it."""
+        """A worker thread fetches as many jobs as its recent ones suggest it runs in a second,
+        starting from one: the thread that draws the slow job holds only it, and the other thread
+        takes the quick ones, which end long before it."""
         db = self.stack.create_database()
         h = self.host(dbname=db, env={"FT_ROLES": "api,relay"})
         c = customer(h)
