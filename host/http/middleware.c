@@ -108,13 +108,23 @@ static void accept_credential(ft_req_t *r, const ft_credential_t *cred)
     memcpy(r->principal.instance_id, cred->instance_id, sizeof(cred->instance_id));
 }
 
+FT_COUNTER(key_lookups_total, "ft_api_key_lookups_total",
+           "API key rows read from the database, by reason (miss: a request waited for a key not cached or expired here;"
+           " refresh: read ahead of its expiry in the background while the cached row answered) and result (found,"
+           " unknown: no key has the prefix, error).",
+           FT_LABELS("reason", "result"));
+
 typedef struct key_lookup {
     char prefix[FT_API_KEY_PREFIX_LEN + 1];
-    char secret[FT_API_KEY_SECRET_LEN + 1];
+    char secret[FT_API_KEY_SECRET_LEN + 1]; /* "" for a refresh: nobody waits to be judged */
+    int refresh;
     int found;
+    uint64_t epoch;
     ft_api_key_row_t row;
 } key_lookup_t;
 
+/* last_used_at, stamped after the request went on: its commit is nobody's wait (at most once a
+ * minute per key). A refresh is started by a request that used the key, so it stamps too. */
 static int key_lookup_work(PGconn *c, void *arg, ft_error_t *err)
 {
     key_lookup_t *k = arg;
@@ -122,13 +132,14 @@ static int key_lookup_work(PGconn *c, void *arg, ft_error_t *err)
     if (rc == FT_ENOTFOUND)
         return FT_OK;
     k->found = rc == FT_OK;
+    if (rc == FT_OK && k->refresh)
+        rc = ft_api_key_touch(c, k->row.id, err);
     return rc;
 }
 
-/* last_used_at, stamped after the request went on: its commit is nobody's wait. */
 static int touch_work(PGconn *c, void *arg, ft_error_t *err)
 {
-    return ft_api_key_touch(c, arg, err); /* at most once a minute per key */
+    return ft_api_key_touch(c, arg, err);
 }
 
 static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
@@ -138,11 +149,30 @@ static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err
     free(arg);
 }
 
+/* The row as read; counted, and cached unless a key was forgotten since the read began. */
+static void key_lookup_learn(ft_req_t *r, key_lookup_t *k, int status)
+{
+    ft_counter_inc(ft_metric_series(&key_lookups_total, k->refresh ? "refresh" : "miss",
+                                    status != FT_OK ? "error" : k->found ? "found" : "unknown"));
+    if (status == FT_OK)
+        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns(), k->epoch);
+}
+
+/* A refresh answers nobody: a failed one leaves the cached row to its expiry, and the next
+ * request after FT_KEY_CACHE_REFRESH_RETRY_NS starts another. */
+static void key_refresh_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
+{
+    key_lookup_t *k = arg;
+    key_lookup_learn(r, k, status);
+    if (status != FT_OK)
+        ft_log_traced(FT_LOG_DEBUG, r->request_id, r->trace.trace_id, "API key %s not refreshed: %s", k->prefix, err->message);
+    free(k);
+}
+
 static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     key_lookup_t *k = arg;
-    if (status == FT_OK)
-        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns());
+    key_lookup_learn(r, k, status);
     if (ft_req_alive(r)) {
         if (status != FT_OK) {
             ft_respond_internal(r, 503, err);
@@ -163,6 +193,15 @@ static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t
     free(k);
 }
 
+static key_lookup_t *key_lookup_new(ft_req_t *r, const char *prefix, int refresh)
+{
+    key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
+    memcpy(k->prefix, prefix, sizeof(k->prefix));
+    k->refresh = refresh;
+    k->epoch = ft_identity_key_epoch(r->app->identity);
+    return k;
+}
+
 static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t len)
 {
     char prefix[FT_API_KEY_PREFIX_LEN + 1], secret[FT_API_KEY_SECRET_LEN + 1];
@@ -172,9 +211,12 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     }
     ft_credential_t cred;
     ft_error_t why = {0};
-    switch (ft_identity_check_key(r->app->identity, prefix, secret, r->started_ns, &cred, &why)) {
+    int refresh = 0;
+    switch (ft_identity_check_key(r->app->identity, prefix, secret, r->started_ns, &cred, &refresh, &why)) {
     case FT_KEY_VALID:
         accept_credential(r, &cred);
+        if (refresh)
+            ft_req_defer_db(r, key_lookup_work, key_refresh_done, key_lookup_new(r, prefix, 1));
         return FT_STAGE_NEXT;
     case FT_KEY_INVALID:
         unauthenticated(r, why.message, 1);
@@ -182,8 +224,7 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     case FT_KEY_UNKNOWN_HERE:
         break;
     }
-    key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
-    memcpy(k->prefix, prefix, sizeof(k->prefix));
+    key_lookup_t *k = key_lookup_new(r, prefix, 0);
     memcpy(k->secret, secret, sizeof(k->secret));
     memset(secret, 0, sizeof(secret));
     ft_req_defer_db(r, key_lookup_work, key_lookup_done, k);
