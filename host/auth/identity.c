@@ -25,6 +25,7 @@
 #include <time.h>
 
 #define RETIRE_GRACE_NS (30ull * 1000000000ull)
+#define REFRESH_QUEUE_MAX 4096
 
 /* "Access tokens of this user issued before not_before (unix seconds) are void": users whose
  * access changed within an access token's lifetime (ft_user_revocations, told by NOTIFY). */
@@ -48,6 +49,10 @@ struct ft_identity {
     pthread_mutex_t swap_mutex;
     retired_t *retired;
     ft_key_cache_t *keys;
+    pthread_mutex_t refresh_mutex; /* the queue of keys due for a refresh */
+    char (*refresh_queue)[FT_API_KEY_PREFIX_LEN + 1];
+    size_t refresh_queued;
+    int refresh_out; /* a batch is being read */
     pthread_mutex_t revoked_mutex;
     revoked_t *revoked[REVOKED_BUCKETS];
     ft_listener_t *listener;
@@ -245,6 +250,35 @@ int ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_ke
 void ft_identity_key_forget(ft_identity_t *id, const char *prefix)
 {
     ft_key_cache_forget(id->keys, prefix);
+}
+
+void ft_identity_key_refresh_push(ft_identity_t *id, const char *prefix)
+{
+    pthread_mutex_lock(&id->refresh_mutex);
+    if (id->refresh_queued < REFRESH_QUEUE_MAX)
+        memcpy(id->refresh_queue[id->refresh_queued++], prefix, FT_API_KEY_PREFIX_LEN + 1);
+    pthread_mutex_unlock(&id->refresh_mutex);
+}
+
+size_t ft_identity_key_refresh_take(ft_identity_t *id, char (*out)[FT_API_KEY_PREFIX_LEN + 1], size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&id->refresh_mutex);
+    if (!id->refresh_out) {
+        n = id->refresh_queued < max ? id->refresh_queued : max;
+        id->refresh_queued -= n;
+        memcpy(out, id->refresh_queue[id->refresh_queued], n * sizeof(*out));
+        id->refresh_out = n > 0;
+    }
+    pthread_mutex_unlock(&id->refresh_mutex);
+    return n;
+}
+
+void ft_identity_key_refresh_end(ft_identity_t *id)
+{
+    pthread_mutex_lock(&id->refresh_mutex);
+    id->refresh_out = 0;
+    pthread_mutex_unlock(&id->refresh_mutex);
 }
 
 int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_LEN + 1], char secret[FT_API_KEY_SECRET_LEN + 1])
@@ -482,6 +516,8 @@ ft_identity_t *ft_identity_start(const ft_identity_config_t *cfg, PGconn *conn, 
     id->audience = ft_mem_strdup(cfg->audience);
     pthread_mutex_init(&id->swap_mutex, NULL);
     id->keys = ft_key_cache_new();
+    pthread_mutex_init(&id->refresh_mutex, NULL);
+    id->refresh_queue = ft_mem_calloc(REFRESH_QUEUE_MAX, sizeof(*id->refresh_queue));
     pthread_mutex_init(&id->revoked_mutex, NULL);
     if (ensure_key(id, conn, err) != FT_OK || ft_identity_reload_keys(id, conn, err) != FT_OK ||
         load_revocations(id, conn, err) != FT_OK) {
@@ -506,6 +542,8 @@ void ft_identity_stop(ft_identity_t *id)
         free(r);
     }
     ft_key_cache_free(id->keys);
+    pthread_mutex_destroy(&id->refresh_mutex);
+    free(id->refresh_queue);
     revoked_clear(id);
     pthread_mutex_destroy(&id->revoked_mutex);
     pthread_mutex_destroy(&id->swap_mutex);

@@ -87,6 +87,15 @@ int ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_ke
 /* Drops a key from this host's cache (after revoking it here). */
 void ft_identity_key_forget(ft_identity_t *id, const char *prefix);
 
+/* Keys due for a refresh are read in batches, one batch out at a time per host: the caller told
+ * to refresh pushes the prefix (dropped when the queue is full: the cache hands the refresh out
+ * again after FT_KEY_CACHE_REFRESH_RETRY_NS), then tries to take a batch; 0 when none is queued
+ * or a batch is out. A caller that took some reads them (ft_api_key_refresh), learns each row
+ * with the epoch taken before the read, and calls ft_identity_key_refresh_end. */
+void ft_identity_key_refresh_push(ft_identity_t *id, const char *prefix);
+size_t ft_identity_key_refresh_take(ft_identity_t *id, char (*out)[FT_API_KEY_PREFIX_LEN + 1], size_t max);
+void ft_identity_key_refresh_end(ft_identity_t *id);
+
 /* Parses a JSON array of role names into bits; 0 when it names an unknown role. */
 unsigned ft_roles_from_json(json_t *roles);
 

@@ -116,15 +116,12 @@ FT_COUNTER(key_lookups_total, "ft_api_key_lookups_total",
 
 typedef struct key_lookup {
     char prefix[FT_API_KEY_PREFIX_LEN + 1];
-    char secret[FT_API_KEY_SECRET_LEN + 1]; /* "" for a refresh: nobody waits to be judged */
-    int refresh;
+    char secret[FT_API_KEY_SECRET_LEN + 1];
     int found;
     uint64_t epoch;
     ft_api_key_row_t row;
 } key_lookup_t;
 
-/* last_used_at, stamped after the request went on: its commit is nobody's wait (at most once a
- * minute per key). A refresh is started by a request that used the key, so it stamps too. */
 static int key_lookup_work(PGconn *c, void *arg, ft_error_t *err)
 {
     key_lookup_t *k = arg;
@@ -132,14 +129,13 @@ static int key_lookup_work(PGconn *c, void *arg, ft_error_t *err)
     if (rc == FT_ENOTFOUND)
         return FT_OK;
     k->found = rc == FT_OK;
-    if (rc == FT_OK && k->refresh)
-        rc = ft_api_key_touch(c, k->row.id, err);
     return rc;
 }
 
+/* last_used_at, stamped after the request went on: its commit is nobody's wait. */
 static int touch_work(PGconn *c, void *arg, ft_error_t *err)
 {
-    return ft_api_key_touch(c, arg, err);
+    return ft_api_key_touch(c, arg, err); /* at most once a minute per key */
 }
 
 static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
@@ -149,30 +145,18 @@ static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err
     free(arg);
 }
 
-/* The row as read; counted, and cached unless a key was forgotten since the read began. */
-static void key_lookup_learn(ft_req_t *r, key_lookup_t *k, int status)
+static void count_lookup(const char *reason, int status, int found, uint64_t n)
 {
-    ft_counter_inc(ft_metric_series(&key_lookups_total, k->refresh ? "refresh" : "miss",
-                                    status != FT_OK ? "error" : k->found ? "found" : "unknown"));
-    if (status == FT_OK)
-        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns(), k->epoch);
-}
-
-/* A refresh answers nobody: a failed one leaves the cached row to its expiry, and the next
- * request after FT_KEY_CACHE_REFRESH_RETRY_NS starts another. */
-static void key_refresh_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
-{
-    key_lookup_t *k = arg;
-    key_lookup_learn(r, k, status);
-    if (status != FT_OK)
-        ft_log_traced(FT_LOG_DEBUG, r->request_id, r->trace.trace_id, "API key %s not refreshed: %s", k->prefix, err->message);
-    free(k);
+    ft_counter_add(ft_metric_series(&key_lookups_total, reason, status != FT_OK ? "error" : found ? "found" : "unknown"), n);
 }
 
 static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     key_lookup_t *k = arg;
-    key_lookup_learn(r, k, status);
+    count_lookup("miss", status, k->found, 1);
+    /* cached unless a key was forgotten since the read began */
+    if (status == FT_OK)
+        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns(), k->epoch);
     if (ft_req_alive(r)) {
         if (status != FT_OK) {
             ft_respond_internal(r, 503, err);
@@ -193,13 +177,58 @@ static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t
     free(k);
 }
 
-static key_lookup_t *key_lookup_new(ft_req_t *r, const char *prefix, int refresh)
+/* Keys read again ahead of their expiry, in one statement per batch (see ft_identity_key_refresh_push).
+ * The batch rides on the request that took it, which answers without waiting for it. */
+#define KEY_REFRESH_BATCH 128
+typedef struct key_refresh {
+    size_t n;
+    uint64_t epoch;
+    char prefixes[KEY_REFRESH_BATCH][FT_API_KEY_PREFIX_LEN + 1];
+    const char *names[KEY_REFRESH_BATCH];
+    ft_api_key_row_t rows[KEY_REFRESH_BATCH];
+    int found[KEY_REFRESH_BATCH];
+} key_refresh_t;
+
+static int key_refresh_work(PGconn *c, void *arg, ft_error_t *err)
 {
-    key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
-    memcpy(k->prefix, prefix, sizeof(k->prefix));
-    k->refresh = refresh;
-    k->epoch = ft_identity_key_epoch(r->app->identity);
-    return k;
+    key_refresh_t *b = arg;
+    for (size_t i = 0; i < b->n; i++)
+        b->names[i] = b->prefixes[i];
+    return ft_api_key_refresh(c, b->names, b->n, b->rows, b->found, err); /* stamps last_used_at too */
+}
+
+/* A failed batch leaves the cached rows to their expiry; the cache hands their refresh out again. */
+static void key_refresh_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
+{
+    key_refresh_t *b = arg;
+    uint64_t now = ft_now_ns(), found = 0;
+    for (size_t i = 0; status == FT_OK && i < b->n; i++) {
+        ft_identity_key_learn(r->app->identity, b->prefixes[i], b->found[i] ? &b->rows[i] : NULL, now, b->epoch);
+        found += (uint64_t)b->found[i];
+    }
+    ft_identity_key_refresh_end(r->app->identity);
+    if (status != FT_OK) {
+        count_lookup("refresh", status, 0, b->n);
+        ft_log_traced(FT_LOG_DEBUG, r->request_id, r->trace.trace_id, "%zu API keys not refreshed: %s", b->n, err->message);
+    } else {
+        count_lookup("refresh", FT_OK, 1, found);
+        count_lookup("refresh", FT_OK, 0, b->n - found);
+    }
+    free(b);
+}
+
+static void key_refresh(ft_req_t *r, const char *prefix)
+{
+    char taken[KEY_REFRESH_BATCH][FT_API_KEY_PREFIX_LEN + 1];
+    ft_identity_key_refresh_push(r->app->identity, prefix);
+    size_t n = ft_identity_key_refresh_take(r->app->identity, taken, KEY_REFRESH_BATCH);
+    if (n == 0)
+        return; /* a batch is out: this key goes with the next */
+    key_refresh_t *b = ft_mem_alloc(sizeof(*b));
+    b->n = n;
+    b->epoch = ft_identity_key_epoch(r->app->identity);
+    memcpy(b->prefixes, taken, n * sizeof(taken[0]));
+    ft_req_defer_db(r, key_refresh_work, key_refresh_done, b);
 }
 
 static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t len)
@@ -216,7 +245,7 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     case FT_KEY_VALID:
         accept_credential(r, &cred);
         if (refresh)
-            ft_req_defer_db(r, key_lookup_work, key_refresh_done, key_lookup_new(r, prefix, 1));
+            key_refresh(r, prefix);
         return FT_STAGE_NEXT;
     case FT_KEY_INVALID:
         unauthenticated(r, why.message, 1);
@@ -224,7 +253,9 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     case FT_KEY_UNKNOWN_HERE:
         break;
     }
-    key_lookup_t *k = key_lookup_new(r, prefix, 0);
+    key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
+    memcpy(k->prefix, prefix, sizeof(k->prefix));
+    k->epoch = ft_identity_key_epoch(r->app->identity);
     memcpy(k->secret, secret, sizeof(k->secret));
     memset(secret, 0, sizeof(secret));
     ft_req_defer_db(r, key_lookup_work, key_lookup_done, k);

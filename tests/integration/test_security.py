@@ -875,6 +875,27 @@ class Security(SecurityCase):
         self.assertUnauthenticated(h.get("/api/v1/auth/me", auth=key))
         self.assertEqual(lookups("miss", "found"), found + 2)
 
+    def test_a_key_in_use_is_read_again_before_its_minute_ends(self):
+        h = self.host()
+        c = self.customer(h)
+        made = self.api_key(h, ["customer-viewer"], customer_id=c["id"])
+        key = made["key"]
+
+        def lookups(reason):
+            name = f'ft_api_key_lookups_total{{reason="{reason}",result="found"}}'
+            lines = [l for l in h.get("/metrics").body.decode().splitlines() if l.startswith(name + " ")]
+            return float(lines[0].split()[1]) if lines else 0.0
+        self.assertEqual(h.get("/api/v1/auth/me", auth=key).status, 200)
+        misses = lookups("miss")
+        # revoked with its NOTIFY lost (triggers off for this session): only a read of the row can tell
+        self.stack.psql("SET session_replication_role = replica; "
+                        f"UPDATE ft_api_keys SET revoked_at = now() WHERE id = '{made['id']}'", h.dbname)
+        # the cached row answers until the refresh, 40 to 50 s after the first read, brings the revocation
+        wait_until(lambda: h.get("/api/v1/auth/me", auth=key).status == 401, 75, interval=0.5,
+                   what="the background refresh to bring the revocation")
+        self.assertGreaterEqual(lookups("refresh"), 1)
+        self.assertEqual(lookups("miss"), misses)  # no request waited for it
+
     def test_who_may_manage_users(self):
         h = self.host()
         c, other = self.customer(h), self.customer(h)
