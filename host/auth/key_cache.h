@@ -3,11 +3,11 @@
  * and when to read it again. Sharded, one mutex per shard held for a few lines.
  *
  * A key in use is read again before it expires, in the background: each entry has a refresh
- * time drawn between 40 and 50 s after its read (so the keys read together in one burst do not
+ * time drawn between 20 and 30 s after its read (so the keys read together in one burst do not
  * come due together), and the first request that finds it due is told to start the read while
- * the cached row keeps answering. An entry still
- * expires FT_KEY_CACHE_TTL_NS after its read, refreshed or not: that bound on how long a row
- * is believed does not change.
+ * the cached row keeps answering; a client that calls at least every 30 s never waits for one.
+ * An entry still expires FT_KEY_CACHE_TTL_NS after its read, refreshed or not: that bound on how
+ * long a row is believed does not change.
  */
 #ifndef FT_KEY_CACHE_H
 #define FT_KEY_CACHE_H
@@ -18,7 +18,7 @@
 
 #define FT_KEY_CACHE_TTL_NS (60ull * 1000000000ull)           /* a row is believed for a minute at most */
 #define FT_KEY_CACHE_MISSING_TTL_NS (5ull * 1000000000ull)    /* an unknown prefix is asked for again after 5 s */
-#define FT_KEY_CACHE_REFRESH_MIN_NS (40ull * 1000000000ull)   /* a refresh is due 40 s after the read ... */
+#define FT_KEY_CACHE_REFRESH_MIN_NS (20ull * 1000000000ull)   /* a refresh is due 20 s after the read ... */
 #define FT_KEY_CACHE_REFRESH_SPREAD_NS (10ull * 1000000000ull) /* ... plus up to 10 s, drawn per entry */
 /* a refresh not back after 5 s is handed out again (a second try before the expiry) */
 #define FT_KEY_CACHE_REFRESH_RETRY_NS (5ull * 1000000000ull)

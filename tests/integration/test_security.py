@@ -890,7 +890,7 @@ class Security(SecurityCase):
         # revoked with its NOTIFY lost (triggers off for this session): only a read of the row can tell
         self.stack.psql("SET session_replication_role = replica; "
                         f"UPDATE ft_api_keys SET revoked_at = now() WHERE id = '{made['id']}'", h.dbname)
-        # the cached row answers until the refresh, 40 to 50 s after the first read, brings the revocation
+        # the cached row answers until the refresh, 20 to 30 s after the first read, brings the revocation
         wait_until(lambda: h.get("/api/v1/auth/me", auth=key).status == 401, 75, interval=0.5,
                    what="the background refresh to bring the revocation")
         self.assertGreaterEqual(lookups("refresh"), 1)
