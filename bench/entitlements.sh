@@ -110,19 +110,36 @@ run() { # run URL MODE [PATH]: "req/s p99 non-2xx cpu_us_per_request" (FT_BENCH_
 }
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 export FT_BENCH_MODE=entitlements
-# warm-up: every child app's key is looked up once, as in the first minute of a real day
-wrk -t1 -c"$conns" -d5s -s "$root/bench/wrk/ids.lua" "http://127.0.0.1:$port" >/dev/null
+# key_reads: "<misses> <refreshes>", the API key rows the host has read from the database so far
+key_reads() {
+    curl -s "http://127.0.0.1:$port/metrics" | awk '/^ft_api_key_lookups_total\{reason="miss"/ {m += $2}
+        /^ft_api_key_lookups_total\{reason="refresh"/ {r += $2} END {printf "%d %d", m, r}'
+}
+# warm-up: every child app's key is looked up once, as in the first minute of a real day (wrk
+# cycles through the keys from the first each run: runs of 5 s until every key was read, at most 6)
+for _ in 1 2 3 4 5 6; do
+    wrk -t1 -c"$conns" -d5s -s "$root/bench/wrk/ids.lua" "http://127.0.0.1:$port" >/dev/null
+    [ "$(key_reads | cut -d' ' -f1)" -ge "$(wc -l <"$work/ids")" ] && break
+done
+echo "warm-up: $(key_reads | cut -d' ' -f1) API keys read"
 echo "wrk -t1 -c$conns -d$duration, $rounds alternating rounds, host and nginx with $bench_threads threads/workers"
 : >"$work/rounds"
 i=1
+reads0=$(key_reads)
 while [ "$i" -le "$rounds" ]; do
     # each line: what req/s p99 non-2xx
     echo "nginx-ent $(FT_BENCH_SERVER=nginx run "http://127.0.0.1:$nport" static /ent.json)" >>"$work/rounds"
     echo "host-ent $(FT_BENCH_SERVER=host run "http://127.0.0.1:$port" entitlements)" >>"$work/rounds"
     echo "nginx-flag $(FT_BENCH_SERVER=nginx run "http://127.0.0.1:$nport" static /flag.json)" >>"$work/rounds"
     echo "host-flag $(FT_BENCH_SERVER=host run "http://127.0.0.1:$port" ofrep)" >>"$work/rounds"
-    tail -4 "$work/rounds" | awk -v i="$i" '{r[$1] = $2} END {printf "round %d: entitlements %.0f vs nginx %.0f (%.3f), OFREP %.0f vs nginx %.0f (%.3f)\n",
-        i, r["host-ent"], r["nginx-ent"], r["host-ent"] / r["nginx-ent"], r["host-flag"], r["nginx-flag"], r["host-flag"] / r["nginx-flag"]}'
+    reads1=$(key_reads)
+    tail -4 "$work/rounds" | awk -v i="$i" -v a="$reads0" -v b="$reads1" '{r[$1] = $2; c[$1] = $5} END {
+        split(a, x, " "); split(b, y, " ")
+        printf "round %d: entitlements %.0f vs nginx %.0f (%.3f; CPU %s vs %s us), OFREP %.0f vs nginx %.0f (%.3f; CPU %s vs %s us); API keys read: %d waited for, %d in the background\n",
+        i, r["host-ent"], r["nginx-ent"], r["host-ent"] / r["nginx-ent"], c["host-ent"], c["nginx-ent"],
+        r["host-flag"], r["nginx-flag"], r["host-flag"] / r["nginx-flag"], c["host-flag"], c["nginx-flag"], y[1] - x[1], y[2] - x[2]
+        printf "ratio-ent %.4f\nratio-flag %.4f\n", r["host-ent"] / r["nginx-ent"], r["host-flag"] / r["nginx-flag"] > "/dev/stderr"}' 2>>"$work/ratios"
+    reads0=$reads1
     i=$((i + 1))
 done
 col() { awk -v w="$1" -v c="$2" '$1 == w {print $c}' "$work/rounds" | median; } # col WHAT COLUMN: the median over rounds
@@ -136,6 +153,9 @@ printf 'GET entitlements            : %s req/s, p99 %s ms, non-2xx %s, ratio %.3
 printf 'nginx static %s bytes       : %s req/s, p99 %s ms, non-2xx %s\n' "$(wc -c <"$work/flag.json")" "$n2" "$n2p" "$(bad nginx-flag)"
 printf 'OFREP single flag           : %s req/s, p99 %s ms, non-2xx %s, ratio %.3f\n' "$h2" "$h2p" "$(bad host-flag)" \
     "$(awk "BEGIN {print $h2 / $n2}")"
+rmed() { awk -v w="$1" '$1 == w {print $2}' "$work/ratios" | median; } # the median of one route's round ratios
+printf 'median of the rounds ratios (host / nginx, each round side by side): GET entitlements %.3f, OFREP single flag %.3f (goal 0.9)\n' \
+    "$(rmed ratio-ent)" "$(rmed ratio-flag)"
 # the CPU each server spends per request (all its threads), a figure less moved by neighbours
 n1c=$(col nginx-ent 5); h1c=$(col host-ent 5); n2c=$(col nginx-flag 5); h2c=$(col host-flag 5)
 printf 'CPU per request: entitlements %s us vs nginx %s us (ratio nginx/host %.3f); OFREP %s us vs nginx %s us (%.3f)\n' \

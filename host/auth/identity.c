@@ -8,8 +8,10 @@
 #include "auth/identity.h"
 
 #include "auth/crypto.h"
+#include "auth/key_cache.h"
 #include "auth/rbac.h"
 #include "core/mem.h"
+#include "core/uuid.h"
 #include "infra/db_pool.h"
 #include "infra/log.h"
 #include "infra/pg_listen.h"
@@ -23,26 +25,7 @@
 #include <time.h>
 
 #define RETIRE_GRACE_NS (30ull * 1000000000ull)
-#define KEY_TTL_NS (60ull * 1000000000ull)     /* a cached key is asked for again after a minute */
-#define MISSING_TTL_NS (5ull * 1000000000ull)  /* an unknown prefix is asked for again after 5 s */
-#define KEY_SHARDS 16
-#define KEY_BUCKETS 1024                        /* per shard */
-#define KEY_SHARD_MAX 4096                      /* entries per shard before it is emptied */
-
-typedef struct key_entry {
-    struct key_entry *next;
-    char prefix[FT_API_KEY_PREFIX_LEN + 1];
-    int missing;
-    ft_api_key_row_t row;
-    ft_credential_t cred; /* what the row grants, worked out once when it is learned */
-    uint64_t fetched_ns;
-} key_entry_t;
-
-typedef struct key_shard {
-    pthread_mutex_t mutex;
-    key_entry_t *buckets[KEY_BUCKETS];
-    size_t count;
-} key_shard_t;
+#define REFRESH_QUEUE_MAX 4096
 
 /* "Access tokens of this user issued before not_before (unix seconds) are void": users whose
  * access changed within an access token's lifetime (ft_user_revocations, told by NOTIFY). */
@@ -65,7 +48,11 @@ struct ft_identity {
     _Atomic(ft_jwt_keyring_t *) ring;
     pthread_mutex_t swap_mutex;
     retired_t *retired;
-    key_shard_t shards[KEY_SHARDS];
+    ft_key_cache_t *keys;
+    pthread_mutex_t refresh_mutex; /* the queue of keys due for a refresh */
+    char (*refresh_queue)[FT_API_KEY_PREFIX_LEN + 1];
+    size_t refresh_queued;
+    int refresh_out; /* a batch is being read */
     pthread_mutex_t revoked_mutex;
     revoked_t *revoked[REVOKED_BUCKETS];
     ft_listener_t *listener;
@@ -215,40 +202,10 @@ static int ensure_key(ft_identity_t *id, PGconn *conn, ft_error_t *err)
 
 /* ---- API key cache */
 
-static uint32_t prefix_hash(const char *p)
+/* What a key's row grants, worked out once when the row is learned. */
+static void grants_from_row(const ft_api_key_row_t *row, ft_credential_t *cred)
 {
-    /* prefixes are random: their first bytes spread well enough */
-    uint32_t h = 2166136261u;
-    for (; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return h;
-}
-
-static void shard_clear(key_shard_t *s)
-{
-    for (size_t b = 0; b < KEY_BUCKETS; b++) {
-        key_entry_t *e = s->buckets[b];
-        while (e != NULL) {
-            key_entry_t *next = e->next;
-            memset(e, 0, sizeof(*e));
-            free(e);
-            e = next;
-        }
-        s->buckets[b] = NULL;
-    }
-    s->count = 0;
-}
-
-static key_entry_t **find_slot(key_shard_t *s, uint32_t h, const char *prefix)
-{
-    key_entry_t **pp = &s->buckets[(h / KEY_SHARDS) % KEY_BUCKETS];
-    while (*pp != NULL && strcmp((*pp)->prefix, prefix) != 0)
-        pp = &(*pp)->next;
-    return pp;
-}
-
-static void fill_from_row(const ft_api_key_row_t *row, ft_credential_t *cred)
-{
+    memset(cred, 0, sizeof(*cred));
     snprintf(cred->subject, sizeof(cred->subject), "key:%s", row->id);
     json_t *roles = json_loads(row->roles, 0, NULL);
     cred->roles = ft_roles_from_json(roles);
@@ -257,47 +214,12 @@ static void fill_from_row(const ft_api_key_row_t *row, ft_credential_t *cred)
     snprintf(cred->instance_id, sizeof(cred->instance_id), "%s", row->instance_id);
 }
 
-/* The verdict on a presented secret (its digest) against a stored key and what it grants. */
-static ft_key_check_t judge(const ft_api_key_row_t *row, const ft_credential_t *grants, int missing, const unsigned char digest[32],
-                            ft_credential_t *cred, ft_error_t *err)
-{
-    if (missing || !ft_ct_equal(digest, row->secret_hash, 32)) {
-        ft_error_set(err, FT_EAUTH, "the API key is not valid");
-        return FT_KEY_INVALID;
-    }
-    if (row->revoked) {
-        ft_error_set(err, FT_EAUTH, "the API key was revoked");
-        return FT_KEY_INVALID;
-    }
-    if (row->expires_at != 0 && (long long)time(NULL) >= row->expires_at) {
-        ft_error_set(err, FT_EAUTH, "the API key expired");
-        return FT_KEY_INVALID;
-    }
-    *cred = *grants;
-    if (cred->roles == 0) {
-        ft_error_set(err, FT_EAUTH, "the API key holds no known role");
-        return FT_KEY_INVALID;
-    }
-    return FT_KEY_VALID;
-}
-
 ft_key_check_t ft_identity_check_key(ft_identity_t *id, const char *prefix, const char *secret, uint64_t now, ft_credential_t *cred,
-                                     ft_error_t *err)
+                                     int *refresh, ft_error_t *err)
 {
-    uint32_t h = prefix_hash(prefix);
-    key_shard_t *s = &id->shards[h % KEY_SHARDS];
     unsigned char digest[32];
     ft_sha256(secret, strlen(secret), digest);
-    ft_key_check_t verdict;
-    pthread_mutex_lock(&s->mutex);
-    key_entry_t *e = *find_slot(s, h, prefix);
-    /* now may be a little older than fetched_ns (the caller's request began before another's fetch ended) */
-    if (e == NULL || (now > e->fetched_ns && now - e->fetched_ns > (e->missing ? MISSING_TTL_NS : KEY_TTL_NS)))
-        verdict = FT_KEY_UNKNOWN_HERE;
-    else
-        verdict = judge(&e->row, &e->cred, e->missing, digest, cred, err);
-    pthread_mutex_unlock(&s->mutex);
-    return verdict;
+    return ft_key_cache_check(id->keys, prefix, digest, now, cred, refresh, err);
 }
 
 ft_key_check_t ft_identity_check_row(const ft_api_key_row_t *row, const char *secret, ft_credential_t *cred, ft_error_t *err)
@@ -306,60 +228,57 @@ ft_key_check_t ft_identity_check_row(const ft_api_key_row_t *row, const char *se
     ft_credential_t grants;
     memset(&grants, 0, sizeof(grants));
     if (row != NULL)
-        fill_from_row(row, &grants);
+        grants_from_row(row, &grants);
     ft_sha256(secret, strlen(secret), digest);
-    return judge(row, &grants, row == NULL, digest, cred, err);
+    return ft_key_judge(row, &grants, digest, cred, err);
 }
 
-void ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_key_row_t *row, uint64_t now)
+uint64_t ft_identity_key_epoch(ft_identity_t *id)
 {
-    uint32_t h = prefix_hash(prefix);
-    key_shard_t *s = &id->shards[h % KEY_SHARDS];
-    pthread_mutex_lock(&s->mutex);
-    key_entry_t **pp = find_slot(s, h, prefix);
-    if (*pp == NULL) {
-        if (s->count >= KEY_SHARD_MAX)
-            shard_clear(s), pp = find_slot(s, h, prefix);
-        *pp = ft_mem_calloc(1, sizeof(key_entry_t));
-        snprintf((*pp)->prefix, sizeof((*pp)->prefix), "%s", prefix);
-        s->count++;
-    }
-    key_entry_t *e = *pp;
-    e->missing = row == NULL;
-    memset(&e->cred, 0, sizeof(e->cred));
-    if (row != NULL) {
-        e->row = *row;
-        fill_from_row(row, &e->cred);
-    } else {
-        memset(&e->row, 0, sizeof(e->row));
-    }
-    e->fetched_ns = now;
-    pthread_mutex_unlock(&s->mutex);
+    return ft_key_cache_epoch(id->keys);
+}
+
+int ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_key_row_t *row, uint64_t now, uint64_t epoch)
+{
+    ft_credential_t grants;
+    memset(&grants, 0, sizeof(grants));
+    if (row != NULL)
+        grants_from_row(row, &grants);
+    return ft_key_cache_learn(id->keys, prefix, row, &grants, now, epoch);
 }
 
 void ft_identity_key_forget(ft_identity_t *id, const char *prefix)
 {
-    uint32_t h = prefix_hash(prefix);
-    key_shard_t *s = &id->shards[h % KEY_SHARDS];
-    pthread_mutex_lock(&s->mutex);
-    key_entry_t **pp = find_slot(s, h, prefix);
-    if (*pp != NULL) {
-        key_entry_t *dead = *pp;
-        *pp = dead->next;
-        memset(dead, 0, sizeof(*dead));
-        free(dead);
-        s->count--;
-    }
-    pthread_mutex_unlock(&s->mutex);
+    ft_key_cache_forget(id->keys, prefix);
 }
 
-static void forget_all_keys(ft_identity_t *id)
+void ft_identity_key_refresh_push(ft_identity_t *id, const char *prefix)
 {
-    for (size_t i = 0; i < KEY_SHARDS; i++) {
-        pthread_mutex_lock(&id->shards[i].mutex);
-        shard_clear(&id->shards[i]);
-        pthread_mutex_unlock(&id->shards[i].mutex);
+    pthread_mutex_lock(&id->refresh_mutex);
+    if (id->refresh_queued < REFRESH_QUEUE_MAX)
+        memcpy(id->refresh_queue[id->refresh_queued++], prefix, FT_API_KEY_PREFIX_LEN + 1);
+    pthread_mutex_unlock(&id->refresh_mutex);
+}
+
+size_t ft_identity_key_refresh_take(ft_identity_t *id, char (*out)[FT_API_KEY_PREFIX_LEN + 1], size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&id->refresh_mutex);
+    if (!id->refresh_out) {
+        n = id->refresh_queued < max ? id->refresh_queued : max;
+        id->refresh_queued -= n;
+        memcpy(out, id->refresh_queue[id->refresh_queued], n * sizeof(*out));
+        id->refresh_out = n > 0;
     }
+    pthread_mutex_unlock(&id->refresh_mutex);
+    return n;
+}
+
+void ft_identity_key_refresh_end(ft_identity_t *id)
+{
+    pthread_mutex_lock(&id->refresh_mutex);
+    id->refresh_out = 0;
+    pthread_mutex_unlock(&id->refresh_mutex);
 }
 
 int ft_api_key_split(const char *key, size_t len, char prefix[FT_API_KEY_PREFIX_LEN + 1], char secret[FT_API_KEY_SECRET_LEN + 1])
@@ -402,9 +321,12 @@ int ft_api_key_make(char **full, char prefix[FT_API_KEY_PREFIX_LEN + 1], unsigne
 
 /* ---- users whose access changed */
 
+/* user_id is a valid UUID (checked before it gets here): its last byte is random in every version */
 static unsigned revoked_bucket(const char *user_id)
 {
-    return prefix_hash(user_id) % REVOKED_BUCKETS;
+    uint8_t b[16];
+    ft_uuid_parse(user_id, b);
+    return b[15] % REVOKED_BUCKETS;
 }
 
 /* A revocation stops mattering once every token it voids has expired anyway. */
@@ -570,7 +492,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
         PQfinish(c);
     }
     if (channel == NULL) {
-        forget_all_keys(id); /* changes may have been missed while disconnected */
+        ft_key_cache_forget_all(id->keys); /* changes may have been missed while disconnected */
     } else if (strcmp(channel, "ft_credentials") == 0 && payload != NULL && strncmp(payload, "key:", 4) == 0) {
         ft_identity_key_forget(id, payload + 4);
     } else if (strcmp(channel, "ft_credentials") == 0 && payload != NULL && strncmp(payload, "user:", 5) == 0) {
@@ -593,8 +515,9 @@ ft_identity_t *ft_identity_start(const ft_identity_config_t *cfg, PGconn *conn, 
     id->issuer = ft_mem_strdup(cfg->issuer);
     id->audience = ft_mem_strdup(cfg->audience);
     pthread_mutex_init(&id->swap_mutex, NULL);
-    for (size_t i = 0; i < KEY_SHARDS; i++)
-        pthread_mutex_init(&id->shards[i].mutex, NULL);
+    id->keys = ft_key_cache_new();
+    pthread_mutex_init(&id->refresh_mutex, NULL);
+    id->refresh_queue = ft_mem_calloc(REFRESH_QUEUE_MAX, sizeof(*id->refresh_queue));
     pthread_mutex_init(&id->revoked_mutex, NULL);
     if (ensure_key(id, conn, err) != FT_OK || ft_identity_reload_keys(id, conn, err) != FT_OK ||
         load_revocations(id, conn, err) != FT_OK) {
@@ -618,10 +541,9 @@ void ft_identity_stop(ft_identity_t *id)
         ft_jwt_keyring_free(r->ring);
         free(r);
     }
-    for (size_t i = 0; i < KEY_SHARDS; i++) {
-        shard_clear(&id->shards[i]);
-        pthread_mutex_destroy(&id->shards[i].mutex);
-    }
+    ft_key_cache_free(id->keys);
+    pthread_mutex_destroy(&id->refresh_mutex);
+    free(id->refresh_queue);
     revoked_clear(id);
     pthread_mutex_destroy(&id->revoked_mutex);
     pthread_mutex_destroy(&id->swap_mutex);

@@ -1,8 +1,9 @@
 /*
  * Who is calling. Access tokens (JWT, signed with the keys in ft_signing_keys, verified in
  * memory on the loop thread) and API keys (looked up once, then cached in memory until they
- * change or a minute passes). A LISTEN connection keeps every host's keyring and key cache in
- * step with the database: a rotation or a revocation anywhere reaches all hosts.
+ * change or a minute passes, and read again in the background before that minute ends while a
+ * client uses them). A LISTEN connection keeps every host's keyring and key cache in step with
+ * the database: a rotation or a revocation anywhere reaches all hosts.
  */
 #ifndef FT_IDENTITY_H
 #define FT_IDENTITY_H
@@ -71,15 +72,29 @@ int ft_api_key_make(char **full, char prefix[FT_API_KEY_PREFIX_LEN + 1], unsigne
 
 typedef enum { FT_KEY_VALID, FT_KEY_INVALID, FT_KEY_UNKNOWN_HERE } ft_key_check_t;
 /* Checks a key against the cache: FT_KEY_UNKNOWN_HERE when the database must be asked
- * (ft_api_key_lookup, then ft_identity_key_learn). On FT_KEY_INVALID err says why. */
+ * (ft_identity_key_epoch, ft_api_key_lookup, then ft_identity_key_learn). On FT_KEY_INVALID
+ * err says why. *refresh is 1 when this caller is the one to read the key's row again in the
+ * background, the same way, while the cached row keeps answering (see auth/key_cache.h). */
 ft_key_check_t ft_identity_check_key(ft_identity_t *id, const char *prefix, const char *secret, uint64_t now_ns, ft_credential_t *cred,
-                                     ft_error_t *err);
+                                     int *refresh, ft_error_t *err);
 /* Checks a key against a row just looked up (row NULL: no key has this prefix). */
 ft_key_check_t ft_identity_check_row(const ft_api_key_row_t *row, const char *secret, ft_credential_t *cred, ft_error_t *err);
-/* Caches a looked-up key (row NULL: no key has this prefix). */
-void ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_key_row_t *row, uint64_t now_ns);
+/* Taken before a lookup; a forget since then keeps the looked-up row out of the cache. */
+uint64_t ft_identity_key_epoch(ft_identity_t *id);
+/* Caches a key's row read at now_ns (row NULL: no key has this prefix) unless a key was
+ * forgotten since epoch; 1 when cached. */
+int ft_identity_key_learn(ft_identity_t *id, const char *prefix, const ft_api_key_row_t *row, uint64_t now_ns, uint64_t epoch);
 /* Drops a key from this host's cache (after revoking it here). */
 void ft_identity_key_forget(ft_identity_t *id, const char *prefix);
+
+/* Keys due for a refresh are read in batches, one batch out at a time per host: the caller told
+ * to refresh pushes the prefix (dropped when the queue is full: the cache hands the refresh out
+ * again after FT_KEY_CACHE_REFRESH_RETRY_NS), then tries to take a batch; 0 when none is queued
+ * or a batch is out. A caller that took some reads them (ft_api_key_refresh), learns each row
+ * with the epoch taken before the read, and calls ft_identity_key_refresh_end. */
+void ft_identity_key_refresh_push(ft_identity_t *id, const char *prefix);
+size_t ft_identity_key_refresh_take(ft_identity_t *id, char (*out)[FT_API_KEY_PREFIX_LEN + 1], size_t max);
+void ft_identity_key_refresh_end(ft_identity_t *id);
 
 /* Parses a JSON array of role names into bits; 0 when it names an unknown role. */
 unsigned ft_roles_from_json(json_t *roles);

@@ -108,10 +108,17 @@ static void accept_credential(ft_req_t *r, const ft_credential_t *cred)
     memcpy(r->principal.instance_id, cred->instance_id, sizeof(cred->instance_id));
 }
 
+FT_COUNTER(key_lookups_total, "ft_api_key_lookups_total",
+           "API key rows read from the database, by reason (miss: a request waited for a key not cached or expired here;"
+           " refresh: read ahead of its expiry in the background while the cached row answered) and result (found,"
+           " unknown: no key has the prefix, error).",
+           FT_LABELS("reason", "result"));
+
 typedef struct key_lookup {
     char prefix[FT_API_KEY_PREFIX_LEN + 1];
     char secret[FT_API_KEY_SECRET_LEN + 1];
     int found;
+    uint64_t epoch;
     ft_api_key_row_t row;
 } key_lookup_t;
 
@@ -138,11 +145,18 @@ static void touch_done(ft_req_t *r, void *arg, int status, const ft_error_t *err
     free(arg);
 }
 
+static void count_lookup(const char *reason, int status, int found, uint64_t n)
+{
+    ft_counter_add(ft_metric_series(&key_lookups_total, reason, status != FT_OK ? "error" : found ? "found" : "unknown"), n);
+}
+
 static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
 {
     key_lookup_t *k = arg;
+    count_lookup("miss", status, k->found, 1);
+    /* cached unless a key was forgotten since the read began */
     if (status == FT_OK)
-        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns());
+        ft_identity_key_learn(r->app->identity, k->prefix, k->found ? &k->row : NULL, ft_now_ns(), k->epoch);
     if (ft_req_alive(r)) {
         if (status != FT_OK) {
             ft_respond_internal(r, 503, err);
@@ -163,6 +177,60 @@ static void key_lookup_done(ft_req_t *r, void *arg, int status, const ft_error_t
     free(k);
 }
 
+/* Keys read again ahead of their expiry, in one statement per batch (see ft_identity_key_refresh_push).
+ * The batch rides on the request that took it, which answers without waiting for it. */
+#define KEY_REFRESH_BATCH 128
+typedef struct key_refresh {
+    size_t n;
+    uint64_t epoch;
+    char prefixes[KEY_REFRESH_BATCH][FT_API_KEY_PREFIX_LEN + 1];
+    const char *names[KEY_REFRESH_BATCH];
+    ft_api_key_row_t rows[KEY_REFRESH_BATCH];
+    int found[KEY_REFRESH_BATCH];
+} key_refresh_t;
+
+static int key_refresh_work(PGconn *c, void *arg, ft_error_t *err)
+{
+    key_refresh_t *b = arg;
+    for (size_t i = 0; i < b->n; i++)
+        b->names[i] = b->prefixes[i];
+    return ft_api_key_refresh(c, b->names, b->n, b->rows, b->found, err); /* stamps last_used_at too */
+}
+
+/* A failed batch leaves the cached rows to their expiry; the cache hands their refresh out again. */
+static void key_refresh_done(ft_req_t *r, void *arg, int status, const ft_error_t *err)
+{
+    key_refresh_t *b = arg;
+    uint64_t now = ft_now_ns(), found = 0;
+    for (size_t i = 0; status == FT_OK && i < b->n; i++) {
+        ft_identity_key_learn(r->app->identity, b->prefixes[i], b->found[i] ? &b->rows[i] : NULL, now, b->epoch);
+        found += (uint64_t)b->found[i];
+    }
+    ft_identity_key_refresh_end(r->app->identity);
+    if (status != FT_OK) {
+        count_lookup("refresh", status, 0, b->n);
+        ft_log_traced(FT_LOG_DEBUG, r->request_id, r->trace.trace_id, "%zu API keys not refreshed: %s", b->n, err->message);
+    } else {
+        count_lookup("refresh", FT_OK, 1, found);
+        count_lookup("refresh", FT_OK, 0, b->n - found);
+    }
+    free(b);
+}
+
+static void key_refresh(ft_req_t *r, const char *prefix)
+{
+    char taken[KEY_REFRESH_BATCH][FT_API_KEY_PREFIX_LEN + 1];
+    ft_identity_key_refresh_push(r->app->identity, prefix);
+    size_t n = ft_identity_key_refresh_take(r->app->identity, taken, KEY_REFRESH_BATCH);
+    if (n == 0)
+        return; /* a batch is out: this key goes with the next */
+    key_refresh_t *b = ft_mem_alloc(sizeof(*b));
+    b->n = n;
+    b->epoch = ft_identity_key_epoch(r->app->identity);
+    memcpy(b->prefixes, taken, n * sizeof(taken[0]));
+    ft_req_defer_db(r, key_refresh_work, key_refresh_done, b);
+}
+
 static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t len)
 {
     char prefix[FT_API_KEY_PREFIX_LEN + 1], secret[FT_API_KEY_SECRET_LEN + 1];
@@ -172,9 +240,12 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     }
     ft_credential_t cred;
     ft_error_t why = {0};
-    switch (ft_identity_check_key(r->app->identity, prefix, secret, r->started_ns, &cred, &why)) {
+    int refresh = 0;
+    switch (ft_identity_check_key(r->app->identity, prefix, secret, r->started_ns, &cred, &refresh, &why)) {
     case FT_KEY_VALID:
         accept_credential(r, &cred);
+        if (refresh)
+            key_refresh(r, prefix);
         return FT_STAGE_NEXT;
     case FT_KEY_INVALID:
         unauthenticated(r, why.message, 1);
@@ -184,6 +255,7 @@ static ft_stage_result_t authenticate_key(ft_req_t *r, const char *key, size_t l
     }
     key_lookup_t *k = ft_mem_calloc(1, sizeof(*k));
     memcpy(k->prefix, prefix, sizeof(k->prefix));
+    k->epoch = ft_identity_key_epoch(r->app->identity);
     memcpy(k->secret, secret, sizeof(k->secret));
     memset(secret, 0, sizeof(secret));
     ft_req_defer_db(r, key_lookup_work, key_lookup_done, k);

@@ -40,7 +40,8 @@ static int target(ft_req_t *r, const char *key, char instance[40])
         return -1;
     }
     if (r->principal.instance_id[0] != '\0') {
-        snprintf(instance, 40, "%s", r->principal.instance_id);
+        _Static_assert(sizeof(r->principal.instance_id) <= 40, "an instance id fits");
+        memcpy(instance, r->principal.instance_id, sizeof(r->principal.instance_id));
         return 0;
     }
     if (ft_ofrep_context_instance(&ctx) != FT_OK) {

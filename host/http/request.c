@@ -140,12 +140,26 @@ const char *ft_req_client_ip(ft_req_t *r)
         return r->client_ip;
     struct sockaddr_storage ss;
     socklen_t len = r->req->conn->callbacks->get_peername(r->req->conn, (struct sockaddr *)&ss);
-    if (len == 0)
+    const void *addr = NULL;
+    size_t alen = 0;
+    if (len != 0 && ss.ss_family == AF_INET)
+        addr = &((struct sockaddr_in *)&ss)->sin_addr, alen = 4;
+    else if (len != 0 && ss.ss_family == AF_INET6)
+        addr = &((struct sockaddr_in6 *)&ss)->sin6_addr, alen = 16;
+    if (addr == NULL)
         return r->client_ip;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, r->client_ip, sizeof(r->client_ip));
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, r->client_ip, sizeof(r->client_ip));
+    /* inet_ntop is a sprintf: written once per address in a row, not once per request */
+    struct ft_peer_memo *last = &r->thread->last_peer;
+    _Static_assert(sizeof(last->text) == sizeof(r->client_ip), "the texts have one size");
+    if (last->family == ss.ss_family && memcmp(last->addr, addr, alen) == 0) {
+        memcpy(r->client_ip, last->text, sizeof(r->client_ip));
+    } else if (inet_ntop(ss.ss_family, addr, r->client_ip, sizeof(r->client_ip)) != NULL) {
+        last->family = ss.ss_family;
+        memcpy(last->addr, addr, alen);
+        memcpy(last->text, r->client_ip, sizeof(last->text));
+    } else {
+        r->client_ip[0] = '\0';
+    }
     return r->client_ip;
 }
 

@@ -39,6 +39,13 @@ struct ft_http_thread {
     int draining;
     uint64_t drain_deadline_ns;
     uint64_t id_seed, id_counter; /* request id generation */
+    /* the last peer address written as text: keep-alive connections, and every connection
+     * through a load balancer, come from the same few addresses */
+    struct ft_peer_memo {
+        int family;
+        unsigned char addr[16];
+        char text[48];
+    } last_peer;
 };
 
 /* Before anything else starts: FT_OK if the listen address is free, FT_ECONFLICT if another

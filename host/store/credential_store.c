@@ -3,6 +3,8 @@
  */
 #include "store/credential_store.h"
 
+#include "core/mem.h"
+
 #include "store/customer_store.h"
 #include "store/outbox_store.h"
 #include "store/sql.h"
@@ -156,27 +158,74 @@ static int hex_nibble(char ch)
     return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
+#define KEY_ROW_COLUMNS                                                                                                        \
+    "k.id, encode(k.secret_hash, 'hex'), coalesce(k.customer_id::text, ''), coalesce(k.instance_id::text, ''),"               \
+    " to_json(k.roles)::text, coalesce(extract(epoch FROM k.expires_at)::bigint, 0), k.revoked_at IS NOT NULL"
+
+/* The KEY_ROW_COLUMNS of result row i, from column `at` on. */
+static void key_row_take(const PGresult *res, int i, int at, ft_api_key_row_t *row)
+{
+    memset(row, 0, sizeof(*row));
+    snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, i, at));
+    const char *hex = PQgetvalue(res, i, at + 1);
+    for (int b = 0; b < 32 && hex[2 * b] && hex[2 * b + 1]; b++)
+        row->secret_hash[b] = (unsigned char)(hex_nibble(hex[2 * b]) << 4 | hex_nibble(hex[2 * b + 1]));
+    snprintf(row->customer_id, sizeof(row->customer_id), "%s", PQgetvalue(res, i, at + 2));
+    snprintf(row->instance_id, sizeof(row->instance_id), "%s", PQgetvalue(res, i, at + 3));
+    snprintf(row->roles, sizeof(row->roles), "%s", PQgetvalue(res, i, at + 4));
+    row->expires_at = atoll(PQgetvalue(res, i, at + 5));
+    row->revoked = PQgetvalue(res, i, at + 6)[0] == 't';
+}
+
 int ft_api_key_lookup(PGconn *c, const char *prefix, ft_api_key_row_t *row, ft_error_t *err)
 {
     const char *params[] = {prefix};
     PGresult *res = NULL;
-    int rc = ft_sql_row(c, "looking up an API key",
-                        "SELECT k.id, encode(k.secret_hash, 'hex'), coalesce(k.customer_id::text, ''), coalesce(k.instance_id::text, ''),"
-                        " to_json(k.roles)::text, coalesce(extract(epoch FROM k.expires_at)::bigint, 0), k.revoked_at IS NOT NULL"
-                        " FROM ft_api_keys k WHERE k.prefix = $1",
-                        1, params, &res, err);
+    int rc = ft_sql_row(c, "looking up an API key", "SELECT " KEY_ROW_COLUMNS " FROM ft_api_keys k WHERE k.prefix = $1", 1, params,
+                        &res, err);
     if (rc != FT_OK)
         return rc;
-    memset(row, 0, sizeof(*row));
-    snprintf(row->id, sizeof(row->id), "%s", PQgetvalue(res, 0, 0));
-    const char *hex = PQgetvalue(res, 0, 1);
-    for (int i = 0; i < 32 && hex[2 * i] && hex[2 * i + 1]; i++)
-        row->secret_hash[i] = (unsigned char)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
-    snprintf(row->customer_id, sizeof(row->customer_id), "%s", PQgetvalue(res, 0, 2));
-    snprintf(row->instance_id, sizeof(row->instance_id), "%s", PQgetvalue(res, 0, 3));
-    snprintf(row->roles, sizeof(row->roles), "%s", PQgetvalue(res, 0, 4));
-    row->expires_at = atoll(PQgetvalue(res, 0, 5));
-    row->revoked = PQgetvalue(res, 0, 6)[0] == 't';
+    key_row_take(res, 0, 0, row);
+    PQclear(res);
+    return FT_OK;
+}
+
+int ft_api_key_refresh(PGconn *c, const char *const *prefixes, size_t n, ft_api_key_row_t *rows, int *found, ft_error_t *err)
+{
+    PGresult *res = NULL;
+    /* prefixes are [a-z0-9] (checked by the caller's split): an array literal needs no quoting */
+    char *list = ft_mem_alloc(n * (FT_API_KEY_PREFIX_MAX + 1) + 3), *o = list;
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strnlen(prefixes[i], FT_API_KEY_PREFIX_MAX);
+        if (i > 0)
+            *o++ = ',';
+        memcpy(o, prefixes[i], len);
+        o += len;
+    }
+    *o++ = '}';
+    *o = '\0';
+    /* the keys' rows, and last_used_at stamped (at most once a minute per key) in the same statement */
+    const char *params[] = {list};
+    int rc = ft_sql(c, "refreshing API keys",
+                    "WITH k AS (SELECT * FROM ft_api_keys WHERE prefix = ANY($1::text[])),"
+                    " t AS (UPDATE ft_api_keys u SET last_used_at = now() FROM k WHERE u.id = k.id"
+                    " AND (u.last_used_at IS NULL OR u.last_used_at < now() - interval '1 minute'))"
+                    " SELECT k.prefix, " KEY_ROW_COLUMNS " FROM k",
+                    1, params, &res, err);
+    free(list);
+    if (rc != FT_OK)
+        return rc;
+    memset(found, 0, n * sizeof(*found));
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *prefix = PQgetvalue(res, r, 0);
+        for (size_t i = 0; i < n; i++) { /* a prefix asked for twice gets its row twice */
+            if (strcmp(prefixes[i], prefix) == 0) {
+                key_row_take(res, r, 1, &rows[i]);
+                found[i] = 1;
+            }
+        }
+    }
     PQclear(res);
     return FT_OK;
 }

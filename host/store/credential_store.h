@@ -39,6 +39,11 @@ typedef struct ft_api_key_row {
 
 /* FT_ENOTFOUND when no key has this prefix. */
 int ft_api_key_lookup(PGconn *c, const char *prefix, ft_api_key_row_t *row, ft_error_t *err);
+/* The rows of n key prefixes at once (each [a-z0-9], at most FT_API_KEY_PREFIX_MAX long):
+ * rows[i] and found[i] = 1 for prefixes[i] when a key has it, found[i] = 0 when none has; and
+ * last_used_at stamped on the keys found (at most once a minute per key) in the same statement. */
+#define FT_API_KEY_PREFIX_MAX 12
+int ft_api_key_refresh(PGconn *c, const char *const *prefixes, size_t n, ft_api_key_row_t *rows, int *found, ft_error_t *err);
 /* Stamps last_used_at (at most once a minute per key, by the caller's choice). */
 int ft_api_key_touch(PGconn *c, const char *id, ft_error_t *err);
 

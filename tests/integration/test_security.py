@@ -851,6 +851,51 @@ class Security(SecurityCase):
         self.assertEqual({k["customer_id"] for k in mine}, {c["id"]})
         self.assertEqual(self.stack.psql(f"SELECT count(*) FROM ft_api_keys WHERE customer_id = '{other['id']}'", h.dbname), "0")
 
+    def test_api_key_lookups_are_counted_and_a_cached_key_is_not_read_again(self):
+        h = self.host()
+        c = self.customer(h)
+
+        def lookups(reason, result):
+            name = f'ft_api_key_lookups_total{{reason="{reason}",result="{result}"}}'
+            lines = [l for l in h.get("/metrics").body.decode().splitlines() if l.startswith(name + " ")]
+            return float(lines[0].split()[1]) if lines else 0.0
+        made = self.api_key(h, ["customer-viewer"], customer_id=c["id"])
+        key = made["key"]
+        found, unknown = lookups("miss", "found"), lookups("miss", "unknown")
+        for _ in range(5):
+            self.assertEqual(h.get("/api/v1/auth/me", auth=key).status, 200)
+        self.assertEqual(lookups("miss", "found"), found + 1)  # read once, then answered from memory
+        stranger = "ftk_zzzzzzzzzzzz_" + "A" * 43
+        for _ in range(3):
+            self.assertUnauthenticated(h.get("/api/v1/auth/me", auth=stranger))
+        self.assertEqual(lookups("miss", "unknown"), unknown + 1)  # an unknown prefix is remembered too
+        # a revoked key is refused from the first request after the revocation, and read again
+        r = h.request("DELETE", f"/api/v1/api-keys/{made['id']}")
+        self.assertEqual(r.status, 200, r)
+        self.assertUnauthenticated(h.get("/api/v1/auth/me", auth=key))
+        self.assertEqual(lookups("miss", "found"), found + 2)
+
+    def test_a_key_in_use_is_read_again_before_its_minute_ends(self):
+        h = self.host()
+        c = self.customer(h)
+        made = self.api_key(h, ["customer-viewer"], customer_id=c["id"])
+        key = made["key"]
+
+        def lookups(reason):
+            name = f'ft_api_key_lookups_total{{reason="{reason}",result="found"}}'
+            lines = [l for l in h.get("/metrics").body.decode().splitlines() if l.startswith(name + " ")]
+            return float(lines[0].split()[1]) if lines else 0.0
+        self.assertEqual(h.get("/api/v1/auth/me", auth=key).status, 200)
+        misses = lookups("miss")
+        # revoked with its NOTIFY lost (triggers off for this session): only a read of the row can tell
+        self.stack.psql("SET session_replication_role = replica; "
+                        f"UPDATE ft_api_keys SET revoked_at = now() WHERE id = '{made['id']}'", h.dbname)
+        # the cached row answers until the refresh, 20 to 30 s after the first read, brings the revocation
+        wait_until(lambda: h.get("/api/v1/auth/me", auth=key).status == 401, 75, interval=0.5,
+                   what="the background refresh to bring the revocation")
+        self.assertGreaterEqual(lookups("refresh"), 1)
+        self.assertEqual(lookups("miss"), misses)  # no request waited for it
+
     def test_who_may_manage_users(self):
         h = self.host()
         c, other = self.customer(h), self.customer(h)
