@@ -297,8 +297,11 @@ int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *
     if (rc == FT_OK)
         rc = ft_sql_commit(c, err);
     if (rc != FT_OK) {
+        /* a statement that failed half-way may have taken some of the jobs' session locks (a
+         * rollback keeps them): the connection holds no other job while it claims, so all go */
         ft_sql_rollback(c);
-        ft_jobs_release(c, (const char *const *)run_ids, nrun);
+        ft_error_t ignored = {0};
+        ft_sql(c, "releasing the claim's locks", "SELECT pg_advisory_unlock_all()", 0, NULL, NULL, &ignored);
         for (size_t i = 0; i < n; i++) {
             ft_claim_item_free(&items[i]);
             items[i].verdict = FT_CLAIM_WAIT;

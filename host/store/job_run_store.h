@@ -68,7 +68,8 @@ typedef struct ft_claim_item {
  * run locked for this session (ft_jobs_release), started and their steps read. max_attempts: the
  * attempt budget now in force (recorded with the job). A job whose id repeats in the batch waits.
  * A kind this host does not know (a newer host queued it) is FT_CLAIM_FOREIGN: another worker
- * may take it. On an error nothing is claimed and no lock is held. */
+ * may take it. On an error nothing is claimed and no lock is held. The connection must hold no
+ * job (every earlier claim released) when it claims. */
 int ft_job_claim_batch(PGconn *c, ft_claim_item_t *items, size_t n, const char *consumer, int max_attempts, ft_error_t *err);
 void ft_claim_item_free(ft_claim_item_t *item);
 void ft_job_row_free(ft_job_row_t *job);
