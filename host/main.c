@@ -187,14 +187,16 @@ static void *warm_entitlements(void *arg)
     /* warm only once changes are being heard, else a change in between could be cached stale */
     for (int i = 0; i < 100 && !ft_ent_service_listening(app->entitlements); i++)
         usleep(50000);
-    PGconn *conn = ft_db_acquire(app->db, &err);
+    /* a connection of its own, not a pooled one: the warm-up reads for a minute at 1,000,000
+     * instances, and the pool is the requests' (a cold read must not wait for a connection) */
+    PGconn *conn = ft_db_connect(app->config.database_url, "farutech-host warm-up", &err);
     if (conn == NULL) {
         ft_log(FT_LOG_WARN, NULL, "entitlements: not warmed: %s", err.message);
         return NULL;
     }
     uint64_t t0 = ft_now_ns();
     size_t n = ft_ent_service_warm(app->entitlements, conn, &err);
-    ft_db_release(app->db, conn);
+    PQfinish(conn);
     ft_log(FT_LOG_INFO, NULL, "entitlements: %zu instances resolved in %.1f ms", n, (double)(ft_now_ns() - t0) / 1e6);
     return NULL;
 }
