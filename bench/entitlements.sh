@@ -255,9 +255,14 @@ for r in range(rounds):
         " %s p50 %.3f p99 %.3f ms" % (k, pct(ms[k], 50), pct(ms[k], 99)) for k in kinds))
     for k in kinds:
         per[k].append((pct(ms[k], 50), pct(ms[k], 99)))
+med = {k: (statistics.median(a for a, _ in per[k]), statistics.median(b for _, b in per[k])) for k in kinds}
 for k in kinds:
-    print("%-8s reads: median over %d rounds: p50 %.3f ms, p99 %.3f ms" % (
-        k, rounds, statistics.median(a for a, _ in per[k]), statistics.median(b for _, b in per[k])))
+    print("%-8s reads: median over %d rounds: p50 %.3f ms, p99 %.3f ms" % (k, rounds, med[k][0], med[k][1]))
+# what a cold read adds to the cheapest request of the same run (the database, resolving, caching)
+print("cold beside /health: p50 +%.3f ms (x%.2f), p99 +%.3f ms (x%.2f); each round's cold p99 / /health p99: %s" % (
+    med["cold"][0] - med["/health"][0], med["cold"][0] / med["/health"][0],
+    med["cold"][1] - med["/health"][1], med["cold"][1] / med["/health"][1],
+    ", ".join("%.2f" % (c[1] / h[1]) for c, h in zip(per["cold"], per["/health"]))))
 PY
 }
 
