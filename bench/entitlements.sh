@@ -304,8 +304,15 @@ if { [ "$part" = all ] || [ "$part" = memory ]; } && [ "$big_instances" -gt 0 ];
     sql -c "SELECT id FROM (SELECT i.id FROM ft_instances i JOIN ft_subscriptions s ON s.instance_id = i.id
             ORDER BY i.id OFFSET ${cap:-250000} + 10000) x ORDER BY random() LIMIT $reads" >"$work/cold"
     misses=$(metric ft_entitlements_cache_misses_total)
+    # blocks of the tables a cold read touches (and their indexes) that PostgreSQL found in its
+    # buffers or had to read from the kernel (the page cache, or the disk): before and after
+    blocks="SELECT sum(heap_blks_hit + coalesce(idx_blks_hit, 0)) || ' ' || sum(heap_blks_read + coalesce(idx_blks_read, 0))
+            FROM pg_statio_user_tables WHERE relname IN ('ft_instances', 'ft_subscriptions', 'ft_feature_overrides', 'ft_plan_features')"
+    blocks0=$(sql -c "$blocks")
     reads "$work/cold" "$rounds"
     echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (cold reads: $((reads / rounds * rounds)))"
+    sleep 11 # a backend's counters reach the statistics within 10 s of its going idle
+    echo "$blocks0 $(sql -c "$blocks") $((reads / rounds * rounds))" | awk '{printf "PostgreSQL blocks during the reads: %d in its buffers, %d read from the kernel (%.2f per cold read)\n", $3 - $1, $4 - $2, ($4 - $2) / $5}'
     printf 'RSS after the reads: %.1f MiB; evictions %s\n' "$(awk "BEGIN {print $(rss_kib) / 1024}")" \
         "$(metric ft_entitlements_evictions_total)"
 fi
