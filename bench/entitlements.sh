@@ -275,9 +275,14 @@ for r in range(rounds):
         " %s p50 %.3f p99 %.3f ms" % (k, pct(ms[k], 50), pct(ms[k], 99)) for k in kinds))
     for k in kinds:
         per[k].append((pct(ms[k], 50), pct(ms[k], 99)))
+med = {k: (statistics.median(a for a, _ in per[k]), statistics.median(b for _, b in per[k])) for k in kinds}
 for k in kinds:
-    print("%-8s reads: median over %d rounds: p50 %.3f ms, p99 %.3f ms" % (
-        k, rounds, statistics.median(a for a, _ in per[k]), statistics.median(b for _, b in per[k])))
+    print("%-8s reads: median over %d rounds: p50 %.3f ms, p99 %.3f ms" % (k, rounds, med[k][0], med[k][1]))
+# what a cold read adds to the cheapest request of the same run (the database, resolving, caching)
+print("cold beside /health: p50 +%.3f ms (x%.2f), p99 +%.3f ms (x%.2f); each round's cold p99 / /health p99: %s" % (
+    med["cold"][0] - med["/health"][0], med["cold"][0] / med["/health"][0],
+    med["cold"][1] - med["/health"][1], med["cold"][1] / med["/health"][1],
+    ", ".join("%.2f" % (c[1] / h[1]) for c, h in zip(per["cold"], per["/health"]))))
 PY
 }
 
@@ -319,8 +324,15 @@ if { [ "$part" = all ] || [ "$part" = memory ]; } && [ "$big_instances" -gt 0 ];
     sql -c "SELECT id FROM (SELECT i.id FROM ft_instances i JOIN ft_subscriptions s ON s.instance_id = i.id
             ORDER BY i.id OFFSET ${cap:-250000} + 10000) x ORDER BY random() LIMIT $reads" >"$work/cold"
     misses=$(metric ft_entitlements_cache_misses_total)
+    # blocks of the tables a cold read touches (and their indexes) that PostgreSQL found in its
+    # buffers or had to read from the kernel (the page cache, or the disk): before and after
+    blocks="SELECT sum(heap_blks_hit + coalesce(idx_blks_hit, 0)) || ' ' || sum(heap_blks_read + coalesce(idx_blks_read, 0))
+            FROM pg_statio_user_tables WHERE relname IN ('ft_instances', 'ft_subscriptions', 'ft_feature_overrides', 'ft_plan_features')"
+    blocks0=$(sql -c "$blocks")
     reads "$work/cold" "$rounds"
     echo "cache misses during the reads: $(($(metric ft_entitlements_cache_misses_total) - ${misses:-0})) (cold reads: $((reads / rounds * rounds)))"
+    sleep 11 # a backend's counters reach the statistics within 10 s of its going idle
+    echo "$blocks0 $(sql -c "$blocks") $((reads / rounds * rounds))" | awk '{printf "PostgreSQL blocks during the reads: %d in its buffers, %d read from the kernel (%.2f per cold read)\n", $3 - $1, $4 - $2, ($4 - $2) / $5}'
     printf 'RSS after the reads: %.1f MiB; evictions %s\n' "$(awk "BEGIN {print $(rss_kib) / 1024}")" \
         "$(metric ft_entitlements_evictions_total)"
 fi

@@ -102,20 +102,25 @@ static int run_migrations(ft_app_t *app)
         return -1;
     }
     int applied = 0;
+    unsigned long long placed = 0;
+    uint64_t t0 = ft_now_ns();
     int rc = ft_migrations_apply(conn, &app->migrations, &applied, &err);
+    uint64_t t1 = ft_now_ns();
     if (rc == FT_OK) {
         /* the Standard tier's default pooled database, as configured now */
         char display[512];
         ft_tenant_db_display_url(app->config.tenant_database_url, display, sizeof(display));
         rc = ft_tenant_database_register_default(conn, app->config.tenant_database_url, display,
-                                                 app->config.tenant_database_capacity, &err);
+                                                 app->config.tenant_database_capacity, &placed, &err);
     }
     PQfinish(conn);
     if (rc != FT_OK) {
         ft_log(FT_LOG_ERROR, NULL, "refusing to start: %s", err.message);
         return -1;
     }
-    ft_log(FT_LOG_INFO, NULL, "migrations: %d applied, %zu known", applied, app->migrations.count);
+    /* the two steps of the start that grow with the database: their times are in the line */
+    ft_log(FT_LOG_INFO, NULL, "migrations: %d applied, %zu known (%.1f ms); %llu unplaced Standard instances placed (%.1f ms)",
+           applied, app->migrations.count, (double)(t1 - t0) / 1e6, placed, (double)(ft_now_ns() - t1) / 1e6);
     return 0;
 }
 
@@ -187,14 +192,16 @@ static void *warm_entitlements(void *arg)
     /* warm only once changes are being heard, else a change in between could be cached stale */
     for (int i = 0; i < 100 && !ft_ent_service_listening(app->entitlements); i++)
         usleep(50000);
-    PGconn *conn = ft_db_acquire(app->db, &err);
+    /* a connection of its own, not a pooled one: the warm-up reads for a minute at 1,000,000
+     * instances, and the pool is the requests' (a cold read must not wait for a connection) */
+    PGconn *conn = ft_db_connect(app->config.database_url, "farutech-host warm-up", &err);
     if (conn == NULL) {
         ft_log(FT_LOG_WARN, NULL, "entitlements: not warmed: %s", err.message);
         return NULL;
     }
     uint64_t t0 = ft_now_ns();
     size_t n = ft_ent_service_warm(app->entitlements, conn, &err);
-    ft_db_release(app->db, conn);
+    PQfinish(conn);
     ft_log(FT_LOG_INFO, NULL, "entitlements: %zu instances resolved in %.1f ms", n, (double)(ft_now_ns() - t0) / 1e6);
     return NULL;
 }

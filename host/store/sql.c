@@ -4,10 +4,13 @@
  */
 #include "store/sql.h"
 
+#include "core/mem.h"
 #include "infra/db_pool.h"
 
+#include <libpq-events.h>
+
 #include <ctype.h>
-#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,60 +41,94 @@ static int outcome(PGconn *conn, PGresult *r, const char *what, PGresult **res, 
     return rc;
 }
 
-int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
-           ft_error_t *err)
+int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res, ft_error_t *err)
 {
     return outcome(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), what, res, err);
 }
 
-#define PREPARED_MAX 48
+/* FT_ENOTFOUND (and *res cleared) unless *res holds exactly one row. */
+static int one_row(const char *what, PGresult **res, ft_error_t *err)
+{
+    if (PQntuples(*res) == 1)
+        return FT_OK;
+    PQclear(*res);
+    *res = NULL;
+    return ft_error_set(err, FT_ENOTFOUND, "%s: not found", what);
+}
 
-/* The statements this thread prepared on its current connection, by their text's address. */
-static _Thread_local struct {
-    PGconn *conn;
-    int pid;           /* the server process: a reconnection may reuse the PGconn's address */
-    unsigned long set; /* in the statements' names: a connection this thread comes back to keeps
-                        * the statements of its earlier turn, which must not clash */
+#define PREPARED_MAX 64
+
+/* The statements prepared on one connection, by their text's address; attached to the PGconn
+ * (libpq's instance data), so whichever thread the pool lends it to next finds them, and freed
+ * with it. A connection is used by one thread at a time. */
+typedef struct prepared {
     int n;
     const char *sql[PREPARED_MAX];
-} prepared;
-static atomic_ulong prepared_sets;
+} prepared_t;
+
+static int prepared_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id == PGEVT_CONNRESET) { /* a new server session: nothing is prepared there */
+        prepared_t *p = PQinstanceData(((PGEventConnReset *)info)->conn, prepared_event);
+        if (p != NULL)
+            p->n = 0;
+    } else if (id == PGEVT_CONNDESTROY) {
+        free(PQinstanceData(((PGEventConnDestroy *)info)->conn, prepared_event));
+    }
+    return 1;
+}
+
+/* This connection's statements; NULL when libpq cannot attach them (out of memory). */
+static prepared_t *prepared_of(PGconn *conn)
+{
+    prepared_t *p = PQinstanceData(conn, prepared_event);
+    if (p != NULL)
+        return p;
+    if (!PQregisterEventProc(conn, prepared_event, "ft_sql_prepared", NULL))
+        return NULL;
+    p = ft_mem_calloc(1, sizeof(*p));
+    if (!PQsetInstanceData(conn, prepared_event, p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
 
 int ft_sql_prepared(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
                     ft_error_t *err)
 {
-    if (prepared.conn != conn || prepared.pid != PQbackendPID(conn)) {
-        prepared.conn = conn;
-        prepared.pid = PQbackendPID(conn);
-        prepared.set = atomic_fetch_add(&prepared_sets, 1);
-        prepared.n = 0;
-    }
+    prepared_t *p = prepared_of(conn);
+    if (p == NULL)
+        return ft_sql(conn, what, sql, nparams, params, res, err);
     int i = 0;
-    while (i < prepared.n && prepared.sql[i] != sql)
+    while (i < p->n && p->sql[i] != sql)
         i++;
     if (i == PREPARED_MAX) /* more statements than foreseen: plain ones for the rest */
         return ft_sql(conn, what, sql, nparams, params, res, err);
-    char name[40];
-    snprintf(name, sizeof(name), "ft_p%lu_%d", prepared.set, i);
-    if (i == prepared.n) {
+    char name[16];
+    snprintf(name, sizeof(name), "ft_p%d", i);
+    if (i == p->n) {
         int rc = outcome(conn, PQprepare(conn, name, sql, nparams, NULL), what, NULL, err);
         if (rc != FT_OK)
             return rc;
-        prepared.sql[prepared.n++] = sql;
+        p->sql[p->n++] = sql;
     }
     return outcome(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), what, res, err);
+}
+
+int ft_sql_row_prepared(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+                        ft_error_t *err)
+{
+    int rc = ft_sql_prepared(conn, what, sql, nparams, params, res, err);
+    return rc == FT_OK ? one_row(what, res, err) : rc;
 }
 
 int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
                ft_error_t *err)
 {
     int rc = ft_sql(conn, what, sql, nparams, params, res, err);
-    if (rc == FT_OK && PQntuples(*res) != 1) {
-        PQclear(*res);
-        *res = NULL;
-        return ft_error_set(err, FT_ENOTFOUND, "%s: not found", what);
-    }
-    return rc;
+    return rc == FT_OK ? one_row(what, res, err) : rc;
 }
 
 /* The outer transaction of this thread, if any (request work runs one op per thread at a time). */

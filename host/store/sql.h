@@ -15,12 +15,15 @@
  * FT_EUNAVAILABLE when the connection is gone, FT_EDB otherwise. */
 int ft_sql(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
            ft_error_t *err);
-/* ft_sql for a statement a thread runs again and again on a connection only it uses (a worker's
- * own): parsed and planned once per connection, then only executed. sql must be a string literal:
- * its address names the statement. A thread keeps the statements of its last connection (a new
- * connection, or a new server process behind it, starts afresh). */
+/* ft_sql for a statement run again and again: parsed and planned once per connection (the
+ * first time it runs there), then only executed. sql must be a string literal: its address names
+ * the statement. The statements belong to the connection (a pooled one keeps them from one
+ * borrower to the next) and go with it when it is closed or reset. */
 int ft_sql_prepared(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
                     ft_error_t *err);
+/* ft_sql_prepared expecting exactly one row; FT_ENOTFOUND when there is none. */
+int ft_sql_row_prepared(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
+                        ft_error_t *err);
 /* The same, expecting exactly one row; FT_ENOTFOUND when there is none. */
 int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
                ft_error_t *err);

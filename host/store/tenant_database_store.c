@@ -29,8 +29,10 @@ static int load(PGconn *c, const char *id, json_t **out, ft_error_t *err)
                        1, p, out, err);
 }
 
-int ft_tenant_database_register_default(PGconn *c, const char *url, const char *display_url, unsigned capacity, ft_error_t *err)
+int ft_tenant_database_register_default(PGconn *c, const char *url, const char *display_url, unsigned capacity, unsigned long long *placed,
+                                        ft_error_t *err)
 {
+    *placed = 0;
     char cap[16];
     snprintf(cap, sizeof(cap), "%u", capacity);
     const char *p[] = {FT_TENANT_DATABASE_DEFAULT, url, display_url, cap};
@@ -55,9 +57,12 @@ int ft_tenant_database_register_default(PGconn *c, const char *url, const char *
         rc = ft_sql(c, "placing earlier Standard instances on the default tenant database",
                     "UPDATE ft_instances SET tenant_database_id = (SELECT id FROM ft_tenant_databases WHERE name = $1)"
                     " WHERE tier = 'standard' AND tenant_database_id IS NULL AND status <> 'deleted'",
-                    1, p, NULL, err);
-    if (rc == FT_OK)
+                    1, p, &res, err);
+    if (rc == FT_OK) {
+        *placed = strtoull(PQcmdTuples(res), NULL, 10);
+        PQclear(res);
         return ft_sql_commit(c, err);
+    }
     ft_sql_rollback(c);
     return rc;
 }

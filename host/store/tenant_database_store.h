@@ -18,8 +18,10 @@
 
 /* At start: writes the default database's row from the configuration (URL and capacity) and
  * places the Standard instances that have no placement yet (created before pooled databases
- * existed) there. Idempotent; blocking. Does nothing in a schema without ft_tenant_databases. */
-int ft_tenant_database_register_default(PGconn *c, const char *url, const char *display_url, unsigned capacity, ft_error_t *err);
+ * existed, or written by hand) there, in one statement; *placed says how many. Idempotent;
+ * blocking. Does nothing in a schema without ft_tenant_databases. */
+int ft_tenant_database_register_default(PGconn *c, const char *url, const char *display_url, unsigned capacity, unsigned long long *placed,
+                                        ft_error_t *err);
 
 /* Each returns FT_OK with *out (json_decref) or a negative code with `problem` filled for what
  * the caller caused, or `err` for internal failures. */

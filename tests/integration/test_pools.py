@@ -220,6 +220,36 @@ class Pools(ProductsTestCase):
         self.assertEqual(self.rows("farutech_tenants", old["id"]), 0)
         self.assertEqual(self.rows(pool["dbname"], new["id"]), 1)
 
+    def test_many_unplaced_instances_are_placed_at_start_and_every_count_stays_right(self):
+        # Placing them updated the database's count once per instance in one transaction, which
+        # grew with the square of their number (60,000 kept a start busy for over ten minutes);
+        # the count is now kept once per statement.
+        h = self.host()
+        c = customer(h)
+        n = 20000
+        self.stack.psql(
+            "INSERT INTO ft_instances (customer_id, code, product_code, tier, environment, status)"
+            f" SELECT '{c['id']}', 'many-' || g, 'vet', 'standard', 'production', 'active' FROM generate_series(1, {n}) g"
+            " ; UPDATE ft_instances SET tenant_database_id = NULL WHERE code LIKE 'many-%'", h.dbname)
+        counted = "SELECT d.placed - (SELECT count(*) FROM ft_instances i WHERE i.tenant_database_id = d.id" \
+                  " AND i.status <> 'deleted') FROM ft_tenant_databases d WHERE d.name = '{}'"
+        self.assertEqual(self.stack.psql(counted.format("default"), h.dbname), "0")
+        h.terminate()
+        h.start()
+        self.assertTrue(any(f"{n} unplaced Standard instances placed" in line.get("msg", "") for line in h.log_lines()),
+                        h.output())
+        self.assertEqual(self.stack.psql("SELECT count(*) FROM ft_instances WHERE tenant_database_id IS NULL", h.dbname), "0")
+        self.assertEqual(self.stack.psql(counted.format("default"), h.dbname), "0")
+        # a statement that moves some, deletes some and ends some: each database's count follows
+        pool = self.register(h, "pool-many", 1000)
+        self.stack.psql(
+            f"UPDATE ft_instances SET tenant_database_id = '{pool['id']}' WHERE code IN ('many-1', 'many-2', 'many-3');"
+            " UPDATE ft_instances SET status = 'deleted' WHERE code IN ('many-2', 'many-4', 'many-5');"
+            " DELETE FROM ft_instances WHERE code IN ('many-6', 'many-3')", h.dbname)
+        self.assertEqual(self.stack.psql(counted.format("default"), h.dbname), "0")
+        self.assertEqual(self.stack.psql(counted.format("pool-many"), h.dbname), "0")
+        self.assertEqual(self.stack.psql("SELECT placed FROM ft_tenant_databases WHERE name = 'pool-many'", h.dbname), "1")
+
     # ---------------------------------------------------------------- the operator API
 
     def test_bad_registrations_are_refused_naming_the_field_and_write_nothing(self):
