@@ -1,5 +1,6 @@
 /*
- * Outbox rows. The relay reads them in seq order with FOR UPDATE SKIP LOCKED.
+ * Outbox rows. The relay reads them in seq order, one partition (a set of aggregates) at a time
+ * under the partition's transaction-scoped advisory lock.
  */
 #include "store/outbox_store.h"
 
@@ -91,29 +92,35 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
 }
 
 
-/* The window of the 2 × limit oldest unpublished rows (read from the partial index, whatever the
- * statistics say) bounds the rows whose aggregate lock the claim tries: a plan that tried the lock
- * on every unpublished row would take every aggregate's lock and leave another lane nothing. Rows
- * beyond the window wait for a later batch, after the ones before them: order holds. */
-int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err)
+int ft_outbox_lock_partitions(PGconn *c, const char *partitions, PGresult **res, ft_error_t *err)
+{
+    const char *params[] = {partitions};
+    return ft_sql_prepared(c, "locking outbox partitions",
+                           "SELECT coalesce(array_agg(p), '{}')::text FROM unnest($1::int[]) p"
+                           " WHERE pg_try_advisory_xact_lock(hashtext('ft_outbox partition'), p)",
+                           1, params, res, err);
+}
+
+/* The pending list walked in seq order, the other lanes' partitions filtered out, each event read
+ * by its seq: no row lock and no advisory lock per row (a statement that starts after the
+ * partitions' locks were taken sees every entry their last holder deleted). */
+int ft_outbox_claim(PGconn *c, const char *partitions, unsigned limit, PGresult **res, ft_error_t *err)
 {
     char text[16];
     snprintf(text, sizeof(text), "%u", limit);
-    const char *params[] = {text};
-    return ft_sql(c, "claiming outbox rows",
-                  "SELECT seq, id, subject, event::text FROM ft_outbox"
-                  " WHERE seq IN (SELECT seq FROM ft_outbox WHERE published_at IS NULL ORDER BY seq LIMIT 2 * $1::int)"
-                  " AND published_at IS NULL"
-                  " AND pg_try_advisory_xact_lock(hashtext(aggregate_type || ':' || aggregate_id))"
-                  " ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
-                  1, params, res, err);
+    const char *params[] = {partitions, text};
+    return ft_sql_prepared(c, "claiming outbox rows",
+                           "SELECT o.seq, o.id, o.subject, o.event::text FROM ft_outbox_pending p JOIN ft_outbox o ON o.seq = p.seq"
+                           " WHERE p.partition = ANY($1::int[]) ORDER BY p.seq LIMIT $2::int",
+                           2, params, res, err);
 }
 
 int ft_outbox_mark_published(PGconn *c, const char *seqs, ft_error_t *err)
 {
     const char *params[] = {seqs};
     /* clock_timestamp: the moment the acknowledgements were in, not the batch's start (now()) */
-    return ft_sql(c, "marking outbox rows published",
-                  "UPDATE ft_outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
-                  1, params, NULL, err);
+    return ft_sql_prepared(c, "marking outbox rows published",
+                           "WITH done AS (DELETE FROM ft_outbox_pending WHERE seq = ANY($1::bigint[]) RETURNING seq)"
+                           " INSERT INTO ft_outbox_published (seq, published_at) SELECT seq, clock_timestamp() FROM done",
+                           1, params, NULL, err);
 }
