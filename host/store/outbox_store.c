@@ -4,10 +4,12 @@
  */
 #include "store/outbox_store.h"
 
+#include "core/mem.h"
 #include "store/sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uuid/uuid.h>
 
 int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *subject, json_t *event,
@@ -92,35 +94,56 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
 }
 
 
-int ft_outbox_lock_partitions(PGconn *c, const char *partitions, PGresult **res, ft_error_t *err)
+/* An int array literal the relay built: digits, commas and braces only, so it can be written into
+ * a script. */
+static int array_literal(const char *text)
 {
-    const char *params[] = {partitions};
-    return ft_sql_prepared(c, "locking outbox partitions",
-                           "SELECT coalesce(array_agg(p), '{}')::text FROM unnest($1::int[]) p"
-                           " WHERE pg_try_advisory_xact_lock(hashtext('ft_outbox partition'), p)",
-                           1, params, res, err);
+    return text[0] == '{' && strspn(text, "{},0123456789") == strlen(text);
 }
 
-/* The pending list walked in seq order, the other lanes' partitions filtered out, each event read
- * by its seq: no row lock and no advisory lock per row (a statement that starts after the
- * partitions' locks were taken sees every entry their last holder deleted). */
+int ft_outbox_begin_batch(PGconn *c, const char *partitions, PGresult **res, ft_error_t *err)
+{
+    if (!array_literal(partitions))
+        return ft_error_set(err, FT_EINVAL, "relay: partitions %.40s are not an int array", partitions);
+    char *sql = ft_mem_alloc(strlen(partitions) + 200);
+    sprintf(sql,
+            "BEGIN; SELECT coalesce(array_agg(p), '{}')::text FROM unnest('%s'::int[]) p"
+            " WHERE pg_try_advisory_xact_lock(hashtext('ft_outbox partition'), p)",
+            partitions);
+    int rc = ft_sql_script(c, "locking outbox partitions", sql, res, err);
+    free(sql);
+    return rc;
+}
+
+/* The pending list walked in seq order, the other lanes' partitions filtered out, then each event
+ * looked up by its seq: no row lock and no advisory lock per row (a statement that starts after
+ * the partitions' locks were taken sees every entry their last holder deleted). Written as a
+ * lookup by array rather than a join, which the planner may run as a merge join that reads the
+ * outbox from its first row, every published one included (116 ms against 3 ms measured with
+ * 40,000 published rows before 10,000 pending ones). */
 int ft_outbox_claim(PGconn *c, const char *partitions, unsigned limit, PGresult **res, ft_error_t *err)
 {
     char text[16];
     snprintf(text, sizeof(text), "%u", limit);
     const char *params[] = {partitions, text};
     return ft_sql_prepared(c, "claiming outbox rows",
-                           "SELECT o.seq, o.id, o.subject, o.event::text FROM ft_outbox_pending p JOIN ft_outbox o ON o.seq = p.seq"
-                           " WHERE p.partition = ANY($1::int[]) ORDER BY p.seq LIMIT $2::int",
+                           "SELECT seq, id, subject, event::text FROM ft_outbox WHERE seq = ANY(ARRAY("
+                           "SELECT seq FROM ft_outbox_pending WHERE partition = ANY($1::int[]) ORDER BY seq LIMIT $2::int))"
+                           " ORDER BY seq",
                            2, params, res, err);
 }
 
-int ft_outbox_mark_published(PGconn *c, const char *seqs, ft_error_t *err)
+int ft_outbox_end_batch(PGconn *c, const char *seqs, ft_error_t *err)
 {
-    const char *params[] = {seqs};
+    if (!array_literal(seqs))
+        return ft_error_set(err, FT_EINVAL, "relay: seqs %.40s are not an int array", seqs);
+    char *sql = ft_mem_alloc(strlen(seqs) + 300);
     /* clock_timestamp: the moment the acknowledgements were in, not the batch's start (now()) */
-    return ft_sql_prepared(c, "marking outbox rows published",
-                           "WITH done AS (DELETE FROM ft_outbox_pending WHERE seq = ANY($1::bigint[]) RETURNING seq)"
-                           " INSERT INTO ft_outbox_published (seq, published_at) SELECT seq, clock_timestamp() FROM done",
-                           1, params, NULL, err);
+    sprintf(sql,
+            "WITH done AS (DELETE FROM ft_outbox_pending WHERE seq = ANY('%s'::bigint[]) RETURNING seq)"
+            " INSERT INTO ft_outbox_published (seq, published_at) SELECT seq, clock_timestamp() FROM done; COMMIT",
+            seqs);
+    int rc = ft_sql_script(c, "marking outbox rows published", sql, NULL, err);
+    free(sql);
+    return rc;
 }
