@@ -94,25 +94,27 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
 }
 
 
-/* An int array literal the relay built: digits, commas and braces only, so it can be written into
- * a script. */
-static int array_literal(const char *text)
+/* Runs the script `before` <array> `after` in one round trip, the array being an int array literal
+ * the relay built: digits, commas and braces only, so it can be written into the script. */
+static int run_with_array(PGconn *c, const char *what, const char *before, const char *array, const char *after, PGresult **res,
+                          ft_error_t *err)
 {
-    return text[0] == '{' && strspn(text, "{},0123456789") == strlen(text);
+    if (array[0] != '{' || strspn(array, "{},0123456789") != strlen(array))
+        return ft_error_set(err, FT_EINVAL, "%s: %.40s is not an int array", what, array);
+    size_t lb = strlen(before), la = strlen(array), lc = strlen(after);
+    char *sql = ft_mem_alloc(lb + la + lc + 1);
+    memcpy(sql, before, lb);
+    memcpy(sql + lb, array, la);
+    memcpy(sql + lb + la, after, lc + 1);
+    int rc = ft_sql_script(c, what, sql, res, err);
+    free(sql);
+    return rc;
 }
 
 int ft_outbox_begin_batch(PGconn *c, const char *partitions, PGresult **res, ft_error_t *err)
 {
-    if (!array_literal(partitions))
-        return ft_error_set(err, FT_EINVAL, "relay: partitions %.40s are not an int array", partitions);
-    char *sql = ft_mem_alloc(strlen(partitions) + 200);
-    sprintf(sql,
-            "BEGIN; SELECT coalesce(array_agg(p), '{}')::text FROM unnest('%s'::int[]) p"
-            " WHERE pg_try_advisory_xact_lock(hashtext('ft_outbox partition'), p)",
-            partitions);
-    int rc = ft_sql_script(c, "locking outbox partitions", sql, res, err);
-    free(sql);
-    return rc;
+    return run_with_array(c, "locking outbox partitions", "BEGIN; SELECT coalesce(array_agg(p), '{}')::text FROM unnest('", partitions,
+                          "'::int[]) p WHERE pg_try_advisory_xact_lock(hashtext('ft_outbox partition'), p)", res, err);
 }
 
 /* The pending list walked in seq order, the other lanes' partitions filtered out, then each event
@@ -135,15 +137,9 @@ int ft_outbox_claim(PGconn *c, const char *partitions, unsigned limit, PGresult 
 
 int ft_outbox_end_batch(PGconn *c, const char *seqs, ft_error_t *err)
 {
-    if (!array_literal(seqs))
-        return ft_error_set(err, FT_EINVAL, "relay: seqs %.40s are not an int array", seqs);
-    char *sql = ft_mem_alloc(strlen(seqs) + 300);
     /* clock_timestamp: the moment the acknowledgements were in, not the batch's start (now()) */
-    sprintf(sql,
-            "WITH done AS (DELETE FROM ft_outbox_pending WHERE seq = ANY('%s'::bigint[]) RETURNING seq)"
-            " INSERT INTO ft_outbox_published (seq, published_at) SELECT seq, clock_timestamp() FROM done; COMMIT",
-            seqs);
-    int rc = ft_sql_script(c, "marking outbox rows published", sql, NULL, err);
-    free(sql);
-    return rc;
+    return run_with_array(c, "marking outbox rows published", "WITH done AS (DELETE FROM ft_outbox_pending WHERE seq = ANY('", seqs,
+                          "'::bigint[]) RETURNING seq) INSERT INTO ft_outbox_published (seq, published_at)"
+                          " SELECT seq, clock_timestamp() FROM done; COMMIT",
+                          NULL, err);
 }
