@@ -232,7 +232,7 @@ SQL
 }
 wait_published() {
     while [ "$(sql -c "SELECT count(*) FROM ft_outbox_pending")" != 0 ]; do
-        sleep 0.02
+        sleep 0.25
     done
 }
 forget_bench_events() {
