@@ -29,6 +29,9 @@ int main(int argc, char **argv)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = 4096;
+    /* with 4,096 unacknowledged a publish waits for acknowledgements, 200 ms by default: on a busy
+     * machine JetStream falls that far behind and the run would end in a timeout */
+    jo.PublishAsync.StallWait = 30000;
     natsStatus s = natsConnection_ConnectTo(&nc, argv[1]);
     if (s == NATS_OK)
         s = natsConnection_JetStream(&js, nc, &jo);

@@ -231,17 +231,21 @@ END
 SQL
 }
 wait_published() {
-    while [ "$(sql -c "SELECT count(*) FROM ft_outbox WHERE type = 'dev.farutech.bench.v1' AND published_at IS NULL")" != 0 ]; do
-        sleep 0.02
+    while [ "$(sql -c "SELECT count(*) FROM ft_outbox_pending")" != 0 ]; do
+        sleep 0.25
     done
+}
+forget_bench_events() {
+    sql -c "DELETE FROM ft_outbox_published WHERE seq IN (SELECT seq FROM ft_outbox WHERE type = 'dev.farutech.bench.v1');
+            DELETE FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'" >/dev/null
 }
 # backlog_rate: one line on how fast the relay published the bench events, then forgets them
 backlog_rate() {
     sql -c "SELECT format('outbox -> JetStream: a backlog of %s events published in %s ms = %s events/s', count(*),
                           round(extract(epoch FROM max(published_at) - min(published_at)) * 1000),
                           round(count(*) / extract(epoch FROM max(published_at) - min(published_at))))
-            FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'"
-    sql -c "DELETE FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'" >/dev/null
+            FROM ft_outbox JOIN ft_outbox_published USING (seq) WHERE type = 'dev.farutech.bench.v1'"
+    forget_bench_events
 }
 
 # noop_instances INSTANCES TAG: a customer and INSTANCES active instances j-TAG-1..INSTANCES of the

@@ -58,11 +58,11 @@ if [ "$part" = all ] || [ "$part" = relay ]; then
                           round(percentile_disc(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM published_at - created_at) * 1000)::numeric, 1),
                           round(percentile_disc(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM published_at - created_at) * 1000)::numeric, 1),
                           round(max(extract(epoch FROM published_at - created_at) * 1000)::numeric, 1))
-            FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'"
+            FROM ft_outbox JOIN ft_outbox_published USING (seq) WHERE type = 'dev.farutech.bench.v1'"
     sql -c "SELECT format('offered: %s events in %s ms = %s events/s', count(*), round(extract(epoch FROM max(created_at) - min(created_at)) * 1000),
                           round(count(*) / extract(epoch FROM max(created_at) - min(created_at))))
             FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'"
-    sql -c "DELETE FROM ft_outbox WHERE type = 'dev.farutech.bench.v1'" >/dev/null
+    forget_bench_events
     stop_host
 fi
 [ "$part" = relay ] && exit 0

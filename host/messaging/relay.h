@@ -2,8 +2,8 @@
  * The outbox relay (role relay): publishes committed outbox rows to JetStream, Nats-Msg-Id set
  * to the event id, in batches of asynchronous publishes, and marks them published once
  * JetStream acknowledged them. Woken by NOTIFY ft_outbox, with a slow fallback poll. Rows are
- * claimed with FOR UPDATE SKIP LOCKED under a per-aggregate advisory lock, so several relays can
- * run and each aggregate's events go out in commit order.
+ * claimed by partition (a hash of the aggregate) under the partition's advisory lock, so several
+ * relays can run and each aggregate's events go out in commit order.
  */
 #ifndef FT_RELAY_H
 #define FT_RELAY_H

@@ -11,9 +11,9 @@ int ft_backlog_read(PGconn *c, ft_backlog_t *out, ft_error_t *err)
 {
     PGresult *res = NULL;
     int rc = ft_sql_row(c, "reading the backlogs",
-                        "SELECT (SELECT count(*) FROM ft_outbox WHERE published_at IS NULL),"
-                        " COALESCE((SELECT EXTRACT(EPOCH FROM now() - created_at) FROM ft_outbox WHERE published_at IS NULL"
-                        "   ORDER BY seq LIMIT 1), 0),"
+                        "SELECT (SELECT count(*) FROM ft_outbox_pending),"
+                        " COALESCE((SELECT EXTRACT(EPOCH FROM now() - created_at) FROM ft_outbox"
+                        "   WHERE seq = (SELECT min(seq) FROM ft_outbox_pending)), 0),"
                         " (SELECT count(*) FROM ft_dlq WHERE replayed_at IS NULL AND discarded_at IS NULL)",
                         0, NULL, &res, err);
     if (rc == FT_OK) {

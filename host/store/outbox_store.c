@@ -1,12 +1,15 @@
 /*
- * Outbox rows. The relay reads them in seq order with FOR UPDATE SKIP LOCKED.
+ * Outbox rows. The relay reads them in seq order, one partition (a set of aggregates) at a time
+ * under the partition's transaction-scoped advisory lock.
  */
 #include "store/outbox_store.h"
 
+#include "core/mem.h"
 #include "store/sql.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uuid/uuid.h>
 
 int ft_outbox_append(PGconn *c, const char *aggregate_type, const char *aggregate_id, const char *subject, json_t *event,
@@ -130,29 +133,52 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
 }
 
 
-/* The window of the 2 × limit oldest unpublished rows (read from the partial index, whatever the
- * statistics say) bounds the rows whose aggregate lock the claim tries: a plan that tried the lock
- * on every unpublished row would take every aggregate's lock and leave another lane nothing. Rows
- * beyond the window wait for a later batch, after the ones before them: order holds. */
-int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err)
+/* Runs the script `before` <array> `after` in one round trip, the array being an int array literal
+ * the relay built: digits, commas and braces only, so it can be written into the script. */
+static int run_with_array(PGconn *c, const char *what, const char *before, const char *array, const char *after, PGresult **res,
+                          ft_error_t *err)
+{
+    if (array[0] != '{' || strspn(array, "{},0123456789") != strlen(array))
+        return ft_error_set(err, FT_EINVAL, "%s: %.40s is not an int array", what, array);
+    size_t lb = strlen(before), la = strlen(array), lc = strlen(after);
+    char *sql = ft_mem_alloc(lb + la + lc + 1);
+    memcpy(sql, before, lb);
+    memcpy(sql + lb, array, la);
+    memcpy(sql + lb + la, after, lc + 1);
+    int rc = ft_sql_script(c, what, sql, res, err);
+    free(sql);
+    return rc;
+}
+
+int ft_outbox_begin_batch(PGconn *c, const char *partitions, PGresult **res, ft_error_t *err)
+{
+    return run_with_array(c, "locking outbox partitions", "BEGIN; SELECT coalesce(array_agg(p), '{}')::text FROM unnest('", partitions,
+                          "'::int[]) p WHERE pg_try_advisory_xact_lock(hashtext('ft_outbox partition'), p)", res, err);
+}
+
+/* The pending list walked in seq order, the other lanes' partitions filtered out, then each event
+ * looked up by its seq: no row lock and no advisory lock per row (a statement that starts after
+ * the partitions' locks were taken sees every entry their last holder deleted). Written as a
+ * lookup by array rather than a join, which the planner may run as a merge join that reads the
+ * outbox from its first row, every published one included (116 ms against 3 ms measured with
+ * 40,000 published rows before 10,000 pending ones). */
+int ft_outbox_claim(PGconn *c, const char *partitions, unsigned limit, PGresult **res, ft_error_t *err)
 {
     char text[16];
     snprintf(text, sizeof(text), "%u", limit);
-    const char *params[] = {text};
-    return ft_sql(c, "claiming outbox rows",
-                  "SELECT seq, id, subject, event::text FROM ft_outbox"
-                  " WHERE seq IN (SELECT seq FROM ft_outbox WHERE published_at IS NULL ORDER BY seq LIMIT 2 * $1::int)"
-                  " AND published_at IS NULL"
-                  " AND pg_try_advisory_xact_lock(hashtext(aggregate_type || ':' || aggregate_id))"
-                  " ORDER BY seq LIMIT $1::int FOR UPDATE SKIP LOCKED",
-                  1, params, res, err);
+    const char *params[] = {partitions, text};
+    return ft_sql_prepared(c, "claiming outbox rows",
+                           "SELECT seq, id, subject, event::text FROM ft_outbox WHERE seq = ANY(ARRAY("
+                           "SELECT seq FROM ft_outbox_pending WHERE partition = ANY($1::int[]) ORDER BY seq LIMIT $2::int))"
+                           " ORDER BY seq",
+                           2, params, res, err);
 }
 
-int ft_outbox_mark_published(PGconn *c, const char *seqs, ft_error_t *err)
+int ft_outbox_end_batch(PGconn *c, const char *seqs, ft_error_t *err)
 {
-    const char *params[] = {seqs};
     /* clock_timestamp: the moment the acknowledgements were in, not the batch's start (now()) */
-    return ft_sql(c, "marking outbox rows published",
-                  "UPDATE ft_outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
-                  1, params, NULL, err);
+    return run_with_array(c, "marking outbox rows published", "WITH done AS (DELETE FROM ft_outbox_pending WHERE seq = ANY('", seqs,
+                          "'::bigint[]) RETURNING seq) INSERT INTO ft_outbox_published (seq, published_at)"
+                          " SELECT seq, clock_timestamp() FROM done; COMMIT",
+                          NULL, err);
 }

@@ -50,12 +50,25 @@ int ft_outbox_finish(PGconn *c, const ft_call_t *call, const char *aggregate, co
                      ft_error_t *err);
 
 /*
- * The relay's side, on its own connection inside its batch's transaction.
- * ft_outbox_claim: up to `limit` unpublished rows in seq order, locked FOR UPDATE SKIP LOCKED
- * under their aggregate's transaction-scoped advisory lock, as (seq, id, subject, event) in *res.
- * ft_outbox_mark_published: stamps the rows whose seqs `seqs` lists (a PostgreSQL bigint array
- * literal, "{1,2}") with the time of the marking, in one statement.
+ * The relay's side, one batch as one transaction on the relay's own connection. A row waits for
+ * the relay while its seq is in ft_outbox_pending (the insert trigger adds it there). The outbox
+ * is split into FT_OUTBOX_PARTITIONS partitions by a hash of (aggregate_type, aggregate_id), so
+ * all of an aggregate's rows are in one partition; a partition is published by one transaction
+ * at a time.
+ * ft_outbox_begin_batch: begins the transaction and takes the transaction-scoped lock of each
+ * partition that `partitions` (an int array literal, "{0,2}") lists and no other transaction
+ * holds, in one round trip; *res has one row, one column: the array literal of those taken.
+ * ft_outbox_claim: up to `limit` pending rows of the listed partitions in seq order, as (seq, id,
+ * subject, event) in *res; prepared once per connection (ft_sql_prepared: a connection of the
+ * calling thread's own). Call it after ft_outbox_begin_batch: a later statement sees every row
+ * the partitions' last holders marked.
+ * ft_outbox_end_batch: takes the rows whose seqs `seqs` lists (a bigint array literal, "{1,2}";
+ * "{}" for none) off the pending list, records them in ft_outbox_published with the time of the
+ * marking, and commits, in one round trip. On failure the caller rolls back.
+ * The array literals are the relay's own (FT_EINVAL for anything but digits, commas and braces).
  */
-int ft_outbox_claim(PGconn *c, unsigned limit, PGresult **res, ft_error_t *err);
-int ft_outbox_mark_published(PGconn *c, const char *seqs, ft_error_t *err);
+#define FT_OUTBOX_PARTITIONS 64 /* as migrations/0016_outbox_pending.sql computes them */
+int ft_outbox_begin_batch(PGconn *c, const char *partitions, PGresult **res, ft_error_t *err);
+int ft_outbox_claim(PGconn *c, const char *partitions, unsigned limit, PGresult **res, ft_error_t *err);
+int ft_outbox_end_batch(PGconn *c, const char *seqs, ft_error_t *err);
 #endif

@@ -137,6 +137,11 @@ static _Thread_local struct {
     int open;
 } outer;
 
+int ft_sql_script(PGconn *conn, const char *what, const char *sql, PGresult **res, ft_error_t *err)
+{
+    return outcome(conn, PQexec(conn, sql), what, res, err);
+}
+
 int ft_sql_begin(PGconn *conn, ft_error_t *err)
 {
     if (outer.conn == conn && conn != NULL) {

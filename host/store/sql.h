@@ -28,6 +28,11 @@ int ft_sql_row_prepared(PGconn *conn, const char *what, const char *sql, int npa
 int ft_sql_row(PGconn *conn, const char *what, const char *sql, int nparams, const char *const *params, PGresult **res,
                ft_error_t *err);
 
+/* Runs several statements separated by ';' in one round trip (the simple query protocol: no
+ * parameters, so every value in sql must be the store's own, never a user's); *res (if not NULL)
+ * receives the last statement's result. The first statement that fails ends the script. */
+int ft_sql_script(PGconn *conn, const char *what, const char *sql, PGresult **res, ft_error_t *err);
+
 int ft_sql_begin(PGconn *conn, ft_error_t *err);
 int ft_sql_commit(PGconn *conn, ft_error_t *err);
 void ft_sql_rollback(PGconn *conn);

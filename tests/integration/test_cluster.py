@@ -150,7 +150,7 @@ class Cluster(StackTestCase):
         wait_until(lambda: self.active_since(since) > 0, 120, interval=0.1, what=f"a provision requested after {name} to end active")
         t = f"'{since.isoformat()}'::timestamptz"
         row = self.sql(f"SELECT extract(epoch FROM min(j.finished_at) - {t}), extract(epoch FROM min(j.started_at) - {t}),"
-                       f" (SELECT extract(epoch FROM min(published_at) - {t}) FROM ft_outbox"
+                       f" (SELECT extract(epoch FROM min(published_at) - {t}) FROM ft_outbox JOIN ft_outbox_published USING (seq)"
                        f"  WHERE subject LIKE 'ft.jobs.%' AND created_at > {t})"
                        " FROM ft_jobs j JOIN ft_instances i ON i.id = j.instance_id"
                        f" WHERE i.customer_id = '{self.customer_id}' AND i.created_at > {t} AND j.status = 'succeeded'")
@@ -257,7 +257,7 @@ class Cluster(StackTestCase):
         self.assertFalse(sender.is_alive(), "the client never finished")
         self.assertEqual(len(created), PROVISIONS)
         wait_until(lambda: ended(PROVISIONS), 180, interval=0.2, what=f"all {PROVISIONS} provisions active")
-        wait_until(lambda: self.count("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL") == 0, 120, interval=0.2,
+        wait_until(lambda: self.count("SELECT count(*) FROM ft_outbox_pending") == 0, 120, interval=0.2,
                    what="the outbox to drain")
         figures = self.check_exactly_once(created, faults, client, time.monotonic() - t_start)
         figures["api_hosts_unready_s"] = ready.finish()
@@ -330,7 +330,7 @@ class Cluster(StackTestCase):
         }
         self.assertEqual((lost, doubled, strangers), ([], [], []), figures)
         self.assertEqual(jobs_state["last_seq"], job_rows, figures)
-        self.assertEqual(self.count("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL"), 0)
+        self.assertEqual(self.count("SELECT count(*) FROM ft_outbox_pending"), 0)
         self.assertEqual({i: provisioned[i] for i in ids}, {i: 1 for i in ids}, "one instance.provisioned.v1 per instance")
         wait_until(lambda: self.jobs_left() == 0, 60, interval=0.2, what="every job request acknowledged")
         return figures

@@ -201,7 +201,8 @@ class Foundation(StackTestCase):
             self.assertEqual(r.status, 200, r)  # it only writes the outbox: a load balancer keeps it
             self.assertEqual(r.json()["status"], "ready")
             c = customer(api)  # 201: written with its event to the outbox, which waits for NATS
-            unpublished = f"SELECT count(*) FROM ft_outbox WHERE aggregate_id = '{c['id']}' AND published_at IS NULL"
+            unpublished = ("SELECT count(*) FROM ft_outbox JOIN ft_outbox_pending USING (seq)"
+                           f" WHERE aggregate_id = '{c['id']}'")
             self.assertEqual(self.stack.psql(unpublished, db), "1")
             p = self.assertProblem(wait_until(lambda: (lambda x: x if x.status == 503 else None)(relay.get("/ready")), 60,
                                               what="the relay to be not ready"), 503, "not-ready")

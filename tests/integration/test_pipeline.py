@@ -9,6 +9,7 @@ import time
 
 from fixtures import customer
 from harness import BUILD, FAULTY, StackTestCase, main, plugin_dir, wait_until
+from jetstream import JetStream
 
 FAULTY_FIXED = os.path.join(BUILD, "tests", "plugins", "faulty_fixed", "faulty.so")  # "flaky" replaced by "steady"
 FAST = {"FT_JOB_BACKOFF_MS": "150", "FT_JOB_BACKOFF_MAX_MS": "4000", "FT_JOB_ACK_WAIT_MS": "2000", "FT_RELAY_POLL_MS": "1000",
@@ -339,7 +340,7 @@ class Pipeline(PipelineCase):
         w = self.host(dbname=db, env={"FT_ROLES": "relay,worker", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
         w.start(wait=False)
         self.wait_status(h, i["id"], ["active"])
-        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 60,
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox_pending", db) == "0", 60,
                    what="the outbox to drain")
         time.sleep(1.5)
         self.assertEqual(self.job(h, i["latest_job"]["id"])["attempts"], 1)
@@ -378,7 +379,7 @@ class Pipeline(PipelineCase):
         c = customer(h)
         slow = self.create(h, c, settings={"sleep_ms": 8000})
         quick = [self.create(h, c) for _ in range(4)]
-        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 60,
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox_pending", db) == "0", 60,
                    what="the requests in the work queue")  # so the first fetch may take all five
         w = self.host(dbname=db, env={"FT_ROLES": "worker", "FT_HTTP_LISTEN": "127.0.0.1:0", "FT_WORKER_THREADS": "2",
                                       "FT_WORKER_BATCH": "16"}, start=False)
@@ -399,12 +400,12 @@ class Pipeline(PipelineCase):
                        start=False)
         r1.start(wait=False)
         self.assertEqual(r1.wait_exit(60), 137)
-        unpublished = int(self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db))
+        unpublished = int(self.stack.psql("SELECT count(*) FROM ft_outbox_pending", db))
         self.assertGreater(unpublished, 0)  # published to JetStream, but never marked
         r2 = self.host(dbname=db, env={"FT_ROLES": "relay", "FT_HTTP_LISTEN": "127.0.0.1:0"}, start=False)
         r2.start(wait=False)
         self.wait_status(h, i["id"], ["active"])
-        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox WHERE published_at IS NULL", db) == "0", 60,
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox_pending", db) == "0", 60,
                    what="the outbox to drain")
         time.sleep(1.5)
         self.assertEqual(self.job(h, i["latest_job"]["id"])["attempts"], 1)
@@ -412,6 +413,36 @@ class Pipeline(PipelineCase):
         r2.terminate()
 
     # ---------------------------------------------------------------- outages
+
+    def test_two_relays_of_three_lanes_publish_every_event_once_and_each_aggregates_in_order(self):
+        """Lanes and relays share the outbox by partition (a hash of the aggregate), each under the
+        partition's lock: 600 events of 40 aggregates, committed in 20 transactions while two relays
+        of three lanes publish them in batches of 7, reach FT_EVENTS once each and, per aggregate,
+        in the order they were committed."""
+        db = self.stack.create_database()
+        self.host(dbname=db, env={"FT_ROLES": "api"})  # the schema
+        relays = [self.host(dbname=db, env={"FT_ROLES": "relay", "FT_HTTP_LISTEN": "127.0.0.1:0", "FT_RELAY_LANES": "3",
+                                            "FT_RELAY_BATCH": "7"}, start=False) for _ in range(2)]
+        for r in relays:
+            r.start(wait=False)
+        subject = f"ft.events.order{os.urandom(4).hex()}.v1"
+        for k in range(20):
+            self.stack.psql("INSERT INTO ft_outbox (id, aggregate_type, aggregate_id, subject, type, event)"
+                            f" SELECT u, 'order', (g % 40)::text, '{subject}', 'dev.farutech.order.v1',"
+                            "        jsonb_build_object('id', u, 'aggregate', (g % 40)::text, 'n', g)"
+                            f" FROM (SELECT gen_random_uuid() AS u, g FROM generate_series({k * 30 + 1}, {k * 30 + 30}) g) x", db)
+        wait_until(lambda: self.stack.psql("SELECT count(*) FROM ft_outbox_pending", db) == "0", 60, what="the outbox to drain")
+        with JetStream(self.stack.nats_url) as js:
+            events = [e for s, e in js.messages("FT_EVENTS") if s == subject]
+        self.assertEqual(sorted(e["n"] for e in events), list(range(1, 601)))  # each once
+        by_aggregate = {}
+        for e in events:
+            by_aggregate.setdefault(e["aggregate"], []).append(e["n"])
+        self.assertEqual({a: ns for a, ns in by_aggregate.items() if ns != sorted(ns)}, {})
+        self.assertEqual(self.stack.psql(f"SELECT count(*) FROM ft_outbox JOIN ft_outbox_published USING (seq)"
+                                         f" WHERE subject = '{subject}'", db), "600")
+        for r in relays:
+            r.terminate()
 
     def test_nats_down_for_ten_seconds_during_a_burst_of_200_provisions(self):
         h = self.host(env={"FT_WORKER_THREADS": "4"})
