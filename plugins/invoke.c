@@ -565,6 +565,7 @@ static void ctx_end(ftp_ctx_t *ctx)
 /* Commits when rc is FTP_OK, else rolls back; returns the final code. */
 static int finish(ftp_ctx_t *ctx, int rc)
 {
+    ctx->inv->used_database = ctx->begun;
     if (!ctx->begun)
         return rc;
     if (rc == FTP_OK) {

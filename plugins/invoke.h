@@ -45,6 +45,7 @@ typedef struct ft_invocation {
     const char *log_id;   /* correlation id for log lines, or NULL */
     const char *trace_id; /* trace id for log lines, or NULL */
     json_t *events;     /* out: [{"type","data"}] emitted by the plugin; the caller owns it */
+    int used_database;  /* out: the plugin used the tenant database (its transaction opened) */
     ft_tenant_memo_t *memo; /* conn's, when the caller keeps it between invocations; NULL: none */
 } ft_invocation_t;
 

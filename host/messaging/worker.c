@@ -395,8 +395,11 @@ static void run_steps(worker_thread_t *t, PGconn *control, ft_job_row_t *job, co
             marks_out(t, control, &err);
             ft_job_step_failed(control, job->id, s->position, serr.message, &err);
         } else {
-            /* done without events or a result: progress only (kept for later in a quick job) */
-            int quiet = json_array_size(inv.events) == 0 && result == NULL;
+            /* done without events or a result, and without touching the tenant database: progress
+             * only, kept for later in a quick job. A step that changed the tenant's data is
+             * recorded done at once, as soon after its own commit as before: a worker killed in
+             * between runs it again on redelivery, and that window stays as short as it was. */
+            int quiet = json_array_size(inv.events) == 0 && result == NULL && !inv.used_database;
             int wrc = quiet ? mark_step(t, control, job, s->position, 1, &err) : marks_out(t, control, &err);
             if (wrc == FT_OK && !quiet)
                 wrc = ft_job_step_done(control, job, s->position, inv.events, result, &err);

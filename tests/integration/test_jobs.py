@@ -401,6 +401,21 @@ class TestJobStream(JobsCase):
             self.assertLessEqual(j["started_at"], step["started_at"])
             self.assertLessEqual(step["started_at"], step["finished_at"])
             self.assertLessEqual(step["finished_at"], j["finished_at"])
+        # a step that used the tenant database is recorded done at once, right after its own
+        # commit, even in a quick job (a worker killed in between runs it again: that window stays
+        # short); the steps of the same job that did not are recorded with the outcome
+        for _ in range(2):
+            p = self.create(h, c)
+            self.wait_job(h, p["latest_job"]["id"])
+        rows = self.stack.psql(
+            f"SELECT string_agg(concat_ws(',', coalesce(c.name, 'job'), c.status, c.xmin::text), ';' ORDER BY c.seq)"
+            f" FROM ft_job_changes c WHERE c.job_id = '{p['latest_job']['id']}' AND c.status = 'succeeded'", h.dbname).split(";")
+        ends = {r.split(",")[0]: r.split(",")[2] for r in rows}
+        self.assertIn("touch", ends)
+        for name in ("create_schema", "touch"):  # they write to the tenant database
+            self.assertNotEqual(ends[name], ends["job"], rows)
+        for name in ("flaky", "doomed"):  # they do not
+            self.assertEqual(ends[name], ends["job"], rows)
         # the stream replays them as for any job
         s = SSE(h.port, f"/api/v1/jobs/{jobs[-1]['id']}", self.key(h), last_event_id="0")
         events = [e for e in iter(s.event, None)]
