@@ -142,11 +142,6 @@ void ft_db_lane_stop(ft_db_lane_t *lane)
     free(lane);
 }
 
-unsigned ft_db_lane_threads(const ft_db_lane_t *lane)
-{
-    return lane->nthreads;
-}
-
 static void on_port(uv_async_t *async)
 {
     ft_db_lane_port_t *port = async->data;

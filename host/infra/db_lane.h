@@ -27,7 +27,6 @@ typedef struct ft_db_lane_port {
 ft_db_lane_t *ft_db_lane_start(const char *url, unsigned threads, unsigned queue_max);
 /* Lets the queued work run, then stops the threads and closes their connections. */
 void ft_db_lane_stop(ft_db_lane_t *lane);
-unsigned ft_db_lane_threads(const ft_db_lane_t *lane);
 
 /* On the port's loop thread, before the first submit. */
 void ft_db_lane_port_init(ft_db_lane_port_t *port, uv_loop_t *loop);
