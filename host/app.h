@@ -7,6 +7,7 @@
 
 #include "http/router.h"
 #include "infra/config.h"
+#include "infra/db_lane.h"
 #include "infra/db_pool.h"
 #include "infra/migrate.h"
 #include "infra/nats.h"
@@ -18,6 +19,7 @@
 typedef struct ft_app {
     ft_config_t config;
     ft_db_pool_t *db;
+    ft_db_lane_t *ent_readers; /* cold entitlement reads (FT_ENTITLEMENT_READERS), or NULL */
     ft_nats_t *nats;
     ft_readiness_t *readiness;
     ft_migration_set_t migrations;

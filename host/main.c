@@ -37,6 +37,9 @@
 #endif
 
 #define DB_START_TIMEOUT_SEC 30
+/* Cold entitlement reads waiting for a reader at most: about a second of them at the measured
+ * rate; past it a read is answered 503 at once rather than queued for longer than a client waits. */
+#define ENT_READS_QUEUED_MAX 4096
 
 static void usage(FILE *out)
 {
@@ -331,6 +334,8 @@ static int serve(ft_app_t *app)
         backlog = ft_backlog_sampler_start(app->config.database_url, app->nats, app->config.metrics_sample_ms);
     if (app->config.roles & FT_ROLE_API) {
         app->entitlements = ft_ent_service_start(app->config.database_url, app->registry, app->config.entitlement_cache_max);
+        if (app->config.entitlement_readers > 0)
+            app->ent_readers = ft_db_lane_start(app->config.database_url, app->config.entitlement_readers, ENT_READS_QUEUED_MAX);
         warming = pthread_create(&warmer, NULL, warm_entitlements, app) == 0;
     }
 
@@ -396,6 +401,7 @@ out:
         pthread_join(warmer, NULL);
     if (drained) {
         ft_fleet_stop(app->fleet); /* no rollout is in flight any more: marks this host stopped */
+        ft_db_lane_stop(app->ent_readers); /* after the HTTP threads: no read is submitted any more */
         ft_ent_service_stop(app->entitlements);
         ft_identity_stop(app->identity);
         ft_ratelimit_free(app->limit_credential);

@@ -110,5 +110,10 @@ void ft_ent_lookup(ft_req_t *r, const char *instance_id, ft_ent_found_fn found, 
     l->found = found;
     l->failed = failed;
     l->arg = arg;
-    ft_req_defer_db(r, lookup_work, lookup_done, l);
+    /* on the readers' lane when there is one: a cold read never waits behind the pool's writes,
+     * lists and slow queries */
+    if (r->app->ent_readers != NULL)
+        ft_req_defer_lane(r, r->app->ent_readers, lookup_work, lookup_done, l);
+    else
+        ft_req_defer_db(r, lookup_work, lookup_done, l);
 }

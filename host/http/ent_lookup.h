@@ -1,6 +1,7 @@
 /*
  * Entitlements for a request: from this process's cache when a fresh record is there (on the
- * loop thread, no database), otherwise resolved on a worker thread. Shared by the REST
+ * loop thread, no database), otherwise resolved by one of the entitlement readers (the lane of
+ * FT_ENTITLEMENT_READERS threads, each with its own connection; the request pool when 0). Shared by the REST
  * entitlements route and OFREP.
  */
 #ifndef FT_ENT_LOOKUP_H

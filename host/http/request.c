@@ -456,7 +456,7 @@ void ft_req_defer(ft_req_t *r, ft_blocking_fn work, ft_req_db_done_fn done, void
     uv_queue_work(&r->thread->loop, &b->work_req, blocking_work, blocking_done);
 }
 
-void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, void *arg)
+static defer_t *defer_begin(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, void *arg)
 {
     defer_t *d = ft_mem_alloc(sizeof(*d));
     d->r = r;
@@ -465,5 +465,15 @@ void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, vo
     d->arg = arg;
     ft_req_hold(r);
     r->thread->pending_db++;
-    ft_db_run(&r->thread->loop, r->app->db, defer_work, defer_done, d);
+    return d;
+}
+
+void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, void *arg)
+{
+    ft_db_run(&r->thread->loop, r->app->db, defer_work, defer_done, defer_begin(r, work, done, arg));
+}
+
+void ft_req_defer_lane(ft_req_t *r, ft_db_lane_t *lane, ft_db_work_fn work, ft_req_db_done_fn done, void *arg)
+{
+    ft_db_lane_run(lane, &r->thread->lane_port, defer_work, defer_done, defer_begin(r, work, done, arg));
 }

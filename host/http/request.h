@@ -13,6 +13,7 @@
 #include "app.h"
 #include "domain/trace.h"
 #include "http/router.h"
+#include "infra/db_lane.h"
 #include "infra/db_pool.h"
 
 #define FT_REQUEST_ID_MAX 128
@@ -88,6 +89,9 @@ void ft_respond_problem(ft_req_t *r, int status, const char *slug, const char *t
  * The request is held across the wait; `done` must check ft_req_alive() before answering. */
 typedef void (*ft_req_db_done_fn)(ft_req_t *r, void *arg, int status, const ft_error_t *err);
 void ft_req_defer_db(ft_req_t *r, ft_db_work_fn work, ft_req_db_done_fn done, void *arg);
+/* The same on a lane of its own (infra/db_lane.h): its threads and connections, not the pool's;
+ * a full lane answers `done` at once with FT_EUNAVAILABLE. */
+void ft_req_defer_lane(ft_req_t *r, ft_db_lane_t *lane, ft_db_work_fn work, ft_req_db_done_fn done, void *arg);
 
 /* The catalog this request works with: the one current at its first call, for the whole request. */
 ft_catalog_t *ft_req_catalog(ft_req_t *r);

@@ -355,6 +355,7 @@ ft_http_server_t *ft_http_server_create(ft_app_t *app, ft_error_t *err)
         uv_async_init(&t->loop, &t->wake, on_wake);
         t->wake.data = t;
         ft_sse_thread_init(s->sse, &t->sse, &t->loop);
+        ft_db_lane_port_init(&t->lane_port, &t->loop);
         uv_async_init(&t->loop, &t->catalog_wake, on_catalog_wake);
         t->catalog_wake.data = t;
         ft_catalog_reader_attach(app->registry, &t->catalog_reader, i);

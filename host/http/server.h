@@ -28,6 +28,7 @@ struct ft_http_thread {
     uv_async_t catalog_wake; /* a new catalog was published */
     uv_timer_t tick;
     ft_sse_thread_t sse; /* the event streams served here */
+    ft_db_lane_port_t lane_port; /* cold entitlement reads come back here */
     ft_catalog_reader_t catalog_reader;
     pthread_t tid;
     ft_metrics_shard_t *metrics;

@@ -163,6 +163,11 @@ static const setting_t settings[] = {
      * request. */
     {"FT_ENTITLEMENT_CACHE_MAX", K_UINT, OFF(entitlement_cache_max), "250000", 1000, 100000000,
      "resolved entitlement records kept in memory; past it the coldest are evicted"},
+    /* 2: a cold read is one indexed statement (well under a millisecond when its blocks are in
+     * memory), so two threads keep up with thousands of them a second and leave room for one that
+     * waits on the disk; 0 sends them to the request pool with everything else. */
+    {"FT_ENTITLEMENT_READERS", K_UINT, OFF(entitlement_readers), "2", 0, 64,
+     "threads, each with its own PostgreSQL connection, that serve cold entitlement reads (0 = the request pool)"},
     {"FT_SWEEP_INTERVAL_MS", K_UINT, OFF(sweep_interval_ms), "30000", 100, 3600000, "subscription period roll-over check"},
     {"FT_METRICS_SAMPLE_MS", K_UINT, OFF(metrics_sample_ms), "5000", 100, 600000,
      "how often a relay or worker reads the backlog gauges (JetStream pending, DLQ, outbox)"},

@@ -58,6 +58,7 @@ typedef struct ft_config {
     unsigned idempotency_ttl_s;
     unsigned sse_heartbeat_ms, sse_max_per_credential, sse_max_streams;
     unsigned entitlement_cache_max; /* resolved records kept in memory */
+    unsigned entitlement_readers;   /* the cold reads' lane: threads and connections */
     char *stack_env;     /* the local stack's file these settings were completed from, or NULL */
     char *system_config; /* the system config file these settings were read from, or NULL */
 } ft_config_t;

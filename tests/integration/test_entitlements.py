@@ -1,7 +1,8 @@
 """Entitlement resolution over REST against real PostgreSQL: plan features, overrides that beat
 the plan both ways, limits, expiry, dependencies, suspension and trials, ETag/304, a second
 host process seeing a change within a second, every answer agreeing with its ETag and with OFREP
-across the four products, and a bounded cache that evicts and still answers."""
+across the four products, a bounded cache that evicts and still answers, and cold reads served by
+the entitlement readers while the request pool is busy."""
 import calendar
 import datetime
 import hashlib
@@ -9,7 +10,7 @@ import json
 import time
 
 from fixtures import customer, entitlements, instance, settled
-from harness import ProductsTestCase, main, wait_until
+from harness import ProductsTestCase, in_thread, main, wait_until
 
 
 def iso(dt):
@@ -240,8 +241,7 @@ class Entitlements(ProductsTestCase):
         wait_until(lambda: "entitlements: " in "".join(l.get("msg", "") for l in small.log_lines()), 60, what="warm-up")
 
         def metric(name):
-            line = [l for l in small.get("/metrics").body.decode().splitlines() if l.startswith(name + " ")][0]
-            return float(line.split()[1])
+            return self.metric(small, name)
         self.assertLessEqual(metric("ft_entitlements_cached"), 1024)
         before = metric("ft_entitlements_evictions_total")
         for iid in ids + [mine["id"]]:
@@ -250,6 +250,41 @@ class Entitlements(ProductsTestCase):
         self.assertGreater(metric("ft_entitlements_evictions_total"), before)
         self.assertLessEqual(metric("ft_entitlements_cached"), 1024)
         self.assertEqual(entitlements(small, ids[0])["features"], entitlements(self.h, ids[0])["features"])
+
+    def metric(self, h, name):
+        line = [l for l in h.get("/metrics").body.decode().splitlines() if l.startswith(name + " ")][0]
+        return float(line.split()[1])
+
+    def test_a_cold_read_does_not_wait_behind_the_request_pool(self):
+        """The request pool's only connection is held by a 20 s statement (the pool gives up on a
+        wait after 10 s, so a read queued behind it would be answered 503): a cold read is answered
+        200 while that statement still runs, by the entitlement readers (their counter moves), and
+        with the readers switched off (FT_ENTITLEMENT_READERS=0) the counter stays still."""
+        h = self.host(env={"FT_DB_POOL_SIZE": "1", "FT_DEV_ROUTES": "true"})
+        # its listeners connected (each forgets the cache it guards when it connects), the warm-up
+        # done: then the admin key is cached by the next request and the new instance stays cold
+        listening = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'farutech-host-listen'"
+        wait_until(lambda: self.stack.psql(listening, h.dbname) == "4", 60, what="the host's four listeners")
+        wait_until(lambda: "entitlements: " in "".join(l.get("msg", "") for l in h.log_lines()), 60, what="warm-up")
+        cold = instance(h, customer(h)["id"])  # created after the warm-up, never read: not in the cache
+        self.assertEqual(self.metric(h, "ft_db_lane_connections"), 0)  # opened on the first cold read
+        before = self.metric(h, "ft_db_lane_jobs_total")
+        sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND query LIKE 'SELECT pg_sleep%' AND state = 'active' AND pid <> pg_backend_pid()")
+        join = in_thread(lambda: h.get("/api/v1/_dev/sleep?ms=20000", timeout=60))
+        wait_until(lambda: self.stack.psql(sleeping, h.dbname) == "1", 60, what="the pool's connection held by pg_sleep")
+        self.assertEqual(self.metric(h, "ft_db_pool_connections_in_use"), 1)
+        e = entitlements(h, cold["id"])
+        self.assertEqual(e["instance_id"], cold["id"])
+        self.assertEqual(self.stack.psql(sleeping, h.dbname), "1")  # answered while the pool was still held
+        self.assertEqual(self.metric(h, "ft_db_lane_jobs_total"), before + 1)
+        self.assertEqual(self.metric(h, "ft_db_lane_connections"), 1)
+        self.assertEqual(join().status, 200)
+
+        off = self.host(dbname=h.dbname, env={"FT_ENTITLEMENT_READERS": "0"})
+        other = instance(off, customer(off)["id"])
+        self.assertEqual(entitlements(off, other["id"])["instance_id"], other["id"])
+        self.assertEqual(self.metric(off, "ft_db_lane_jobs_total"), 0)
 
 
 if __name__ == "__main__":
