@@ -238,10 +238,14 @@ static void *relay_main(void *arg)
             /*
              * The outbox fills in bursts faster than autovacuum's statistics follow. With stale
              * statistics the planner may read every pending row through a bitmap and sort them
-             * instead of walking the pending list in seq order and stopping at the limit. This
-             * connection runs nothing but the relay's statements.
+             * instead of walking the pending list in seq order and stopping at the limit. Nor may
+             * it scan the whole outbox (every event ever written) testing each row against the
+             * claimed seqs: the claim finds its events by key. This connection runs nothing but
+             * the relay's statements.
              */
-            PGresult *res = c != NULL ? PQexec(c, "SET enable_bitmapscan = off; SET synchronous_commit = off; LISTEN ft_outbox") : NULL;
+            PGresult *res = c != NULL ? PQexec(c, "SET enable_bitmapscan = off; SET enable_seqscan = off;"
+                                                  " SET synchronous_commit = off; LISTEN ft_outbox")
+                                      : NULL;
             if (res != NULL)
                 PQclear(res);
             if (c == NULL) {
