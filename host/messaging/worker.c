@@ -640,8 +640,8 @@ static void run_batch(worker_thread_t *t, PGconn **control, natsMsgList *list)
         ft_claim_item_t *c = &claims[run_index[r]];
         /* a success waiting is recorded before a job that may take long, or once it waited enough */
         double expect = t->kind_ms[c->job.k - ft_job_kinds];
-        if ((t->ndone > 0 || t->nmarks > 0) &&
-            (expect == 0 || expect >= w->cfg.flush_ms || ft_mono_ns() - t->done_since >= w->cfg.flush_ms * 1000000ull))
+        /* (marks kept are a waiting success's: a failed job's are written before its failure) */
+        if (t->ndone > 0 && (expect == 0 || expect >= w->cfg.flush_ms || ft_mono_ns() - t->done_since >= w->cfg.flush_ms * 1000000ull))
             flush(t, *control);
         pthread_mutex_lock(&t->mutex);
         t->running = run[r];

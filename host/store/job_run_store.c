@@ -69,6 +69,23 @@ void ft_job_row_free(ft_job_row_t *job)
 }
 
 /* (Re)reads the job's steps in their order. */
+/* The job's steps from rows [from, to) of res, their columns (position, name, version, status,
+ * ordinal) from column col on. */
+static void take_steps(PGresult *res, int from, int to, int col, ft_job_row_t *job)
+{
+    free(job->steps);
+    job->nsteps = (size_t)(to - from);
+    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
+    for (int k = from; k < to; k++) {
+        ft_job_step_row_t *st = &job->steps[k - from];
+        st->position = atoi(PQgetvalue(res, k, col));
+        snprintf(st->name, sizeof(st->name), "%s", PQgetvalue(res, k, col + 1));
+        st->version = (unsigned)atoi(PQgetvalue(res, k, col + 2));
+        snprintf(st->status, sizeof(st->status), "%s", PQgetvalue(res, k, col + 3));
+        st->ordinal = atoi(PQgetvalue(res, k, col + 4));
+    }
+}
+
 static int read_steps(PGconn *c, ft_job_row_t *job, ft_error_t *err)
 {
     const char *p[] = {job->id};
@@ -79,16 +96,7 @@ static int read_steps(PGconn *c, ft_job_row_t *job, ft_error_t *err)
                p, &res, err);
     if (rc != FT_OK)
         return rc;
-    free(job->steps);
-    job->nsteps = (size_t)PQntuples(res);
-    job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
-    for (size_t i = 0; i < job->nsteps; i++) {
-        job->steps[i].position = atoi(PQgetvalue(res, (int)i, 0));
-        snprintf(job->steps[i].name, sizeof(job->steps[i].name), "%s", PQgetvalue(res, (int)i, 1));
-        job->steps[i].version = (unsigned)atoi(PQgetvalue(res, (int)i, 2));
-        snprintf(job->steps[i].status, sizeof(job->steps[i].status), "%s", PQgetvalue(res, (int)i, 3));
-        job->steps[i].ordinal = atoi(PQgetvalue(res, (int)i, 4));
-    }
+    take_steps(res, 0, PQntuples(res), 0, job);
     PQclear(res);
     return FT_OK;
 }
@@ -140,33 +148,21 @@ static void read_job(PGresult *res, int row, int col, ft_job_row_t *job, char st
     ft_trace_begin(&job->trace, PQgetvalue(res, row, col + 15), (size_t)PQgetlength(res, row, col + 15));
 }
 
-/* The steps of the started jobs (rows of job_id, position, name, version, status, ordinal in the
- * jobs' order) into their items. */
+/* The steps of the started jobs (rows of job_id, position, name, version, status, ordinal, each
+ * job's rows together in their order) into their items. */
 static void read_batch_steps(PGresult *res, ft_claim_item_t *items, size_t n)
 {
-    int rows = PQntuples(res), r = 0;
+    int rows = PQntuples(res);
     for (size_t i = 0; i < n; i++) {
-        ft_job_row_t *job = &items[i].job;
         if (items[i].verdict != FT_CLAIM_RUN)
             continue;
-        while (r < rows && strcmp(PQgetvalue(res, r, 0), job->id) != 0)
-            r++;
-        if (r == rows) /* not in order: search from the start */
-            for (r = 0; r < rows && strcmp(PQgetvalue(res, r, 0), job->id) != 0; r++)
-                ;
-        int from = r;
-        while (r < rows && strcmp(PQgetvalue(res, r, 0), job->id) == 0)
-            r++;
-        job->nsteps = (size_t)(r - from);
-        job->steps = ft_mem_calloc(job->nsteps + 1, sizeof(*job->steps));
-        for (int k = from; k < r; k++) {
-            ft_job_step_row_t *st = &job->steps[k - from];
-            st->position = atoi(PQgetvalue(res, k, 1));
-            snprintf(st->name, sizeof(st->name), "%s", PQgetvalue(res, k, 2));
-            st->version = (unsigned)atoi(PQgetvalue(res, k, 3));
-            snprintf(st->status, sizeof(st->status), "%s", PQgetvalue(res, k, 4));
-            st->ordinal = atoi(PQgetvalue(res, k, 5));
-        }
+        const char *id = items[i].job.id;
+        int from = 0, to;
+        while (from < rows && strcmp(PQgetvalue(res, from, 0), id) != 0)
+            from++;
+        for (to = from; to < rows && strcmp(PQgetvalue(res, to, 0), id) == 0; to++)
+            ;
+        take_steps(res, from, to, 1, &items[i].job);
     }
 }
 
